@@ -1,0 +1,76 @@
+"""The base checkpoint: the proxy pre-trained once on the source field, cached by config hash."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
+
+from datasets_builder.atomic import atomic_dir, stable_hash
+from datasets_builder.paths import resolve_cache_dir
+from datasets_builder.shards import ShardSet
+
+from .model import build_model
+from .scenario import Scenario
+from .trainer import ProxyTrainer
+
+
+def base_key(scenario: Scenario, vocab_size: int, device: torch.device) -> str:
+    """Identity of a base checkpoint: model shape, data, pre-training budget, seed and device kind."""
+    t = scenario.train
+    return stable_hash({
+        "model": scenario.model.__dict__, "vocab": vocab_size, "data": scenario.data.to_dict(),
+        "tokens": t.base_tokens, "lr": t.base_lr, "micro_batch": t.micro_batch, "seed": scenario.seed,
+        "device": device.type, "version": 1,
+    })
+
+
+def source_sequences(shards: ShardSet) -> list[tuple[int, int]]:
+    """(domain, index) of every training sequence of the source field."""
+    space = shards.domain_space
+    return [(d, i) for d in range(space.size) if space.field_of[d] == 0 for i in range(shards.train_sequences(d))]
+
+
+def gather(shards: ShardSet, picks: list[tuple[int, int]]) -> torch.Tensor:
+    """(N, L) int64 token ids of the picked sequences."""
+    return torch.from_numpy(np.stack([shards.sequence(d, i) for d, i in picks]).astype(np.int64))
+
+
+def pretrain_base(scenario: Scenario, shards: ShardSet, config, device: torch.device, progress: bool = True) -> dict[str, torch.Tensor]:
+    """Train a fresh proxy on the source field for `base_tokens` tokens (epochs over it if needed)."""
+    t = scenario.train
+    model = build_model(config, scenario.seed, device)
+    n_seq = max(1, t.base_tokens // shards.seq_len)
+    total_steps = math.ceil(n_seq / t.micro_batch)
+    trainer = ProxyTrainer(model, t, total_steps, t.base_lr)
+    pool = source_sequences(shards)
+    rng = np.random.default_rng(scenario.seed)
+    order = np.concatenate([rng.permutation(len(pool)) for _ in range(math.ceil(n_seq / len(pool)))])[:n_seq]
+    chunk = t.micro_batch * 8
+    bar = tqdm(total=n_seq * shards.seq_len, desc="pre-train base proxy", unit="tok", unit_scale=True, disable=not progress)
+    for start in range(0, n_seq, chunk):
+        stats = trainer.train_on(gather(shards, [pool[i] for i in order[start : start + chunk]]))
+        bar.update(stats["tokens"])
+        bar.set_postfix(loss=f"{stats['loss']:.3f}")
+    bar.close()
+    return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+
+
+def load_or_pretrain_base(scenario: Scenario, shards: ShardSet, config, device: torch.device,
+                          cache_dir: str | Path | None = None, progress: bool = True) -> dict[str, torch.Tensor]:
+    """The cached base checkpoint of this scenario, pre-training (and caching) it on first use."""
+    path = resolve_cache_dir(cache_dir) / "checkpoints" / f"base-{base_key(scenario, config.vocab_size, device)}"
+    weights = path / "model.safetensors"
+    if weights.exists():
+        return load_file(weights)
+    state = pretrain_base(scenario, shards, config, device, progress)
+    with atomic_dir(path) as tmp:
+        # Tied weights share storage; safetensors wants each tensor once.
+        save_file({k: v.clone() for k, v in state.items()}, tmp / "model.safetensors")
+        (tmp / "meta.json").write_text(json.dumps({"scenario": scenario.to_dict(), "device": device.type}, indent=1))
+    return state

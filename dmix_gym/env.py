@@ -1,0 +1,276 @@
+"""DataMix-v0: choose the data mixture of each continual pre-training step of a real proxy LM."""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium import spaces
+
+from datasets_builder.build import build_data
+from datasets_builder.tokenizer import load_tokenizer
+
+from .base import gather, load_or_pretrain_base
+from .feedback import domain_losses, encode_pairs, feedback, pack_answer_batches, reward
+from .model import build_model, llama_config
+from .render import ansi_table, mixture_area_plot
+from .sampler import MixtureSampler
+from .scenario import Scenario, resolve_scenario
+from .trainer import ProxyTrainer
+
+
+def normalise_action(action: Any, size: int) -> np.ndarray:
+    """A valid mixture from an action: finite, non-negative, positive sum, shape (size,); else ValueError."""
+    p = np.asarray(action, dtype=np.float64)
+    if p.shape != (size,):
+        raise ValueError(f"action has shape {p.shape}, expected ({size},)")
+    for i, value in enumerate(p):
+        if not np.isfinite(value):
+            raise ValueError(f"action[{i}] is {value}: every entry must be finite")
+        if value < 0:
+            raise ValueError(f"action[{i}] is {value}: every entry must be non-negative")
+    total = p.sum()
+    if total <= 0:
+        raise ValueError("action sums to 0: at least one domain needs a positive weight")
+    return p / total
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+class DataMixEnv(gym.Env):
+    """
+    ## Description
+
+    Continual pre-training of a language model on a new field (math, code) makes it forget
+    what it knew. Each step of this env is one domain re-weighting step of that training: the
+    agent picks the mixture, i.e. the share of the next `tokens_per_step` training tokens drawn
+    from each of D domains; the env trains a real LLaMA-architecture proxy LM
+    (`transformers.LlamaForCausalLM`) on real text drawn by that mixture, then evaluates it on
+    held-out question/answer pairs of every field. The source field (what the model already
+    knows) and the target fields (what it must learn) each split into domains. After the Data
+    Mixing Agent paper (ACL 2026), section 2.
+
+    ## Action Space
+
+    `Box(0, 1, (D,), float32)`: a non-negative weight per domain. It is normalised to sum to 1.
+    NaN, inf, a negative entry, an all-zero vector or a wrong shape raise `ValueError` naming
+    the bad entry, and leave the env unchanged.
+
+    ## Observation Space
+
+    `Box(float32)` of length D + K + 1 + K_target:
+
+    | index | observation | min | max |
+    | --- | --- | --- | --- |
+    | 0 .. D-1 | the last mixture p_{t-1} (p_0 after reset) | 0 | 1 |
+    | D .. D+K-1 | feedback f_k(theta_{t-1}) per field, mean log-prob per answer token (eq. 1) | -inf | 0 |
+    | D+K | progress t / T | 0 | 1 |
+    | D+K+1 .. | fraction of each target field's training sequences not yet drawn | 0 | 1 |
+
+    The agent's history window is built by a wrapper (`HistoryWindow`), not by this space.
+
+    ## Rewards
+
+    `r_t = sum_k lambda_k (f_k(theta_t) - f_k(theta_{t-1}))`, lambda equal by default (eq. 6).
+
+    ## Starting State
+
+    The proxy starts from the cached base checkpoint pre-trained on the source field
+    (`init="base"`) or from random weights (`init="scratch"`); the first observation holds the
+    start state p_0 (the source field's own domain distribution) and the start feedback.
+
+    ## Episode End
+
+    1. Termination: a target field has no training sequence left (sampling is without
+       replacement within an episode).
+    2. Truncation: `max_steps` re-weighting steps have been taken. The env truncates itself, so
+       every preset gets its own limit; `gym.make(..., max_episode_steps=n)` cuts earlier.
+
+    ## Arguments
+
+    * `scenario`: a scenario name (`"general-math"`, `"general-code"`), a path to a scenario
+      JSON file, a `Scenario` or its dict form.
+    * `preset`: `"smoke"`, `"cpu"` (default) or `"paper"`, when `scenario` is a name.
+    * `data_dir`, `cache_dir`: raw data root and generated-files root (see the README).
+    * `device`: `"auto"`, `"cpu"` or `"cuda"`; `compile`: `torch.compile` the proxy.
+    * `render_mode`: `"ansi"` (a table) or `"rgb_array"` (a stacked-area plot of the mixture).
+
+    ## Info
+
+    `feedback` (K,), `domain_loss` (D,) held-out LM loss per domain, `tokens` (D,) tokens drawn
+    per domain this step, `mixture` (D,) the mixture actually drawn, `train_loss`,
+    `train_seconds`, `eval_seconds`. `reset()` returns the same keys.
+
+    ## Examples
+
+    ```python
+    >>> import gymnasium as gym, dmix_gym
+    >>> env = gym.make("DataMix-v0", preset="smoke")
+    >>> obs, info = env.reset(seed=0)
+    >>> obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
+    ```
+    """
+
+    metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
+
+    def __init__(
+        self,
+        scenario: Scenario | dict | str | None = "general-math",
+        preset: str | None = "cpu",
+        data_dir: str | Path | None = None,
+        cache_dir: str | Path | None = None,
+        device: str = "auto",
+        render_mode: str | None = None,
+        compile: bool = False,
+        progress: bool = True,
+    ):
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode {render_mode!r} is not one of {self.metadata['render_modes']}")
+        self.render_mode = render_mode
+        self.scenario = resolve_scenario(scenario, preset)
+        self.device = resolve_device(device)
+        self.shards = build_data(self.scenario.data, data_dir, cache_dir, progress=progress)
+        self.domain_space = space = self.shards.domain_space
+        self.num_domains, self.num_fields = space.size, len(space.fields)
+        self.target_index = np.array([space.fields.index(f) for f in space.target_fields])
+        self.p0 = np.asarray(space.p0, dtype=np.float64)
+        self.p_star = np.asarray(space.p_star, dtype=np.float64)
+        self.weights = np.asarray(self.scenario.weights())
+        train = self.scenario.train
+        self.max_steps = train.max_steps
+
+        tok = self.shards.manifest["tokenizer"]
+        self.model_config = llama_config(self.scenario.model, tok["vocab_size"], self._context_len(), tok["pad_id"], tok["eos_id"])
+        self.model = build_model(self.model_config, self.scenario.seed, self.device)
+        self.compile = compile
+        self.base_state = (
+            load_or_pretrain_base(self.scenario, self.shards, self.model_config, self.device, cache_dir, progress)
+            if train.init == "base" else None
+        )
+        self._prepare_eval()
+
+        self.sequences_per_step = max(1, train.tokens_per_step // self.shards.seq_len)
+        self.optimizer_steps = train.max_steps * math.ceil(self.sequences_per_step / train.micro_batch)
+        self.sampler = MixtureSampler(
+            np.array([self.shards.train_sequences(d) for d in range(self.num_domains)]),
+            np.array(space.field_of), self.sequences_per_step,
+        )
+
+        d, k, kt = self.num_domains, self.num_fields, len(self.target_index)
+        self.action_space = spaces.Box(0.0, 1.0, (d,), np.float32)
+        low = np.concatenate([np.zeros(d), np.full(k, -np.inf), [0.0], np.zeros(kt)]).astype(np.float32)
+        high = np.concatenate([np.ones(d), np.zeros(k), [1.0], np.ones(kt)]).astype(np.float32)
+        self.observation_space = spaces.Box(low, high, dtype=np.float32)
+
+        self._t: int | None = None
+        self._base_eval: tuple[np.ndarray, np.ndarray] | None = None
+        self.history: list[np.ndarray] = []
+        self._last_reward: float | None = None
+
+    # --- set-up ---------------------------------------------------------------------------------
+
+    def _context_len(self) -> int:
+        p = self.scenario.data.preset
+        return max(self.shards.seq_len, p.max_question_tokens + p.max_answer_tokens)
+
+    def _prepare_eval(self) -> None:
+        preset = self.scenario.data.preset
+        tokenizer = load_tokenizer(self.shards.tokenizer_dir)
+        encoded = [
+            encode_pairs(tokenizer, self.shards.eval_pairs[name], preset.max_question_tokens, preset.max_answer_tokens)
+            for name in self.domain_space.fields
+        ]
+        self.answer_batches = pack_answer_batches(encoded, self.scenario.train.eval_batch, tokenizer.pad_token_id)
+        picks = [(d, self.shards.train_sequences(d) + i) for d in range(self.num_domains) for i in range(self.shards.heldout_sequences(d))]
+        self.heldout = gather(self.shards, picks)
+        self.heldout_domain = torch.tensor([d for d, _ in picks])
+
+    def evaluate(self) -> tuple[np.ndarray, np.ndarray]:
+        """(feedback per field, held-out loss per domain) of the current proxy."""
+        self.model.eval()
+        f = feedback(self.model, self.answer_batches, self.num_fields)
+        losses = domain_losses(self.model, self.heldout, self.heldout_domain, self.num_domains, self.scenario.train.eval_batch)
+        return f, losses
+
+    # --- Gymnasium API --------------------------------------------------------------------------
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        episode_seed = int(self.np_random.integers(2**31 - 1))
+        train = self.scenario.train
+        if self.base_state is not None:
+            self.model.load_state_dict(self.base_state)
+        else:
+            self.model = build_model(self.model_config, episode_seed, self.device)
+        self.trainer = ProxyTrainer(self.model, train, self.optimizer_steps, train.lr, compile=self.compile)
+        self._rng = np.random.default_rng(episode_seed)
+        self.sampler.reset(self._rng)
+        self._t = 0
+        self._mixture = self.p0.copy()
+        started = time.perf_counter()
+        if self.base_state is not None and self._base_eval is not None:
+            self._feedback, losses = self._base_eval
+        else:
+            self._feedback, losses = self.evaluate()
+            if self.base_state is not None:
+                self._base_eval = (self._feedback, losses)
+        self.history = [self._mixture.copy()]
+        self._last_reward = None
+        info = self._info(losses, np.zeros(self.num_domains, np.int64), float("nan"), 0.0, time.perf_counter() - started)
+        return self._observation(), info
+
+    def step(self, action):
+        if self._t is None:
+            raise gym.error.ResetNeeded("call reset() before step()")
+        p = normalise_action(action, self.num_domains)
+        counts = self.sampler.plan(p)
+        picks = self.sampler.draw(counts)
+        tokens = gather(self.shards, picks)[torch.from_numpy(self._rng.permutation(len(picks)))]
+        stats = self.trainer.train_on(tokens)
+        started = time.perf_counter()
+        new_feedback, losses = self.evaluate()
+        eval_seconds = time.perf_counter() - started
+
+        r = reward(self._feedback, new_feedback, self.weights)
+        self._feedback, self._mixture, self._t = new_feedback, p, self._t + 1
+        self.history.append(p.copy())
+        self._last_reward = r
+        terminated = bool(np.any(self.sampler.field_fraction_left()[self.target_index] == 0))
+        truncated = self._t >= self.max_steps and not terminated
+        info = self._info(losses, counts * self.shards.seq_len, stats["loss"], stats["seconds"], eval_seconds)
+        return self._observation(), r, terminated, truncated, info
+
+    def render(self):
+        if self.render_mode == "ansi":
+            return ansi_table(self._t or 0, self.max_steps, self.domain_space.names, self._mixture,
+                              self.domain_space.fields, self._feedback, self._last_reward)
+        if self.render_mode == "rgb_array":
+            return mixture_area_plot(np.array(self.history), self.domain_space.names, title=self.scenario.name)
+        return None
+
+    # --- helpers --------------------------------------------------------------------------------
+
+    def _observation(self) -> np.ndarray:
+        left = self.sampler.field_fraction_left()[self.target_index]
+        return np.concatenate([self._mixture, self._feedback, [self._t / self.max_steps], left]).astype(np.float32)
+
+    def _info(self, losses: np.ndarray, tokens: np.ndarray, train_loss: float, train_seconds: float, eval_seconds: float) -> dict:
+        total = tokens.sum()
+        return {
+            "feedback": np.asarray(self._feedback, dtype=np.float32),
+            "domain_loss": np.asarray(losses, dtype=np.float32),
+            "tokens": np.asarray(tokens, dtype=np.int64),
+            "mixture": (tokens / total if total else self._mixture).astype(np.float32),
+            "train_loss": np.float32(train_loss),
+            "train_seconds": np.float32(train_seconds),
+            "eval_seconds": np.float32(eval_seconds),
+        }

@@ -1,0 +1,90 @@
+"""Environment feedback (eq. 1), per-domain held-out loss, and the reward (eq. 6)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .trainer import autocast
+
+
+def encode_pairs(tokenizer, pairs: list[tuple[str, str]], max_question_tokens: int, max_answer_tokens: int) -> list[tuple[list[int], int]]:
+    """Token ids of question + answer and where the answer starts (question cut from the left, answer from the right)."""
+    questions = tokenizer([q.rstrip() + "\n" for q, _ in pairs], add_special_tokens=False)["input_ids"]
+    answers = tokenizer([a.strip() for _, a in pairs], add_special_tokens=False)["input_ids"]
+    eos = tokenizer.eos_token_id
+    encoded = []
+    for q, a in zip(questions, answers):
+        q = [eos] + q[-(max_question_tokens - 1):]
+        a = a[:max_answer_tokens]
+        if a:
+            encoded.append((q + a, len(q)))
+    return encoded
+
+
+@dataclass
+class AnswerBatch:
+    """Right-padded question+answer ids, a mask over the predicted answer tokens, and the pair each row is."""
+
+    input_ids: torch.Tensor  # (B, L)
+    answer_mask: torch.Tensor  # (B, L-1): target position t predicts token t+1, 1 where that token is answer
+    field: torch.Tensor  # (B,) field index of each row
+
+
+def pack_answer_batches(encoded_by_field: list[list[tuple[list[int], int]]], batch_size: int, pad_id: int) -> list[AnswerBatch]:
+    """Length-sorted batches over all fields' pairs (little padding, deterministic order)."""
+    rows = [(ids, start, k) for k, encoded in enumerate(encoded_by_field) for ids, start in encoded]
+    rows.sort(key=lambda r: len(r[0]))
+    batches = []
+    for i in range(0, len(rows), batch_size):
+        chunk = rows[i : i + batch_size]
+        width = max(len(ids) for ids, _, _ in chunk)
+        input_ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(chunk), width - 1), dtype=torch.float32)
+        for r, (ids, start, _) in enumerate(chunk):
+            input_ids[r, : len(ids)] = torch.tensor(ids)
+            mask[r, start - 1 : len(ids) - 1] = 1.0
+        batches.append(AnswerBatch(input_ids, mask, torch.tensor([k for _, _, k in chunk])))
+    return batches
+
+
+def token_logprobs(model: torch.nn.Module, input_ids: torch.Tensor) -> torch.Tensor:
+    """(B, L-1) log-probability of each next token under the model."""
+    with autocast(input_ids.device):
+        logits = model(input_ids=input_ids).logits[:, :-1]
+    return -F.cross_entropy(logits.float().transpose(1, 2), input_ids[:, 1:], reduction="none")
+
+
+@torch.no_grad()
+def feedback(model: torch.nn.Module, batches: list[AnswerBatch], num_fields: int) -> np.ndarray:
+    """f_k(theta) per field: mean over its pairs of the mean log-prob of the answer tokens given the question (eq. 1)."""
+    device = next(model.parameters()).device
+    sums = torch.zeros(num_fields, dtype=torch.float64)
+    counts = torch.zeros(num_fields, dtype=torch.float64)
+    for batch in batches:
+        logp = token_logprobs(model, batch.input_ids.to(device)).cpu()
+        per_pair = (logp * batch.answer_mask).sum(1) / batch.answer_mask.sum(1)
+        sums.index_add_(0, batch.field, per_pair.double())
+        counts.index_add_(0, batch.field, torch.ones_like(per_pair, dtype=torch.float64))
+    return (sums / counts).numpy()
+
+
+@torch.no_grad()
+def domain_losses(model: torch.nn.Module, sequences: torch.Tensor, domain_of: torch.Tensor, num_domains: int, batch_size: int) -> np.ndarray:
+    """Mean next-token loss on each domain's held-out sequences."""
+    device = next(model.parameters()).device
+    sums = torch.zeros(num_domains, dtype=torch.float64)
+    counts = torch.zeros(num_domains, dtype=torch.float64)
+    for ids, dom in zip(sequences.split(batch_size), domain_of.split(batch_size)):
+        loss = -token_logprobs(model, ids.to(device)).mean(1).cpu().double()
+        sums.index_add_(0, dom, loss)
+        counts.index_add_(0, dom, torch.ones_like(loss))
+    return (sums / counts).numpy()
+
+
+def reward(previous_feedback: np.ndarray, feedback_now: np.ndarray, weights: np.ndarray) -> float:
+    """r_t = sum_k lambda_k (f_k(theta_t) - f_k(theta_{t-1})) (eq. 6)."""
+    return float(np.dot(weights, np.asarray(feedback_now) - np.asarray(previous_feedback)))
