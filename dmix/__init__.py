@@ -1,0 +1,1 @@
+"""dmix: the `dmix` command line, joining the packages' sub-commands."""

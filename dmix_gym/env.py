@@ -103,12 +103,15 @@ class DataMixEnv(gym.Env):
     * `data_dir`, `cache_dir`: raw data root and generated-files root (see the README).
     * `device`: `"auto"`, `"cpu"` or `"cuda"`; `compile`: `torch.compile` the proxy.
     * `render_mode`: `"ansi"` (a table) or `"rgb_array"` (a stacked-area plot of the mixture).
+    * `timing`: report `train_seconds`/`eval_seconds` in `info` (wall-clock, so never equal
+      between two runs; `timing=False` makes `info` fully deterministic).
+    * `progress`: show progress bars for data building and base pre-training.
 
     ## Info
 
     `feedback` (K,), `domain_loss` (D,) held-out LM loss per domain, `tokens` (D,) tokens drawn
     per domain this step, `mixture` (D,) the mixture actually drawn, `train_loss`,
-    `train_seconds`, `eval_seconds`. `reset()` returns the same keys.
+    `train_seconds`, `eval_seconds` (when `timing=True`). `reset()` returns the same keys.
 
     ## Examples
 
@@ -132,10 +135,12 @@ class DataMixEnv(gym.Env):
         render_mode: str | None = None,
         compile: bool = False,
         progress: bool = True,
+        timing: bool = True,
     ):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode {render_mode!r} is not one of {self.metadata['render_modes']}")
         self.render_mode = render_mode
+        self.timing = timing
         self.scenario = resolve_scenario(scenario, preset)
         self.device = resolve_device(device)
         self.shards = build_data(self.scenario.data, data_dir, cache_dir, progress=progress)
@@ -265,12 +270,14 @@ class DataMixEnv(gym.Env):
 
     def _info(self, losses: np.ndarray, tokens: np.ndarray, train_loss: float, train_seconds: float, eval_seconds: float) -> dict:
         total = tokens.sum()
-        return {
+        info = {
             "feedback": np.asarray(self._feedback, dtype=np.float32),
             "domain_loss": np.asarray(losses, dtype=np.float32),
             "tokens": np.asarray(tokens, dtype=np.int64),
             "mixture": (tokens / total if total else self._mixture).astype(np.float32),
             "train_loss": np.float32(train_loss),
-            "train_seconds": np.float32(train_seconds),
-            "eval_seconds": np.float32(eval_seconds),
         }
+        if self.timing:
+            info["train_seconds"] = np.float32(train_seconds)
+            info["eval_seconds"] = np.float32(eval_seconds)
+        return info

@@ -1,0 +1,33 @@
+"""Building the real default scenario from ../shared/data."""
+
+import numpy as np
+
+from datasets_builder import build_data, load_data_spec
+from datasets_builder.decontaminate import eval_fingerprint, is_contaminated
+from tests.conftest import needs_shared_data
+
+
+@needs_shared_data
+def test_smoke_scenario_builds_from_shared_data():
+    spec = load_data_spec("general-math", "smoke")
+    shards = build_data(spec, progress=False)
+    m = shards.manifest
+    assert m["scenario"] == "general-math" and m["preset"] == "smoke"
+    assert [f for f in m["fields"]] == ["general", "math"]
+    per_field = {f: sum(1 for d in m["domains"] if d["field"] == f) for f in m["fields"]}
+    assert per_field == {"general": 2, "math": 2}
+    assert np.isclose(sum(shards.domain_space.p0), 1) and np.isclose(sum(shards.domain_space.p_star), 1)
+    assert all(len(pairs) == spec.preset.eval_pairs for pairs in shards.eval_pairs.values())
+    # No evaluation pair survives in the shards' source documents.
+    fingerprint = eval_fingerprint(p for pairs in shards.eval_pairs.values() for p in pairs)
+    from transformers import PreTrainedTokenizerFast
+
+    tok = PreTrainedTokenizerFast.from_pretrained(str(shards.tokenizer_dir))
+    sample = tok.decode(np.asarray(shards.shards[0][:20_000]).tolist())
+    assert not is_contaminated(sample, fingerprint)
+
+
+@needs_shared_data
+def test_code_scenario_spec_loads():
+    spec = load_data_spec("general-code", "smoke")
+    assert spec.target_fields[0].train.kind == "python"

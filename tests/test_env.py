@@ -1,0 +1,199 @@
+"""DataMix-v0 on a tiny scenario written by the test (mechanics) and on the real smoke scenario (forgetting)."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import dmix_gym  # noqa: F401
+from dmix_gym import CollapseDomains, HistoryWindow, Scenario, make_scenario
+from dmix_gym.scenario import PRESETS, override
+from tests.conftest import needs_shared_data, tiny_spec
+
+
+def tiny_scenario(data_dir, **overrides) -> Scenario:
+    model, train = PRESETS["smoke"]
+    scenario = Scenario(data=tiny_spec(data_dir), model=model, train=train)
+    return override(scenario, base_tokens=16_384, **overrides)
+
+
+@pytest.fixture(scope="module")
+def env(tiny_data):
+    env = gym.make("DataMix-v0", scenario=tiny_scenario(tiny_data).to_dict(), data_dir=str(tiny_data), progress=False)
+    yield env
+    env.close()
+
+
+def test_check_env(tiny_data):
+    # Wall-clock timings in info can never repeat exactly; check_env compares infos, so leave them out.
+    env = gym.make("DataMix-v0", scenario=tiny_scenario(tiny_data).to_dict(), data_dir=str(tiny_data), progress=False,
+                   timing=False)
+    check_env(env.unwrapped, skip_render_check=True)
+
+
+def test_info_reports_timings(env):
+    _, info = env.reset(seed=0)
+    _, *_, info = env.step(np.ones(env.unwrapped.num_domains))
+    assert info["train_seconds"] > 0 and info["eval_seconds"] > 0
+
+
+def test_spaces_and_first_observation(env):
+    base = env.unwrapped
+    d, k = base.num_domains, base.num_fields
+    assert env.action_space.shape == (d,)
+    assert env.observation_space.shape == (d + k + 1 + 1,)
+    obs, info = env.reset(seed=0)
+    assert env.observation_space.contains(obs)
+    assert np.allclose(obs[:d], base.p0, atol=1e-6)
+    assert np.all(obs[d : d + k] < 0) and obs[d + k] == 0 and obs[-1] == 1
+    _, _, _, _, step_info = env.step(np.ones(d))
+    assert set(info) == set(step_info)
+    for key in info:
+        assert np.shape(info[key]) == np.shape(step_info[key])
+
+
+@pytest.mark.parametrize("bad,match", [
+    ([np.nan, 1, 1, 1], r"action\[0\] is nan"),
+    ([1, np.inf, 1, 1], r"action\[1\] is inf"),
+    ([1, 1, -0.5, 1], r"action\[2\] is -0.5"),
+    ([0, 0, 0, 0], "sums to 0"),
+    ([1, 1, 1], r"shape \(3,\)"),
+])
+def test_bad_actions_raise_and_leave_state_unchanged(env, bad, match):
+    obs, _ = env.reset(seed=1)
+    base = env.unwrapped
+    used_before = base.sampler.used.copy()
+    weights_before = next(base.model.parameters()).detach().clone()
+    with pytest.raises(ValueError, match=match):
+        env.step(np.array(bad, dtype=np.float32))
+    assert np.array_equal(base.sampler.used, used_before)
+    assert torch_equal(next(base.model.parameters()), weights_before)
+    obs2, *_ = env.step(np.ones(base.num_domains))  # still usable
+    assert obs2[base.num_domains + base.num_fields] == pytest.approx(1 / base.max_steps)
+
+
+def torch_equal(a, b) -> bool:
+    return bool((a.detach() == b).all())
+
+
+def test_truncation_at_max_steps(env):
+    env.reset(seed=0)
+    base = env.unwrapped
+    for t in range(1, base.max_steps + 1):
+        obs, reward, terminated, truncated, info = env.step(base.p0 + 0.1)
+        assert np.isfinite(reward)
+        assert truncated == (t == base.max_steps) and not terminated
+    assert obs[base.num_domains + base.num_fields] == 1.0
+
+
+def test_termination_when_target_field_runs_out(tiny_data):
+    scenario = tiny_scenario(tiny_data, tokens_per_step=4096, max_steps=50)
+    env = gym.make("DataMix-v0", scenario=scenario.to_dict(), data_dir=str(tiny_data), progress=False)
+    obs, _ = env.reset(seed=0)
+    base = env.unwrapped
+    steps, terminated, truncated = 0, False, False
+    while not (terminated or truncated):
+        obs, _, terminated, truncated, info = env.step(base.p_star)
+        steps += 1
+    assert terminated and not truncated and steps < 50
+    assert obs[-1] == 0.0  # no target data left
+    assert info["tokens"].sum() == base.sequences_per_step * base.shards.seq_len  # the last step was topped up from the source
+
+
+def test_same_seed_same_episode(env):
+    def episode(seed):
+        obs, _ = env.reset(seed=seed)
+        out = [obs]
+        rng = np.random.default_rng(5)
+        for _ in range(3):
+            obs, r, *_ = env.step(rng.dirichlet(np.ones(env.unwrapped.num_domains)))
+            out.append(np.append(obs, r))
+        return out
+
+    a, b = episode(3), episode(3)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    c = episode(4)
+    assert not all(np.array_equal(x, y) for x, y in zip(a, c))
+
+
+def test_history_window(env):
+    wrapped = HistoryWindow(env, 3)
+    obs, _ = wrapped.reset(seed=0)
+    assert obs.shape == (3, env.observation_space.shape[0])
+    assert np.array_equal(obs[0], obs[2])
+    action = np.ones(env.unwrapped.num_domains)
+    obs1, *_ = wrapped.step(action)
+    obs2, *_ = wrapped.step(action)
+    assert np.array_equal(obs2[1], obs1[2])
+    assert obs2[2][env.unwrapped.num_domains + env.unwrapped.num_fields] == pytest.approx(2 / env.unwrapped.max_steps)
+
+
+def test_collapse_to_source_space(env):
+    base = env.unwrapped
+    wrapped = CollapseDomains(env, to="source")
+    assert wrapped.action_space.shape == (2,)
+    obs, _ = wrapped.reset(seed=0)
+    assert np.allclose(obs[:2], [1.0, 0.0], atol=1e-6)
+    obs, *_ , info = wrapped.step(np.array([0.25, 0.75]))
+    assert np.allclose(obs[:2], [0.25, 0.75], atol=1e-6)
+    fine = info["mixture"]
+    math_domains = np.array(base.domain_space.field_of) == 1
+    assert fine[math_domains].sum() == pytest.approx(0.75, abs=0.02)
+    # within the target field the split follows p*
+    assert np.allclose(fine[math_domains] / fine[math_domains].sum(), base.p_star[math_domains], atol=0.05)
+    with pytest.raises(ValueError, match=r"action\[0\] is -1"):
+        wrapped.step(np.array([-1.0, 2.0]))
+
+
+def test_collapse_to_fine_space(tiny_data, env):
+    fine_space = env.unwrapped.domain_space
+    source_spec = tiny_spec(tiny_data, domains="source")
+    coarse = make_coarse_env(tiny_data, source_spec)
+    wrapped = CollapseDomains(coarse, to="fine", fine_space=fine_space)
+    assert wrapped.action_space.shape == (fine_space.size,)
+    obs, _ = wrapped.reset(seed=0)
+    assert np.allclose(obs[: fine_space.size], fine_space.p0, atol=1e-6)
+    fine_action = np.array(fine_space.p_star) * 0.5 + np.array(fine_space.p0) * 0.5
+    _, *_, info = wrapped.step(fine_action)
+    assert np.allclose(info["mixture"], [0.5, 0.5], atol=0.02)
+
+
+def make_coarse_env(tiny_data, spec):
+    model, train = PRESETS["smoke"]
+    scenario = override(Scenario(data=spec, model=model, train=train), base_tokens=16_384)
+    return gym.make("DataMix-v0", scenario=scenario.to_dict(), data_dir=str(tiny_data), progress=False)
+
+
+def test_render_modes(tiny_data):
+    env = gym.make("DataMix-v0", scenario=tiny_scenario(tiny_data).to_dict(), data_dir=str(tiny_data), progress=False,
+                   render_mode="rgb_array")
+    env.reset(seed=0)
+    env.step(np.ones(env.unwrapped.num_domains))
+    image = env.render()
+    assert image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8 and image.std() > 0
+    env.unwrapped.render_mode = "ansi"
+    text = env.render()
+    assert "step 1/" in text and "feedback" in text
+
+
+def test_scenario_json_round_trip(tiny_data):
+    scenario = tiny_scenario(tiny_data)
+    assert Scenario.from_dict(scenario.to_dict()) == scenario
+
+
+@needs_shared_data
+def test_pure_target_training_shows_forgetting():
+    """Training on target data only raises target feedback and lowers source feedback (smoke preset, real data)."""
+    env = gym.make("DataMix-v0", preset="smoke", progress=False)
+    base = env.unwrapped
+    _, info = env.reset(seed=0)
+    start = info["feedback"]
+    start_source_loss = info["domain_loss"][np.array(base.domain_space.field_of) == 0].mean()
+    for _ in range(base.max_steps):
+        _, _, terminated, truncated, info = env.step(base.p_star)
+    general, math = base.domain_space.fields.index("general"), base.domain_space.fields.index("math")
+    assert info["feedback"][math] > start[math] + 0.1
+    assert info["feedback"][general] < start[general]
+    assert info["domain_loss"][np.array(base.domain_space.field_of) == 0].mean() > start_source_loss
