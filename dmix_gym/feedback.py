@@ -51,11 +51,18 @@ def pack_answer_batches(encoded_by_field: list[list[tuple[list[int], int]]], bat
     return batches
 
 
-def token_logprobs(model: torch.nn.Module, input_ids: torch.Tensor) -> torch.Tensor:
-    """(B, L-1) log-probability of each next token under the model."""
+def selected_logprobs(model: torch.nn.Module, input_ids: torch.Tensor, select: torch.Tensor | None = None) -> torch.Tensor:
+    """Log-probability of next tokens under the model: (B, L-1), or (M,) at the positions where `select` (B, L-1) is set.
+
+    Only the selected positions go through the LM head, which dominates the cost at small widths.
+    """
     with autocast(input_ids.device):
-        logits = model(input_ids=input_ids).logits[:, :-1]
-    return -F.cross_entropy(logits.float().transpose(1, 2), input_ids[:, 1:], reduction="none")
+        hidden = model.model(input_ids=input_ids).last_hidden_state[:, :-1]
+        targets = input_ids[:, 1:]
+        if select is not None:
+            hidden, targets = hidden[select], targets[select]
+        logits = model.lm_head(hidden)
+    return -F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="none").view(targets.shape)
 
 
 @torch.no_grad()
@@ -65,8 +72,10 @@ def feedback(model: torch.nn.Module, batches: list[AnswerBatch], num_fields: int
     sums = torch.zeros(num_fields, dtype=torch.float64)
     counts = torch.zeros(num_fields, dtype=torch.float64)
     for batch in batches:
-        logp = token_logprobs(model, batch.input_ids.to(device)).cpu()
-        per_pair = (logp * batch.answer_mask).sum(1) / batch.answer_mask.sum(1)
+        select = batch.answer_mask.bool()
+        logp = torch.zeros(select.shape, dtype=torch.float32)
+        logp[select] = selected_logprobs(model, batch.input_ids.to(device), select.to(device)).cpu()
+        per_pair = logp.sum(1) / batch.answer_mask.sum(1)
         sums.index_add_(0, batch.field, per_pair.double())
         counts.index_add_(0, batch.field, torch.ones_like(per_pair, dtype=torch.float64))
     return (sums / counts).numpy()
@@ -79,7 +88,7 @@ def domain_losses(model: torch.nn.Module, sequences: torch.Tensor, domain_of: to
     sums = torch.zeros(num_domains, dtype=torch.float64)
     counts = torch.zeros(num_domains, dtype=torch.float64)
     for ids, dom in zip(sequences.split(batch_size), domain_of.split(batch_size)):
-        loss = -token_logprobs(model, ids.to(device)).mean(1).cpu().double()
+        loss = -selected_logprobs(model, ids.to(device)).mean(1).cpu().double()
         sums.index_add_(0, dom, loss)
         counts.index_add_(0, dom, torch.ones_like(loss))
     return (sums / counts).numpy()

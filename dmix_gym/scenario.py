@@ -101,7 +101,7 @@ PRESETS: dict[str, tuple[ProxyConfig, TrainConfig]] = {
     ),
     "cpu": (
         ProxyConfig(hidden_size=128, num_layers=4, num_heads=4, intermediate_size=344),
-        TrainConfig(tokens_per_step=16_384, max_steps=20, micro_batch=32, lr=2e-3, base_tokens=1_200_000,
+        TrainConfig(tokens_per_step=16_384, max_steps=20, micro_batch=16, lr=2e-3, base_tokens=1_200_000,
                     base_lr=3e-3, eval_batch=64),
     ),
     "paper": (
