@@ -137,6 +137,64 @@ def env_episode(
         console.print(f"plot: {plot}")
 
 
+@app.command("collect")
+def collect_cmd(
+    scenario: str = ScenarioOpt,
+    preset: str = PresetOpt,
+    trajectories: int = typer.Option(64, help="episodes to collect, split evenly over the quality levels"),
+    qualities: str = typer.Option("1,100,1000,10000", help="candidate counts N of Algorithm 1, comma-separated"),
+    name: str = typer.Option("trajectories", help="collection name (staging folder and dataset name)"),
+    workers: int = typer.Option(2, help="parallel env workers"),
+    backend: str = typer.Option("process", help="process | ray"),
+    seed: int = typer.Option(0, help="seed of the trajectory plan"),
+    publish: bool = typer.Option(True, help="publish the Minari dataset when every episode is staged"),
+    overwrite: bool = typer.Option(False, help="replace an existing Minari dataset of the same id"),
+    data_dir: Optional[Path] = DataDirOpt,
+    cache_dir: Optional[Path] = CacheDirOpt,
+) -> None:
+    """Collect trajectories planned by Algorithm 1 through DataMix-v0 (resumable), then publish them to Minari."""
+    from datasets_builder.collection import collect
+    from dmix_gym.scenario import make_scenario
+
+    levels = tuple(int(q) for q in qualities.split(","))
+    started = time.perf_counter()
+    folder = collect(make_scenario(scenario, preset), name=name, total=trajectories, qualities=levels, workers=workers,
+                     backend=backend, data_dir=str(data_dir) if data_dir else None,
+                     cache_dir=str(cache_dir) if cache_dir else None, seed=seed)
+    console.print(f"staged {trajectories} episodes in {folder} ({time.perf_counter() - started:.0f} s this run)")
+    if publish:
+        publish_cmd(scenario=scenario, preset=preset, name=name, overwrite=overwrite, cache_dir=cache_dir)
+
+
+@app.command("publish")
+def publish_cmd(
+    scenario: str = ScenarioOpt,
+    preset: str = PresetOpt,
+    name: str = typer.Option("trajectories", help="collection name"),
+    overwrite: bool = typer.Option(False, help="replace an existing Minari dataset of the same id"),
+    cache_dir: Optional[Path] = CacheDirOpt,
+) -> None:
+    """Publish a staged collection as a local Minari dataset and print its summary."""
+    import numpy as np
+
+    from datasets_builder.collection import staging_dir
+    from datasets_builder.publish import dmix_metadata, publish
+    from dmix_gym.scenario import make_scenario
+
+    folder = staging_dir(make_scenario(scenario, preset).name, name, cache_dir)
+    dataset = publish(folder, name=name, overwrite=overwrite)
+    meta = dmix_metadata(dataset)
+    table = Table(title=f"{dataset.spec.dataset_id}: {dataset.total_episodes} episodes, {dataset.total_steps} transitions")
+    for column in ["quality N", "episodes", "mean return", "std"]:
+        table.add_column(column, justify="right")
+    returns = np.array([float(np.sum(e.rewards)) for e in dataset.iterate_episodes()])
+    quality = np.array(meta["episode_quality"])
+    for n in sorted(set(quality)):
+        r = returns[quality == n]
+        table.add_row(str(n), str(len(r)), f"{r.mean():+.4f}", f"{r.std():.4f}")
+    console.print(table)
+
+
 @app.command("run")
 def run(
     scenario: str = ScenarioOpt,

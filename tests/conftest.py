@@ -69,6 +69,15 @@ def tiny_spec(data_dir: Path, name: str = "tiny", domains: str = "label") -> Dat
     )
 
 
+def tiny_scenario(data_dir: Path, **overrides):
+    """A smoke-sized Scenario over the tiny corpus, with a short base pre-training."""
+    from dmix_gym.scenario import PRESETS, Scenario, override
+
+    model, train = PRESETS["smoke"]
+    scenario = Scenario(data=tiny_spec(data_dir), model=model, train=train)
+    return override(scenario, **{"base_tokens": 16_384, **overrides})
+
+
 @pytest.fixture(autouse=True)
 def _private_cache(tmp_path_factory, monkeypatch):
     """Every test writes generated files under one session-wide temporary cache."""

@@ -10,13 +10,7 @@ from gymnasium.utils.env_checker import check_env
 import dmix_gym  # noqa: F401
 from dmix_gym import CollapseDomains, HistoryWindow, Scenario, make_scenario
 from dmix_gym.scenario import PRESETS, override
-from tests.conftest import needs_shared_data, tiny_spec
-
-
-def tiny_scenario(data_dir, **overrides) -> Scenario:
-    model, train = PRESETS["smoke"]
-    scenario = Scenario(data=tiny_spec(data_dir), model=model, train=train)
-    return override(scenario, base_tokens=16_384, **overrides)
+from tests.conftest import needs_shared_data, tiny_scenario, tiny_spec
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,244 @@
+"""Crash-safe collection: run DataMix-v0 along planned trajectories and stage each finished episode.
+
+A collection lives in one staging folder (under the cache directory):
+
+    plan.json              scenario, name, and every planned episode (quality N, seed, mixtures)
+    episode-000012.npz     one finished episode, written atomically by the worker that ran it
+
+Re-running a collection skips the staged episodes, so a killed run loses only the episodes in
+flight. Workers are local processes by default; `backend="ray"` sends the same work to a Ray
+cluster (`ray.init()` picks it up from $RAY_ADDRESS, or starts a local one).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any, Callable, Iterator, Literal
+
+import numpy as np
+
+from .atomic import atomic_path, write_json
+from .build import build_data
+from .paths import resolve_cache_dir
+from .trajectories import QUALITY_LEVELS, PlannedEpisode, SamplerConfig, plan_episodes
+
+Backend = Literal["process", "ray"]
+EPISODE_PATTERN = "episode-*.npz"
+
+
+class CollectionError(RuntimeError):
+    """A staging folder that does not match the collection asked for, or an unreadable staged episode."""
+
+
+def staging_dir(scenario_name: str, name: str, cache_dir: str | os.PathLike | None = None) -> Path:
+    """Where the collection `name` of a scenario (e.g. general-math-cpu) is staged."""
+    return resolve_cache_dir(cache_dir) / "staging" / f"{scenario_name}-{name}"
+
+
+def episode_path(folder: Path, index: int) -> Path:
+    return folder / f"episode-{index:06d}.npz"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A collection's fixed inputs: the scenario (dict form), its name, and the planned episodes."""
+
+    scenario: dict[str, Any]
+    name: str
+    episodes: tuple[PlannedEpisode, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "scenario": self.scenario,
+            "name": self.name,
+            "episodes": [{"index": e.index, "quality": e.quality, "seed": e.seed, "actions": e.actions.tolist()} for e in self.episodes],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Plan":
+        episodes = tuple(
+            PlannedEpisode(e["index"], e["quality"], e["seed"], np.asarray(e["actions"], np.float32)) for e in data["episodes"]
+        )
+        return cls(data["scenario"], data["name"], episodes)
+
+
+def make_plan(scenario, name: str, total: int, qualities: tuple[int, ...] = QUALITY_LEVELS,
+              config: SamplerConfig = SamplerConfig(), seed: int = 0, data_dir: str | None = None,
+              cache_dir: str | None = None) -> Plan:
+    """Plan `total` episodes of a scenario, split over the quality levels (Algorithm 1)."""
+    space = build_data(scenario.data, data_dir, cache_dir, progress=False).domain_space
+    episodes = plan_episodes(np.asarray(space.p0), np.asarray(space.p_star), scenario.train.max_steps, total,
+                             qualities, config, seed)
+    return Plan(json.loads(scenario.to_json()), name, tuple(episodes))
+
+
+def load_or_write_plan(folder: Path, scenario: dict[str, Any], total: int, make: Callable[[], Plan]) -> Plan:
+    """The plan staged in `folder`, or a new one from `make()` written there. Another scenario's plan is an error."""
+    path = folder / "plan.json"
+    if not path.exists():
+        plan = make()
+        folder.mkdir(parents=True, exist_ok=True)
+        write_json(path, plan.to_json())
+        return plan
+    staged = Plan.from_json(json.loads(path.read_text()))
+    if staged.scenario != scenario:
+        raise CollectionError(f"{path} was planned for another scenario; use another --name or remove {folder}")
+    if len(staged.episodes) < total:
+        raise CollectionError(f"{path} plans {len(staged.episodes)} episodes, fewer than the {total} asked for; "
+                              f"use another --name or remove {folder}")
+    return staged
+
+
+def finished(folder: Path) -> set[int]:
+    """Indices of the episodes staged in `folder`."""
+    return {int(p.stem.split("-")[1]) for p in folder.glob(EPISODE_PATTERN)}
+
+
+# --- running episodes ------------------------------------------------------------------------------
+
+def run_episode(env, planned: PlannedEpisode) -> dict[str, np.ndarray]:
+    """Run the env along the planned mixtures (stopping early if it ends); every array the dataset needs."""
+    obs, info = env.reset(seed=planned.seed)
+    observations, actions, rewards, terminations, truncations, infos = [obs], [], [], [], [], [info]
+    for action in planned.actions:
+        obs, reward, terminated, truncated, info = env.step(action)
+        actions.append(np.asarray(action, np.float32) / np.float32(np.sum(action)))
+        observations.append(obs)
+        rewards.append(reward)
+        terminations.append(terminated)
+        truncations.append(truncated)
+        infos.append(info)
+        if terminated or truncated:
+            break
+    arrays = {
+        "observations": np.asarray(observations, np.float32),
+        "actions": np.asarray(actions, np.float32),
+        "rewards": np.asarray(rewards, np.float64),
+        "terminations": np.asarray(terminations, bool),
+        "truncations": np.asarray(truncations, bool),
+        "index": np.int64(planned.index),
+        "quality": np.int64(planned.quality),
+        "seed": np.int64(planned.seed),
+    }
+    for key in infos[0]:
+        arrays[f"info/{key}"] = np.asarray([i[key] for i in infos])
+    return arrays
+
+
+def stage_episode(folder: Path, arrays: dict[str, np.ndarray]) -> Path:
+    """Write one finished episode atomically."""
+    final = episode_path(folder, int(arrays["index"]))
+    with atomic_path(final, suffix=".npz") as tmp:
+        with open(tmp, "wb") as handle:
+            np.savez(handle, **arrays)
+    return final
+
+
+def load_episode(path: Path) -> dict[str, np.ndarray]:
+    """A staged episode's arrays; a corrupt file is an error naming it."""
+    try:
+        with np.load(path) as data:
+            return {key: data[key] for key in data.files}
+    except Exception as error:  # zipfile/pickle/OS errors all mean the same thing here
+        raise CollectionError(f"staged episode {path} is unreadable ({error}); delete it and re-run the collection") from error
+
+
+_WORKER_ENV = None
+
+
+def _worker_init(env_kwargs: dict[str, Any], threads: int) -> None:
+    import gymnasium as gym
+    import torch
+
+    import dmix_gym  # noqa: F401  (registers DataMix-v0)
+
+    global _WORKER_ENV
+    if threads > 0:  # 0: leave this process's thread count alone
+        torch.set_num_threads(threads)
+    _WORKER_ENV = gym.make("DataMix-v0", **env_kwargs)
+
+
+def _worker_run(folder: str, planned: PlannedEpisode) -> tuple[int, int]:
+    arrays = run_episode(_WORKER_ENV, planned)
+    stage_episode(Path(folder), arrays)
+    return planned.index, int(arrays["info/tokens"].sum())
+
+
+def _run_ray(folder: Path, pending: list[PlannedEpisode], env_kwargs: dict[str, Any], workers: int, threads: int) -> Iterator[tuple[int, int]]:
+    try:
+        import ray
+    except ImportError as error:
+        raise ImportError("backend='ray' needs Ray: pip install 'dmix[ray]'") from error
+
+    if not ray.is_initialized():
+        ray.init(num_cpus=workers * threads if not os.environ.get("RAY_ADDRESS") else None, log_to_driver=False)
+
+    @ray.remote(num_cpus=threads)
+    class Worker:
+        def __init__(self) -> None:
+            _worker_init(env_kwargs, threads)
+
+        def run(self, planned: PlannedEpisode) -> tuple[int, int]:
+            return _worker_run(str(folder), planned)
+
+    actors = [Worker.remote() for _ in range(min(workers, len(pending)))]
+    pool = ray.util.ActorPool(actors)
+    yield from pool.map_unordered(lambda actor, planned: actor.run.remote(planned), pending)
+
+
+def collect(scenario, name: str = "trajectories", total: int = 64, qualities: tuple[int, ...] = QUALITY_LEVELS,
+            workers: int = 2, backend: Backend = "process", data_dir: str | None = None, cache_dir: str | None = None,
+            sampler: SamplerConfig = SamplerConfig(), seed: int = 0, progress: bool = True) -> Path:
+    """Collect (or finish collecting) `total` episodes of a scenario into its staging folder; return the folder."""
+    folder = staging_dir(scenario.name, name, cache_dir)
+    plan = load_or_write_plan(folder, json.loads(scenario.to_json()), total,
+                              lambda: make_plan(scenario, name, total, qualities, sampler, seed, data_dir, cache_dir))
+    for stale in folder.glob(".episode-*.tmp.npz"):  # left by a run killed mid-write
+        stale.unlink()
+    done = finished(folder)
+    pending = [e for e in plan.episodes[:total] if e.index not in done]
+    if not pending:
+        return folder
+    env_kwargs = {"scenario": plan.scenario, "data_dir": data_dir, "cache_dir": cache_dir, "progress": False}
+    workers = max(1, min(workers, len(pending)))
+    threads = max(1, (os.cpu_count() or 1) // workers)
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, initial=total - len(pending), unit="episode", desc=f"collect {scenario.name}/{name}",
+               disable=not progress)
+    tokens, started = 0, time.perf_counter()
+
+    def advance(episode_tokens: int) -> None:
+        nonlocal tokens
+        tokens += episode_tokens
+        bar.update(1)
+        bar.set_postfix(tokens=f"{tokens / 1e6:.2f}M", tok_s=f"{tokens / (time.perf_counter() - started):.0f}")
+
+    try:
+        if backend == "ray":
+            for _, episode_tokens in _run_ray(folder, pending, env_kwargs, workers, threads):
+                advance(episode_tokens)
+        elif backend == "process" and workers == 1:  # in this process: no start-up cost, same staging
+            _worker_init(env_kwargs, threads=0)
+            for planned in pending:
+                _, episode_tokens = _worker_run(str(folder), planned)
+                advance(episode_tokens)
+        elif backend == "process":
+            with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_worker_init,
+                                     initargs=(env_kwargs, threads)) as pool:
+                futures = [pool.submit(_worker_run, str(folder), e) for e in pending]
+                for future in as_completed(futures):
+                    _, episode_tokens = future.result()
+                    advance(episode_tokens)
+        else:
+            raise ValueError(f"unknown backend {backend!r}; choose 'process' or 'ray'")
+    finally:
+        bar.close()
+    return folder

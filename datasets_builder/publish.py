@@ -1,0 +1,161 @@
+"""Minari publication of a staged collection, and the checks a consumer runs on a loaded dataset.
+
+The dataset id is `dmix/<scenario>-<preset>/<name>-v0`. Besides Minari's own fields, the
+metadata key `dmix` carries what agents and the leaderboard need: the scenario (so
+`recover_environment()` and `dataset_scenario()` rebuild the same task), domain and field
+names, `p_0`, `p*`, per-field feedback mean/std over the dataset, and each episode's
+quality subset (the N of Algorithm 1) and env seed.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .collection import EPISODE_PATTERN, CollectionError, Plan, load_episode
+
+INFO_KEYS = ("feedback", "domain_loss", "tokens", "mixture", "train_loss")  # timings are left out: wall-clock
+METADATA_KEY = "dmix"
+
+
+def dataset_id(scenario_name: str, name: str, version: int = 0) -> str:
+    return f"dmix/{scenario_name}/{name}-v{version}"
+
+
+def code_permalink() -> str:
+    """The git commit this code runs from, when it runs from a checkout; else the package version."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
+        return f"dmix@{commit}"
+    except (OSError, subprocess.CalledProcessError):
+        from importlib.metadata import version
+
+        return f"dmix=={version('dmix')}"
+
+
+def env_spec(scenario: dict[str, Any]):
+    """The EnvSpec that rebuilds DataMix-v0 with this scenario (JSON-able kwargs only)."""
+    from gymnasium.envs.registration import EnvSpec
+
+    return EnvSpec(id="DataMix-v0", entry_point="dmix_gym.env:DataMixEnv",
+                   kwargs={"scenario": scenario, "preset": None, "progress": False})
+
+
+def staged_episodes(folder: Path) -> list[dict[str, np.ndarray]]:
+    """Every staged episode of a collection, in index order."""
+    paths = sorted(folder.glob(EPISODE_PATTERN))
+    if not paths:
+        raise CollectionError(f"no staged episodes in {folder}; run `dmix collect` first")
+    return [load_episode(p) for p in paths]
+
+
+def publish(folder: str | Path, name: str | None = None, author: str = "dmix", description: str | None = None,
+            overwrite: bool = False):
+    """Turn a staged collection into a local Minari dataset; return the MinariDataset."""
+    import minari
+    from minari.data_collector import EpisodeBuffer
+
+    from dmix_gym.scenario import Scenario
+
+    folder = Path(folder)
+    plan = Plan.from_json(json.loads((folder / "plan.json").read_text()))
+    scenario = Scenario.from_dict(plan.scenario)
+    episodes = staged_episodes(folder)
+    name = name or plan.name
+    ident = dataset_id(scenario.name, name)
+    if ident in minari.list_local_datasets():
+        if not overwrite:
+            raise FileExistsError(f"Minari dataset {ident} exists; pass overwrite=True (--overwrite) to replace it")
+        minari.delete_dataset(ident)
+
+    buffers = [
+        EpisodeBuffer(
+            id=i, seed=int(e["seed"]), observations=e["observations"], actions=e["actions"],
+            rewards=e["rewards"].tolist(), terminations=e["terminations"].tolist(), truncations=e["truncations"].tolist(),
+            infos={key: e[f"info/{key}"] for key in INFO_KEYS},
+        )
+        for i, e in enumerate(episodes)
+    ]
+    feedback = np.concatenate([e["info/feedback"] for e in episodes])
+    spec = env_spec(plan.scenario)
+    import dmix_gym  # noqa: F401  (registers DataMix-v0 for the space lookup)
+    from dmix_gym.env import DataMixEnv
+
+    env = DataMixEnv(scenario=scenario, progress=False)
+    space = env.domain_space
+    dataset = minari.create_dataset_from_buffers(
+        dataset_id=ident,
+        buffer=buffers,
+        env=spec,
+        eval_env=spec,
+        algorithm_name="dmix-algorithm1",
+        author=author,
+        code_permalink=code_permalink(),
+        action_space=env.action_space,
+        observation_space=env.observation_space,
+        description=description or (
+            f"DataMix-v0 trajectories of scenario {scenario.name}: mixtures planned by Algorithm 1 (inductive scoring) "
+            f"at candidate counts {sorted({int(e['quality']) for e in episodes})}, collected by training a real proxy LM."
+        ),
+        requirements=["dmix"],
+    )
+    dataset.storage.update_metadata({METADATA_KEY: {
+        "scenario": plan.scenario,
+        "collection": plan.name,
+        "fields": list(space.fields),
+        "target_fields": list(space.target_fields),
+        "domains": list(space.names),
+        "field_of": [int(f) for f in space.field_of],
+        "p0": [float(x) for x in space.p0],
+        "p_star": [float(x) for x in space.p_star],
+        "feedback_mean": feedback.mean(0).tolist(),
+        "feedback_std": feedback.std(0).tolist(),
+        "episode_quality": [int(e["quality"]) for e in episodes],
+        "episode_seed": [int(e["seed"]) for e in episodes],
+        "plan_index": [int(e["index"]) for e in episodes],
+    }})
+    return minari.load_dataset(ident)
+
+
+# --- what consumers use ------------------------------------------------------------------------
+
+def dmix_metadata(dataset) -> dict[str, Any]:
+    """The `dmix` metadata of a loaded Minari dataset; an error if it is not a dmix dataset."""
+    metadata = dataset.storage.metadata
+    if METADATA_KEY not in metadata:
+        raise ValueError(f"Minari dataset {metadata.get('dataset_id')!r} has no {METADATA_KEY!r} metadata: not a dmix dataset")
+    return metadata[METADATA_KEY]
+
+
+def dataset_scenario(dataset):
+    """The Scenario a dmix dataset was collected on."""
+    from dmix_gym.scenario import Scenario
+
+    return Scenario.from_dict(dmix_metadata(dataset)["scenario"])
+
+
+def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(tree, dict):
+        return {k: v for key, value in tree.items() for k, v in _flatten(value, f"{prefix}{key}.").items()}
+    return {prefix.rstrip("."): tree}
+
+
+def check_scenario(dataset, scenario) -> None:
+    """Raise ValueError, naming what differs, when a dataset was collected on another scenario than `scenario`."""
+    collected = _flatten(json.loads(dataset_scenario(dataset).to_json()))
+    wanted = _flatten(json.loads(scenario.to_json()))
+    differences = sorted(k for k in collected.keys() | wanted.keys() if collected.get(k) != wanted.get(k))
+    if differences:
+        ident = dataset.storage.metadata.get("dataset_id")
+        raise ValueError(f"dataset {ident!r} was collected on scenario {dataset_scenario(dataset).name!r}, which differs from "
+                         f"the env's {scenario.name!r} in: {', '.join(differences[:8])}")
+
+
+def episodes_of_quality(dataset, quality: int) -> list[int]:
+    """Episode ids of one quality subset (the N of Algorithm 1)."""
+    return [i for i, q in enumerate(dmix_metadata(dataset)["episode_quality"]) if q == quality]

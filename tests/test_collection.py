@@ -1,0 +1,147 @@
+"""Collection through the env: staging, resume after a killed run, Minari round-trip, scenario checks."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from datasets_builder.collection import CollectionError, collect, finished, staging_dir
+from datasets_builder.publish import check_scenario, dataset_scenario, dmix_metadata, episodes_of_quality, publish
+from dmix_gym.scenario import override
+from tests.conftest import tiny_scenario
+
+QUALITIES = (1, 50)
+
+
+@pytest.fixture()
+def minari_root(tmp_path, monkeypatch):
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    return tmp_path / "minari"
+
+
+@pytest.fixture(scope="module")
+def staged(tiny_data, tmp_path_factory):
+    os.environ["DMIX_CACHE_DIR"] = str(tmp_path_factory.getbasetemp() / "cache")
+    scenario = tiny_scenario(tiny_data)
+    folder = collect(scenario, name="roundtrip", total=4, qualities=QUALITIES, workers=1, data_dir=str(tiny_data),
+                     progress=False)
+    return scenario, folder
+
+
+def test_collect_stages_every_planned_episode(staged):
+    scenario, folder = staged
+    assert finished(folder) == {0, 1, 2, 3}
+    plan = json.loads((folder / "plan.json").read_text())
+    assert [e["quality"] for e in plan["episodes"]] == [1, 1, 50, 50]
+    with np.load(folder / "episode-000002.npz") as episode:
+        steps = len(episode["actions"])
+        assert episode["observations"].shape[0] == steps + 1
+        assert np.allclose(episode["actions"], np.asarray(plan["episodes"][2]["actions"])[:steps], atol=1e-5)
+        assert episode["info/feedback"].shape == (steps + 1, 2)
+
+
+def test_minari_round_trip(staged, minari_root, tiny_data):
+    import gymnasium as gym
+    import minari
+
+    scenario, folder = staged
+    dataset = publish(folder, overwrite=True)
+    again = minari.load_dataset(dataset.spec.dataset_id)
+    assert again.total_episodes == 4
+    env = gym.make("DataMix-v0", scenario=scenario.to_dict(), data_dir=str(tiny_data), progress=False)
+    assert again.spec.action_space == env.action_space
+    assert again.spec.observation_space == env.observation_space
+    episode = again[2]
+    assert set(episode.infos) >= {"feedback", "domain_loss", "tokens", "mixture", "train_loss"}
+    assert episode.infos["domain_loss"].shape == (len(episode.rewards) + 1, env.unwrapped.num_domains)
+    meta = dmix_metadata(again)
+    assert np.isclose(sum(meta["p0"]), 1) and np.isclose(sum(meta["p_star"]), 1)
+    assert meta["episode_quality"] == [1, 1, 50, 50] and episodes_of_quality(again, 50) == [2, 3]
+    assert len(meta["feedback_mean"]) == 2 and all(s > 0 for s in meta["feedback_std"])
+    assert dataset_scenario(again) == scenario
+    recovered = again.recover_environment(eval_env=True)
+    assert recovered.unwrapped.scenario == scenario
+    # Re-publishing refuses to overwrite silently.
+    with pytest.raises(FileExistsError, match="overwrite"):
+        publish(folder)
+
+
+def test_minari_load_in_fresh_process(staged, minari_root):
+    _, folder = staged
+    dataset = publish(folder, overwrite=True)
+    code = (f"import minari; d = minari.load_dataset({dataset.spec.dataset_id!r}); "
+            "print(d.total_episodes, d.storage.metadata['dmix']['fields'])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "MINARI_DATASETS_PATH": str(minari_root)})
+    assert out.stdout.split()[0] == "4" and "math" in out.stdout
+
+
+def test_dataset_of_another_scenario_is_refused(staged, minari_root):
+    scenario, folder = staged
+    dataset = publish(folder, overwrite=True)
+    check_scenario(dataset, scenario)
+    with pytest.raises(ValueError, match="train.lr"):
+        check_scenario(dataset, override(scenario, lr=1e-4))
+
+
+def test_plan_of_another_scenario_is_refused(staged, tiny_data):
+    scenario, _ = staged
+    with pytest.raises(CollectionError, match="another scenario"):
+        collect(tiny_scenario(tiny_data, lr=1e-4), name="roundtrip", total=4, qualities=QUALITIES, workers=1,
+                data_dir=str(tiny_data), progress=False)
+
+
+def test_corrupt_staged_episode_is_named(staged, minari_root, tiny_data, tmp_path):
+    scenario, folder = staged
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for file in folder.iterdir():
+        (broken / file.name).write_bytes(file.read_bytes())
+    (broken / "episode-000001.npz").write_bytes(b"not a zip")
+    with pytest.raises(CollectionError, match="episode-000001.npz"):
+        publish(broken, name="broken")
+
+
+def test_killed_collection_resumes(tiny_data, tmp_path):
+    scenario = tiny_scenario(tiny_data, max_steps=3)
+    cache = os.environ["DMIX_CACHE_DIR"]
+    folder = staging_dir(scenario.name, "resume", cache)
+    script = (
+        "from datasets_builder.collection import collect\nfrom dmix_gym.scenario import Scenario\nimport json, sys\n"
+        "if __name__ == '__main__':\n"
+        f"    collect(Scenario.from_dict(json.loads(sys.argv[1])), name='resume', total=8, qualities=(1,), workers=1,"
+        f" data_dir={str(tiny_data)!r}, progress=False)\n"
+    )
+    path = tmp_path / "run_collect.py"
+    path.write_text(script)
+    process = subprocess.Popen([sys.executable, str(path), scenario.to_json()], cwd=Path(__file__).parents[1],
+                               env={**os.environ, "DMIX_CACHE_DIR": cache})
+    deadline = time.time() + 300
+    while time.time() < deadline and len(finished(folder)) < 2 and process.poll() is None:
+        time.sleep(0.02)
+    # Kill the driver and its worker process together: a crash of the whole collection.
+    subprocess.run(["pkill", "-9", "-P", str(process.pid)])
+    process.kill()
+    process.wait()
+    before = {p.name: p.stat().st_mtime_ns for p in folder.glob("episode-*.npz")}
+    assert 2 <= len(before) < 8
+    collect(scenario, name="resume", total=8, qualities=(1,), workers=1, data_dir=str(tiny_data), progress=False)
+    after = {p.name: p.stat().st_mtime_ns for p in folder.glob("episode-*.npz")}
+    assert len(after) == 8 and finished(folder) == set(range(8))
+    assert all(after[name] == mtime for name, mtime in before.items())  # finished episodes were not redone
+    assert not list(folder.glob(".episode-*"))  # no half-written files left
+
+
+def test_ray_backend_local(tiny_data):
+    pytest.importorskip("ray")
+    scenario = tiny_scenario(tiny_data, max_steps=2)
+    folder = collect(scenario, name="ray", total=2, qualities=(1,), workers=1, backend="ray", data_dir=str(tiny_data),
+                     progress=False)
+    assert finished(folder) == {0, 1}
