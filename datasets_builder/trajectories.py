@@ -7,7 +7,7 @@ For each step t = 1..T, draw N candidate mixtures around the previous one and ke
                + c * min_tau JS(q, tau_t)     differ from trajectories already sampled
 
 N = 1 gives random walks (low quality); large N gives smooth, target-seeking, diverse
-trajectories. Candidates are logistic-normal around p_{t-1} (a tenth broad). For speed,
+trajectories. Candidates are softmax(log p_{t-1} + noise) (a tenth around uniform). For speed,
 trajectories are sampled in waves side by side (the diversity term counts earlier waves),
 and only the `shortlist` best candidates by the first two terms are scored for diversity
 (exact when N <= shortlist). Everything here is vectorised NumPy.
@@ -30,11 +30,11 @@ class SamplerConfig:
     closeness: float = 1.0  # a: penalty on JS to the previous mixture
     drift: float = 2.0  # b: penalty on JS to p*, scaled by t/T
     diversity: float = 0.5  # c: reward for JS to the nearest earlier trajectory at the same step
-    spread: float = 0.5  # sigma of the logistic-normal noise around the previous mixture
+    spread: float = 0.5  # std of the noise added to log p_{t-1}
     floor: float = 1e-3  # added to the previous mixture before the log (lets zero weights grow)
-    broad_fraction: float = 0.1  # share of candidates drawn broadly (logistic-normal around uniform)
+    broad_fraction: float = 0.1  # share of candidates drawn broadly (noise around the uniform mixture)
     broad_spread: float = 1.5  # sigma of those broad draws
-    shortlist: int = 256  # candidates (best by the first two terms) scored for diversity
+    shortlist: int = 64  # candidates (best by the first two terms) scored for diversity
     wave: int = 8  # trajectories sampled side by side; diversity counts earlier waves only
 
 
@@ -58,17 +58,18 @@ def _js_to(candidates: np.ndarray, candidate_entropy_term: np.ndarray, p: np.nda
 
 
 def draw_candidates(previous: np.ndarray, n: int, config: SamplerConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """(B, n, D) logistic-normal mixtures around each of the B previous mixtures, and their sum q log q.
+    """(B, n, D) mixtures around each of the B previous mixtures (softmax of log p + noise), and their sum q log q.
 
-    The first candidate of each row is the previous mixture itself moved by noise like all
-    others; a share `broad_fraction` is drawn around the uniform mixture instead.
+    A share `broad_fraction` of them is drawn around the uniform mixture instead.
     """
     b, d = previous.shape
-    logits = rng.standard_normal((b, n, d), dtype=np.float32)
+    # Uniform noise with the variance of N(0, sigma^2): a third of the cost of normal draws.
+    logits = rng.random((b, n, d), dtype=np.float32)
+    logits -= np.float32(0.5)
     broad = int(n * config.broad_fraction)
-    logits[:, : n - broad] *= config.spread
+    logits[:, : n - broad] *= np.float32(np.sqrt(12.0) * config.spread)
     logits[:, : n - broad] += np.log(previous + config.floor).astype(np.float32)[:, None, :]
-    logits[:, n - broad :] *= config.broad_spread
+    logits[:, n - broad :] *= np.float32(np.sqrt(12.0) * config.broad_spread)
     logits -= logits.max(-1, keepdims=True)
     q = np.exp(logits)
     total = q.sum(-1, keepdims=True)
@@ -110,7 +111,7 @@ def sample_wave(p0: np.ndarray, p_star: np.ndarray, steps: int, width: int, n: i
                 keep = min(config.shortlist, n)
                 top = np.argpartition(-partial, keep - 1, axis=1)[:, :keep]  # (B, K)
                 shortlist = np.take_along_axis(q, top[:, :, None], 1)  # (B, K, D)
-                bonus = nearest_js(shortlist.reshape(-1, d).astype(np.float64), earlier[:, t]).reshape(width, keep)
+                bonus = nearest_js(shortlist.reshape(-1, d), earlier[:, t].astype(np.float32)).reshape(width, keep)
                 score = np.take_along_axis(partial, top, 1) + config.diversity * bonus
                 best = np.take_along_axis(top, score.argmax(1)[:, None], 1)[:, 0]
             else:

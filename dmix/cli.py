@@ -199,15 +199,21 @@ def publish_cmd(
 def run(
     scenario: str = ScenarioOpt,
     preset: str = typer.Option("smoke", help="scale preset: smoke | cpu | paper"),
+    trajectories: int = typer.Option(16, help="episodes to collect for the dataset"),
+    workers: int = typer.Option(2, help="parallel env workers"),
     data_dir: Optional[Path] = DataDirOpt,
     cache_dir: Optional[Path] = CacheDirOpt,
 ) -> None:
-    """The main job on the default data: build the scenario's data, then run an episode of DataMix-v0."""
-    console.rule("[bold]1/2 data")
+    """The main job on the default data: build the data, run an episode, collect trajectories and publish them to Minari."""
+    console.rule("[bold]1/3 data")
     data_build(scenario=scenario, preset=preset, data_dir=data_dir, cache_dir=cache_dir, force=False)
-    console.rule("[bold]2/2 environment")
+    console.rule("[bold]2/3 environment")
     env_episode(scenario=scenario, preset=preset, mixture="0.5", seed=0, device="auto", data_dir=data_dir,
                 cache_dir=cache_dir, plot=None)
+    console.rule("[bold]3/3 trajectories -> Minari")
+    collect_cmd(scenario=scenario, preset=preset, trajectories=trajectories, qualities="1,100,1000,10000", name="trajectories",
+                workers=workers, backend="process", seed=0, publish=True, overwrite=True, data_dir=data_dir,
+                cache_dir=cache_dir)
 
 
 def main() -> None:
