@@ -139,6 +139,7 @@ def test_killed_collection_resumes(tiny_data, tmp_path):
     assert not list(folder.glob(".episode-*"))  # no half-written files left
 
 
+@pytest.mark.slow  # starts a local Ray cluster: minutes on 2 cores
 def test_ray_backend_local(tiny_data):
     pytest.importorskip("ray")
     scenario = tiny_scenario(tiny_data, max_steps=2)
