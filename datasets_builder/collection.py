@@ -104,11 +104,13 @@ def finished(folder: Path) -> set[int]:
 
 def run_episode(env, planned: PlannedEpisode) -> dict[str, np.ndarray]:
     """Run the env along the planned mixtures (stopping early if it ends); every array the dataset needs."""
+    from dmix_gym.env import normalise_action
+
     obs, info = env.reset(seed=planned.seed)
     observations, actions, rewards, terminations, truncations, infos = [obs], [], [], [], [], [info]
     for action in planned.actions:
         obs, reward, terminated, truncated, info = env.step(action)
-        actions.append(np.asarray(action, np.float32) / np.float32(np.sum(action)))
+        actions.append(normalise_action(action, len(action)).astype(np.float32))
         observations.append(obs)
         rewards.append(reward)
         terminations.append(terminated)

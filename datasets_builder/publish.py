@@ -83,7 +83,6 @@ def publish(folder: str | Path, name: str | None = None, author: str = "dmix", d
     ]
     feedback = np.concatenate([e["info/feedback"] for e in episodes])
     spec = env_spec(plan.scenario)
-    import dmix_gym  # noqa: F401  (registers DataMix-v0 for the space lookup)
     from dmix_gym.env import DataMixEnv
 
     env = DataMixEnv(scenario=scenario, progress=False)
