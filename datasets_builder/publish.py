@@ -55,8 +55,11 @@ def staged_episodes(folder: Path) -> list[dict[str, np.ndarray]]:
 
 
 def publish(folder: str | Path, name: str | None = None, author: str = "dmix", description: str | None = None,
-            overwrite: bool = False):
-    """Turn a staged collection into a local Minari dataset; return the MinariDataset."""
+            overwrite: bool = False, partial: bool = False):
+    """Turn a staged collection into a local Minari dataset; return the MinariDataset.
+
+    A collection with planned episodes still missing is refused unless `partial` is set.
+    """
     import minari
     from minari.data_collector import EpisodeBuffer
 
@@ -66,6 +69,9 @@ def publish(folder: str | Path, name: str | None = None, author: str = "dmix", d
     plan = Plan.from_json(json.loads((folder / "plan.json").read_text()))
     scenario = Scenario.from_dict(plan.scenario)
     episodes = staged_episodes(folder)
+    if len(episodes) < len(plan.episodes) and not partial:
+        raise CollectionError(f"{folder} holds {len(episodes)} of {len(plan.episodes)} planned episodes; finish it with "
+                              "`dmix collect` (same arguments) or publish what is there with --partial")
     name = name or plan.name
     ident = dataset_id(scenario.name, name)
     if ident in minari.list_local_datasets():

@@ -163,7 +163,7 @@ def collect_cmd(
                      cache_dir=str(cache_dir) if cache_dir else None, seed=seed)
     console.print(f"staged {trajectories} episodes in {folder} ({time.perf_counter() - started:.0f} s this run)")
     if publish:
-        publish_cmd(scenario=scenario, preset=preset, name=name, overwrite=overwrite, cache_dir=cache_dir)
+        publish_cmd(scenario=scenario, preset=preset, name=name, overwrite=overwrite, partial=False, cache_dir=cache_dir)
 
 
 @app.command("publish")
@@ -172,6 +172,7 @@ def publish_cmd(
     preset: str = PresetOpt,
     name: str = typer.Option("trajectories", help="collection name"),
     overwrite: bool = typer.Option(False, help="replace an existing Minari dataset of the same id"),
+    partial: bool = typer.Option(False, help="publish even if planned episodes are still missing"),
     cache_dir: Optional[Path] = CacheDirOpt,
 ) -> None:
     """Publish a staged collection as a local Minari dataset and print its summary."""
@@ -182,7 +183,7 @@ def publish_cmd(
     from dmix_gym.scenario import make_scenario
 
     folder = staging_dir(make_scenario(scenario, preset).name, name, cache_dir)
-    dataset = publish(folder, name=name, overwrite=overwrite)
+    dataset = publish(folder, name=name, overwrite=overwrite, partial=partial)
     meta = dmix_metadata(dataset)
     table = Table(title=f"{dataset.spec.dataset_id}: {dataset.total_episodes} episodes, {dataset.total_steps} transitions")
     for column in ["quality N", "episodes", "mean return", "std"]:

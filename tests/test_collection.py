@@ -107,6 +107,10 @@ def test_corrupt_staged_episode_is_named(staged, minari_root, tiny_data, tmp_pat
     (broken / "episode-000001.npz").write_bytes(b"not a zip")
     with pytest.raises(CollectionError, match="episode-000001.npz"):
         publish(broken, name="broken")
+    (broken / "episode-000001.npz").unlink()
+    with pytest.raises(CollectionError, match="3 of 4 planned"):
+        publish(broken, name="broken")
+    assert publish(broken, name="broken", partial=True).total_episodes == 3
 
 
 def test_killed_collection_resumes(tiny_data, tmp_path):
