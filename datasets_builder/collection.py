@@ -179,7 +179,7 @@ def _run_ray(folder: Path, pending: list[PlannedEpisode], env_kwargs: dict[str, 
         raise ImportError("backend='ray' needs Ray: pip install 'dmix[ray]'") from error
 
     if not ray.is_initialized():
-        ray.init(num_cpus=workers * threads if not os.environ.get("RAY_ADDRESS") else None, log_to_driver=False)
+        ray.init(num_cpus=workers * threads if not os.environ.get("RAY_ADDRESS") else None, log_to_driver=True)
 
     @ray.remote(num_cpus=threads)
     class Worker:
