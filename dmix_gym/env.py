@@ -191,7 +191,8 @@ class DataMixEnv(gym.Env):
         preset = self.scenario.data.preset
         tokenizer = load_tokenizer(self.shards.tokenizer_dir)
         encoded = [
-            encode_pairs(tokenizer, self.shards.eval_pairs[name], preset.max_question_tokens, preset.max_answer_tokens)
+            encode_pairs(tokenizer, self.shards.eval_pairs[name], preset.max_question_tokens, preset.max_answer_tokens,
+                         self.scenario.qa_separator)
             for name in self.domain_space.fields
         ]
         self.answer_batches = pack_answer_batches(encoded, self.scenario.train.eval_batch, tokenizer.pad_token_id)

@@ -11,9 +11,10 @@ import torch.nn.functional as F
 from .trainer import autocast
 
 
-def encode_pairs(tokenizer, pairs: list[tuple[str, str]], max_question_tokens: int, max_answer_tokens: int) -> list[tuple[list[int], int]]:
-    """Token ids of question + answer and where the answer starts (question cut from the left, answer from the right)."""
-    questions = tokenizer([q.rstrip() + "\n" for q, _ in pairs], add_special_tokens=False)["input_ids"]
+def encode_pairs(tokenizer, pairs: list[tuple[str, str]], max_question_tokens: int, max_answer_tokens: int,
+                 separator: str = "\n") -> list[tuple[list[int], int]]:
+    """Token ids of question + separator + answer and where the answer starts (question cut from the left, answer from the right)."""
+    questions = tokenizer([q.rstrip() + separator for q, _ in pairs], add_special_tokens=False)["input_ids"]
     answers = tokenizer([a.strip() for _, a in pairs], add_special_tokens=False)["input_ids"]
     eos = tokenizer.eos_token_id
     encoded = []

@@ -57,6 +57,7 @@ class Scenario:
     train: TrainConfig = field(default_factory=TrainConfig)
     reward_weights: tuple[float, ...] | None = None  # lambda_k per field; None = equal (eq. 6)
     seed: int = 0  # seeds the base checkpoint and scratch inits
+    qa_separator: str = "\n"  # text between an eval question and its answer (part of the feedback's definition)
 
     @property
     def name(self) -> str:
@@ -88,6 +89,7 @@ class Scenario:
             train=TrainConfig(**data.get("train", {})),
             reward_weights=tuple(weights) if weights is not None else None,
             seed=data.get("seed", 0),
+            qa_separator=data.get("qa_separator", "\n"),
         )
 
 
@@ -129,7 +131,7 @@ def override(scenario: Scenario, **overrides: Any) -> Scenario:
             parts["model"][key] = value
         elif key in TrainConfig.__dataclass_fields__:
             parts["train"][key] = value
-        elif key in ("reward_weights", "seed"):
+        elif key in ("reward_weights", "seed", "qa_separator"):
             parts["top"][key] = value
         else:
             raise ValueError(f"unknown scenario override {key!r}")
