@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from .build import build_data
 from .collection import EPISODE_PATTERN, CollectionError, Plan, load_episode
 
 INFO_KEYS = ("feedback", "domain_loss", "tokens", "mixture", "train_loss")  # timings are left out: wall-clock
@@ -89,10 +90,11 @@ def publish(folder: str | Path, name: str | None = None, author: str = "dmix", d
     ]
     feedback = np.concatenate([e["info/feedback"] for e in episodes])
     spec = env_spec(plan.scenario)
-    from dmix_gym.env import DataMixEnv
+    from dmix_gym.env import make_spaces
 
-    env = DataMixEnv(scenario=scenario, progress=False)
-    space = env.domain_space
+    # The built data (cached by the collection) gives the spaces; no proxy or base checkpoint is needed.
+    space = build_data(scenario.data, progress=False).domain_space
+    action_space, observation_space = make_spaces(space)
     dataset = minari.create_dataset_from_buffers(
         dataset_id=ident,
         buffer=buffers,
@@ -101,8 +103,8 @@ def publish(folder: str | Path, name: str | None = None, author: str = "dmix", d
         algorithm_name="dmix-algorithm1",
         author=author,
         code_permalink=code_permalink(),
-        action_space=env.action_space,
-        observation_space=env.observation_space,
+        action_space=action_space,
+        observation_space=observation_space,
         description=description or (
             f"DataMix-v0 trajectories of scenario {scenario.name}: mixtures planned by Algorithm 1 (inductive scoring) "
             f"at candidate counts {sorted({int(e['quality']) for e in episodes})}, collected by training a real proxy LM."

@@ -40,6 +40,14 @@ def normalise_action(action: Any, size: int) -> np.ndarray:
     return p / total
 
 
+def make_spaces(space) -> tuple[spaces.Box, spaces.Box]:
+    """(action space, observation space) of DataMix-v0 over a domain space (see the class docstring)."""
+    d, k, kt = space.size, len(space.fields), len(space.target_fields)
+    low = np.concatenate([np.zeros(d), np.full(k, -np.inf), [0.0], np.zeros(kt)]).astype(np.float32)
+    high = np.concatenate([np.ones(d), np.zeros(k), [1.0], np.ones(kt)]).astype(np.float32)
+    return spaces.Box(0.0, 1.0, (d,), np.float32), spaces.Box(low, high, dtype=np.float32)
+
+
 def resolve_device(device: str | torch.device) -> torch.device:
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -170,11 +178,7 @@ class DataMixEnv(gym.Env):
             np.array(space.field_of), self.sequences_per_step,
         )
 
-        d, k, kt = self.num_domains, self.num_fields, len(self.target_index)
-        self.action_space = spaces.Box(0.0, 1.0, (d,), np.float32)
-        low = np.concatenate([np.zeros(d), np.full(k, -np.inf), [0.0], np.zeros(kt)]).astype(np.float32)
-        high = np.concatenate([np.ones(d), np.zeros(k), [1.0], np.ones(kt)]).astype(np.float32)
-        self.observation_space = spaces.Box(low, high, dtype=np.float32)
+        self.action_space, self.observation_space = make_spaces(space)
 
         self._t: int | None = None
         self._base_eval: tuple[np.ndarray, np.ndarray] | None = None

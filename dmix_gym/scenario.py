@@ -131,7 +131,7 @@ def override(scenario: Scenario, **overrides: Any) -> Scenario:
             parts["model"][key] = value
         elif key in TrainConfig.__dataclass_fields__:
             parts["train"][key] = value
-        elif key in ("reward_weights", "seed", "qa_separator"):
+        elif key in Scenario.__dataclass_fields__ and key not in ("data", "model", "train"):
             parts["top"][key] = value
         else:
             raise ValueError(f"unknown scenario override {key!r}")
