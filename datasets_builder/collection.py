@@ -201,20 +201,27 @@ def collect(scenario, name: str = "trajectories", total: int = 64, qualities: tu
     folder = staging_dir(scenario.name, name, cache_dir)
     plan = load_or_write_plan(folder, json.loads(scenario.to_json()), total,
                               lambda: make_plan(scenario, name, total, qualities, sampler, seed, data_dir, cache_dir))
+    run_plan(folder, plan, total, workers, backend, data_dir, cache_dir, progress)
+    return folder
+
+
+def run_plan(folder: Path, plan: Plan, total: int | None = None, workers: int = 2, backend: Backend = "process",
+             data_dir: str | None = None, cache_dir: str | None = None, progress: bool = True) -> None:
+    """Run the first `total` planned episodes not yet staged in `folder` (which holds `plan`), staging each one."""
+    total = len(plan.episodes) if total is None else total
     for stale in folder.glob(".episode-*.tmp.npz"):  # left by a run killed mid-write
         stale.unlink()
     done = finished(folder)
     pending = [e for e in plan.episodes[:total] if e.index not in done]
     if not pending:
-        return folder
+        return
     env_kwargs = {"scenario": plan.scenario, "data_dir": data_dir, "cache_dir": cache_dir, "progress": False}
     workers = max(1, min(workers, len(pending)))
     threads = max(1, (os.cpu_count() or 1) // workers)
 
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=total, initial=total - len(pending), unit="episode", desc=f"collect {scenario.name}/{name}",
-               disable=not progress)
+    bar = tqdm(total=total, initial=total - len(pending), unit="episode", desc=f"collect {folder.name}", disable=not progress)
     tokens, started = 0, time.perf_counter()
 
     def advance(episode_tokens: int) -> None:
@@ -243,4 +250,3 @@ def collect(scenario, name: str = "trajectories", total: int = 64, qualities: tu
             raise ValueError(f"unknown backend {backend!r}; choose 'process' or 'ray'")
     finally:
         bar.close()
-    return folder

@@ -16,8 +16,10 @@ app = typer.Typer(help="dmix: an offline-RL environment and benchmark for LLM da
                   pretty_exceptions_show_locals=False)
 data_app = typer.Typer(help="Build and inspect a scenario's data (fields, tokenizer, domains, shards).", no_args_is_help=True)
 env_app = typer.Typer(help="Run DataMix-v0 episodes.", no_args_is_help=True)
+agents_app = typer.Typer(help="Train the Data Mixing Agent (SFT, CQL via d3rlpy) and roll out any policy.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 app.add_typer(env_app, name="env")
+app.add_typer(agents_app, name="agents")
 console = Console()
 
 ScenarioOpt = typer.Option("general-math", help="scenario name or path to a scenario JSON file")
@@ -215,6 +217,95 @@ def run(
     collect_cmd(scenario=scenario, preset=preset, trajectories=trajectories, qualities="1,100,1000,10000", name="trajectories",
                 workers=workers, backend="process", seed=0, publish=True, overwrite=True, data_dir=data_dir,
                 cache_dir=cache_dir)
+
+
+@agents_app.command("train")
+def agents_train(
+    dataset: str = typer.Option(..., help="Minari dataset id, e.g. dmix/general-math-cpu/trajectories-v0"),
+    algo: str = typer.Option("cql", help="sft | cql (cql starts from <out>/sft.pt, training it first if missing)"),
+    out: Path = typer.Option(..., help="output folder: sft.pt / cql.pt, metrics, checkpoints (a re-run resumes)"),
+    window: int = typer.Option(16, help="state tokens the agent reads"),
+    d_model: int = typer.Option(256, help="agent width"),
+    layers: int = typer.Option(2, help="agent Transformer layers"),
+    epochs: int = typer.Option(150, help="SFT epochs"),
+    quality: int = typer.Option(10000, help="SFT imitates the episodes of this Algorithm 1 quality N"),
+    steps: int = typer.Option(1500, help="CQL gradient steps"),
+    seed: int = typer.Option(0, help="seed of SFT and CQL"),
+    progress: bool = typer.Option(True, help="progress bars"),
+) -> None:
+    """Train the Data Mixing Agent on a dmix Minari dataset; print where the saved policy is."""
+    from agents.agent import TransformerAgent
+    from agents.networks import AgentConfig, count_parameters
+    from agents.offline import load_offline
+    from agents.sft import SFTConfig, train_sft
+
+    if algo not in ("sft", "cql"):
+        raise typer.BadParameter(f"algo must be 'sft' or 'cql', got {algo!r}")
+    data = load_offline(dataset, window)
+    agent_config = AgentConfig(window=window, d_model=d_model, layers=layers, ffn=4 * d_model)
+    console.print(f"{dataset}: {len(data)} transitions, {len(set(data.episode.tolist()))} episodes, "
+                  f"{len(data.domains)} domains, {len(data.fields)} fields")
+    sft_path = Path(out) / "sft.pt"
+    if algo == "sft" or not sft_path.exists():
+        agent, metrics = train_sft(data, out, agent_config, SFTConfig(quality=quality, epochs=epochs, seed=seed), progress)
+        console.print(f"SFT: {count_parameters(agent.net):,} parameters, {metrics['seconds']:.0f} s, best validation MSE "
+                      f"{metrics['best_val_mse']:.2e} at epoch {metrics['best_epoch']} -> [bold]{sft_path}[/]")
+    if algo == "cql":
+        from agents.cql import CQLSettings, train_cql
+
+        agent, metrics, _ = train_cql(data, out, TransformerAgent.load(sft_path), CQLSettings(steps=steps, seed=seed), progress)
+        final = metrics["final"] or {}
+        console.print(f"CQL: {metrics['seconds']:.0f} s, critic loss {final.get('critic_loss', float('nan')):.3f}, "
+                      f"actor loss {final.get('actor_loss', float('nan')):.3f} -> [bold]{Path(out) / 'cql.pt'}[/]")
+
+
+@agents_app.command("rollout")
+def agents_rollout(
+    policy: str = typer.Option(..., help="saved agent (.pt), saved baseline (.json) or baseline:naive|uniform|start-state|regmix|dbl"),
+    scenario: str = ScenarioOpt,
+    preset: str = PresetOpt,
+    seed: int = typer.Option(0, help="episode seed"),
+    device: str = typer.Option("auto", help="auto | cpu | cuda"),
+    plot: Optional[Path] = typer.Option(None, help="PNG of the mixture over time (default: rollout-<policy>-<preset>-seed<seed>.png)"),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="also write the episode summary as JSON here"),
+    data_dir: Optional[Path] = DataDirOpt,
+    cache_dir: Optional[Path] = CacheDirOpt,
+) -> None:
+    """Run a policy for one DataMix-v0 episode; print its trajectory and final feedback; save the mixture plot."""
+    import gymnasium as gym
+    import numpy as np
+
+    import dmix_gym  # noqa: F401
+    from agents import load_policy, rollout
+    from datasets_builder.atomic import write_json
+    from dmix_gym.render import mixture_area_plot
+
+    agent = load_policy(policy)
+    env = gym.make("DataMix-v0", scenario=scenario, preset=preset, device=device, data_dir=data_dir, cache_dir=cache_dir)
+    episode = rollout(agent, env, seed=seed, progress=True)
+    space = env.unwrapped.domain_space
+    target = np.array([space.fields[f] in space.target_fields for f in space.field_of])
+    table = Table(title=f"{agent.name} on {env.unwrapped.scenario.name}, seed {seed}")
+    for column in ["step", "target share", "top domain", *[f"f({f})" for f in episode.fields], "reward"]:
+        table.add_column(column, justify="right")
+    for t, (p, f) in enumerate(zip(episode.mixtures, episode.feedback)):
+        top = int(np.argmax(p))
+        table.add_row(str(t), f"{p[target].sum():.3f}", f"{space.names[top]} {p[top]:.2f}", *[f"{v:.4f}" for v in f],
+                      f"{episode.rewards[t - 1]:+.4f}" if t else "")
+    console.print(table)
+    summary = episode.summary()
+    console.print(f"return {episode.episode_return:+.4f}; final feedback "
+                  + ", ".join(f"{k}={v:.4f}" for k, v in summary["final_feedback"].items())
+                  + f"; {summary['tokens']:,} tokens in {episode.seconds:.1f} s")
+    stem = Path(policy).stem if not policy.startswith("baseline:") else policy.replace(":", "-")
+    plot = plot or Path(f"rollout-{stem}-{preset}-seed{seed}.png")
+    from PIL import Image
+
+    Image.fromarray(mixture_area_plot(episode.mixtures, episode.domains, title=f"{agent.name}, {env.unwrapped.scenario.name}, seed {seed}")).save(plot)
+    console.print(f"plot: {plot}")
+    if json_out:
+        write_json(json_out, {**summary, "mixtures": episode.mixtures.tolist(), "feedback": episode.feedback.tolist(),
+                              "rewards": episode.rewards.tolist()})
 
 
 def main() -> None:

@@ -150,6 +150,7 @@ class DataMixEnv(gym.Env):
         self.render_mode = render_mode
         self.timing = timing
         self.scenario = resolve_scenario(scenario, preset)
+        self.data_dir, self.cache_dir = data_dir, cache_dir  # policies that run their own proxy episodes reuse them
         self.device = resolve_device(device)
         self.shards = build_data(self.scenario.data, data_dir, cache_dir, progress=progress)
         self.domain_space = space = self.shards.domain_space

@@ -1,0 +1,86 @@
+"""The Data Mixing Agent as a policy: a trained `MixingNet` plus what it needs to read an episode."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from datasets_builder.atomic import atomic_path
+
+from .features import last_window, tokens
+from .networks import AgentConfig, MixingNet
+from .policy import History, Policy, ScenarioInfo
+
+FORMAT = "dmix-agent/1"
+
+
+class TransformerAgent(Policy):
+    """Acts with a `MixingNet` over the last `window` state tokens of the episode."""
+
+    def __init__(self, net: MixingNet, domains: tuple[str, ...], fields: tuple[str, ...], feedback_mean: np.ndarray,
+                 feedback_std: np.ndarray, name: str = "agent", meta: dict[str, Any] | None = None):
+        if len(domains) != net.num_domains or len(fields) != net.num_fields:
+            raise ValueError(f"net is for {net.num_domains} domains / {net.num_fields} fields, got {len(domains)} / {len(fields)}")
+        self.net = net.eval()
+        self.domains, self.fields = tuple(domains), tuple(fields)
+        self.feedback_mean = np.asarray(feedback_mean, np.float32)
+        self.feedback_std = np.maximum(np.asarray(feedback_std, np.float32), 1e-6)
+        self.name = name
+        self.meta = dict(meta or {})
+
+    @classmethod
+    def create(cls, domains, fields, feedback_mean, feedback_std, config: AgentConfig = AgentConfig(), seed: int = 0,
+               name: str = "agent") -> "TransformerAgent":
+        """A freshly initialised agent for a domain space."""
+        torch.manual_seed(seed)
+        return cls(MixingNet(len(domains), len(fields), config), domains, fields, feedback_mean, feedback_std, name)
+
+    @property
+    def config(self) -> AgentConfig:
+        return self.net.config
+
+    def reset(self, info: ScenarioInfo) -> None:
+        names = tuple(info.domain_space.names)
+        if names != self.domains:
+            raise ValueError(f"agent {self.name!r} was trained on domains {list(self.domains)[:4]}... ({len(self.domains)}), "
+                             f"but the env has {list(names)[:4]}... ({len(names)}); wrap the env in CollapseDomains or "
+                             f"train on this domain space")
+        super().reset(info)
+
+    def state_tokens(self, observations: np.ndarray) -> np.ndarray:
+        """(T, D+K) standardised state tokens of raw observations."""
+        return tokens(observations, self.net.num_domains, self.net.num_fields, self.feedback_mean, self.feedback_std)
+
+    @torch.no_grad()
+    def act(self, history: History) -> np.ndarray:
+        window = last_window(self.state_tokens(history.stacked()), self.config.window)
+        p = self.net.mixture(torch.from_numpy(window)[None]).double()[0].numpy()
+        return p / p.sum()
+
+    def save(self, path: str | Path) -> Path:
+        """Write the agent atomically to one file (torch format)."""
+        path = Path(path)
+        payload = {
+            "format": FORMAT, "name": self.name, "config": self.config.to_dict(), "domains": list(self.domains),
+            "fields": list(self.fields), "feedback_mean": self.feedback_mean.tolist(), "feedback_std": self.feedback_std.tolist(),
+            "meta": self.meta, "state_dict": self.net.state_dict(),
+        }
+        with atomic_path(path, suffix=".pt") as tmp:
+            torch.save(payload, tmp)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "TransformerAgent":
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"no saved agent at {path}")
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+            raise ValueError(f"{path} is not a saved dmix agent (format {FORMAT})")
+        net = MixingNet(len(payload["domains"]), len(payload["fields"]), AgentConfig(**payload["config"]))
+        net.load_state_dict(payload["state_dict"])
+        return cls(net, payload["domains"], payload["fields"], np.array(payload["feedback_mean"]),
+                   np.array(payload["feedback_std"]), payload["name"], payload["meta"])

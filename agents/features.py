@@ -1,0 +1,60 @@
+"""What the agent sees and how its mixtures meet d3rlpy: pure functions over arrays.
+
+State. Step t of an episode is the token x_t = [p_t ; f̂_t]: the mixture last used (p_0 after
+reset) and the feedback per field, standardised with the dataset's mean/std (paper, C.3). The
+agent reads the last W tokens, oldest first; before W steps have passed the window is padded with
+copies of the first token (as `dmix_gym.wrappers.HistoryWindow` pads).
+
+Action. d3rlpy's continuous policies emit a = tanh(mu + sigma * eps) in [-1, 1]^D. A mixture p
+maps to that box through centred log-weights:
+
+    to_unit(p)   = tanh((log p - mean(log p)) / scale)
+    from_unit(a) = softmax(scale * atanh(a))
+
+so the agent's logits z give d3rlpy's pre-tanh mean mu = z / scale, and a deterministic d3rlpy
+action maps back to exactly softmax(z). from_unit(to_unit(p)) == p for every p with all
+weights >= `FLOOR`; smaller weights are raised to it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+FLOOR = 1e-6
+_EDGE = 1.0 - 1e-6
+
+
+def tokens(observations: np.ndarray, num_domains: int, num_fields: int, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """(..., D + K) agent tokens [p ; f̂] from raw DataMix-v0 observations (..., obs_dim)."""
+    obs = np.asarray(observations, dtype=np.float32)
+    mixture = obs[..., :num_domains]
+    feedback = (obs[..., num_domains:num_domains + num_fields] - mean) / std
+    return np.concatenate([mixture, feedback], axis=-1).astype(np.float32)
+
+
+def windows(sequence: np.ndarray, window: int) -> np.ndarray:
+    """(T, window, F): for each t, tokens t-window+1 .. t of a (T, F) episode, left-padded with token 0."""
+    sequence = np.asarray(sequence, dtype=np.float32)
+    padded = np.concatenate([np.repeat(sequence[:1], window - 1, axis=0), sequence], axis=0)
+    index = np.arange(len(sequence))[:, None] + np.arange(window)[None, :]
+    return padded[index]
+
+
+def last_window(sequence: np.ndarray, window: int) -> np.ndarray:
+    """(window, F): the window ending at the last token of a (T, F) history."""
+    return windows(np.asarray(sequence)[-window:], window)[-1]
+
+
+def to_unit(p: np.ndarray, scale: float) -> np.ndarray:
+    """Mixtures (..., D) -> d3rlpy actions in (-1, 1)."""
+    logp = np.log(np.maximum(np.asarray(p, dtype=np.float64), FLOOR))
+    centred = logp - logp.mean(axis=-1, keepdims=True)
+    return np.clip(np.tanh(centred / scale), -_EDGE, _EDGE).astype(np.float32)
+
+
+def from_unit(a: np.ndarray, scale: float) -> np.ndarray:
+    """d3rlpy actions (..., D) in [-1, 1] -> mixtures."""
+    z = scale * np.arctanh(np.clip(np.asarray(a, dtype=np.float64), -_EDGE, _EDGE))
+    z = z - z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)

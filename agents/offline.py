@@ -1,0 +1,73 @@
+"""A dmix Minari dataset as the agent's training data: state windows, next mixtures, rewards."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from datasets_builder.publish import dmix_metadata
+
+from .features import tokens, windows
+
+
+@dataclass(frozen=True)
+class OfflineData:
+    """Every transition of a dataset, with the window the agent sees at that step."""
+
+    dataset_id: str
+    scenario: dict[str, Any]
+    domains: tuple[str, ...]
+    fields: tuple[str, ...]
+    feedback_mean: np.ndarray  # (K,)
+    feedback_std: np.ndarray  # (K,)
+    windows: np.ndarray  # (N, W, D+K) standardised state tokens, oldest first
+    actions: np.ndarray  # (N, D) the next mixture
+    rewards: np.ndarray  # (N,)
+    terminals: np.ndarray  # (N,) the env terminated after this step
+    timeouts: np.ndarray  # (N,) the env truncated after this step
+    episode: np.ndarray  # (N,) episode id
+    quality: np.ndarray  # (N,) the episode's Algorithm 1 candidate count N
+
+    def __len__(self) -> int:
+        return len(self.actions)
+
+    @property
+    def window(self) -> int:
+        return self.windows.shape[1]
+
+    def select(self, mask: np.ndarray) -> "OfflineData":
+        """The transitions where `mask` holds (whole episodes when the mask is per episode)."""
+        arrays = {k: getattr(self, k)[mask] for k in ("windows", "actions", "rewards", "terminals", "timeouts", "episode", "quality")}
+        return OfflineData(self.dataset_id, self.scenario, self.domains, self.fields, self.feedback_mean, self.feedback_std, **arrays)
+
+    def of_quality(self, quality: int) -> "OfflineData":
+        mask = self.quality == quality
+        if not mask.any():
+            raise ValueError(f"dataset {self.dataset_id!r} has no episode of quality N={quality} (has {sorted(set(self.quality.tolist()))})")
+        return self.select(mask)
+
+
+def load_offline(dataset, window: int) -> OfflineData:
+    """Windows, actions and rewards of every step of a dmix Minari dataset (an id or a loaded MinariDataset)."""
+    import minari
+
+    if isinstance(dataset, str):
+        dataset = minari.load_dataset(dataset)
+    meta = dmix_metadata(dataset)
+    d, k = len(meta["domains"]), len(meta["fields"])
+    mean, std = np.asarray(meta["feedback_mean"], np.float32), np.maximum(np.asarray(meta["feedback_std"], np.float32), 1e-6)
+    parts: dict[str, list[np.ndarray]] = {k_: [] for k_ in ("windows", "actions", "rewards", "terminals", "timeouts", "episode", "quality")}
+    for episode in dataset.iterate_episodes():
+        steps = len(episode.actions)
+        state = tokens(episode.observations[:steps], d, k, mean, std)
+        parts["windows"].append(windows(state, window))
+        parts["actions"].append(np.asarray(episode.actions, np.float32))
+        parts["rewards"].append(np.asarray(episode.rewards, np.float32))
+        parts["terminals"].append(np.asarray(episode.terminations, bool))
+        parts["timeouts"].append(np.asarray(episode.truncations, bool))
+        parts["episode"].append(np.full(steps, episode.id))
+        parts["quality"].append(np.full(steps, meta["episode_quality"][episode.id]))
+    return OfflineData(dataset.spec.dataset_id, meta["scenario"], tuple(meta["domains"]), tuple(meta["fields"]), mean, std,
+                       **{key: np.concatenate(value) for key, value in parts.items()})

@@ -1,0 +1,156 @@
+"""The policy interface shared by agents and baselines, and the one loop that runs any policy in DataMix-v0.
+
+A policy sees a scenario (`reset`), then, before each step, the whole history of the episode so
+far (`act`), and returns the next mixture: a point on the simplex over the env's domains.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from datasets_builder.domains import DomainSpace
+
+
+@dataclass(frozen=True)
+class ScenarioInfo:
+    """What a policy may know about the scenario it acts in."""
+
+    scenario: dict[str, Any]  # the Scenario's JSON form
+    domain_space: DomainSpace
+    max_steps: int
+
+    @property
+    def num_domains(self) -> int:
+        return self.domain_space.size
+
+    @property
+    def num_fields(self) -> int:
+        return len(self.domain_space.fields)
+
+    @property
+    def scenario_name(self) -> str:
+        return f"{self.scenario['data']['name']}-{self.scenario['data']['preset']['name']}"
+
+    @classmethod
+    def from_env(cls, env) -> "ScenarioInfo":
+        base = env.unwrapped
+        return cls(json.loads(base.scenario.to_json()), base.domain_space, base.max_steps)
+
+
+@dataclass
+class History:
+    """An episode so far: every observation (reset's first) and the `info` that came with it."""
+
+    observations: list[np.ndarray] = field(default_factory=list)
+    infos: list[dict[str, Any]] = field(default_factory=list)
+
+    def append(self, observation: np.ndarray, info: dict[str, Any]) -> None:
+        self.observations.append(np.asarray(observation, np.float32))
+        self.infos.append(info)
+
+    def stacked(self) -> np.ndarray:
+        """(t+1, obs_dim) array of the observations."""
+        return np.stack(self.observations)
+
+    def __len__(self) -> int:
+        return len(self.observations)
+
+
+class Policy(ABC):
+    """A data-mixing policy: agents and baselines alike."""
+
+    name: str = "policy"
+
+    def prepare(self, env, progress: bool = True) -> None:
+        """One-off work a policy needs in a scenario before its first episode (proxy runs, reference losses)."""
+
+    def reset(self, info: ScenarioInfo) -> None:
+        """Start an episode of the scenario described by `info`."""
+        self.info = info
+
+    @abstractmethod
+    def act(self, history: History) -> np.ndarray:
+        """The next mixture, shape (D,), non-negative, summing to 1."""
+
+    def save(self, path: str | Path) -> Path:
+        raise NotImplementedError(f"{type(self).__name__} cannot be saved")
+
+
+def check_mixture(p: np.ndarray, size: int, who: str) -> np.ndarray:
+    """`p` as float64 if it is a distribution over `size` domains; a ValueError naming `who` otherwise."""
+    p = np.asarray(p, dtype=np.float64)
+    if p.shape != (size,) or not np.all(np.isfinite(p)) or np.any(p < 0) or not np.isclose(p.sum(), 1.0, atol=1e-5):
+        raise ValueError(f"policy {who} returned an invalid mixture {np.round(p, 4).tolist()} (want {size} non-negative weights summing to 1)")
+    return p
+
+
+@dataclass(frozen=True)
+class Episode:
+    """One policy episode in DataMix-v0: mixtures, feedback and rewards at every step."""
+
+    policy: str
+    seed: int
+    domains: tuple[str, ...]
+    fields: tuple[str, ...]
+    mixtures: np.ndarray  # (T+1, D): p_0, then each action the env carried out
+    feedback: np.ndarray  # (T+1, K): at reset, then after each step
+    rewards: np.ndarray  # (T,)
+    tokens: np.ndarray  # (T, D) tokens drawn per domain
+    domain_loss: np.ndarray  # (T+1, D) held-out LM loss per domain: at reset, then after each step
+    terminated: bool
+    seconds: float
+
+    @property
+    def episode_return(self) -> float:
+        return float(self.rewards.sum())
+
+    @property
+    def final_feedback(self) -> np.ndarray:
+        return self.feedback[-1]
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "policy": self.policy, "seed": self.seed, "steps": len(self.rewards), "return": self.episode_return,
+            "final_feedback": dict(zip(self.fields, self.final_feedback.tolist())),
+            "tokens": int(self.tokens.sum()), "terminated": self.terminated, "seconds": round(self.seconds, 2),
+        }
+
+
+def rollout(policy: Policy, env, seed: int = 0, progress: bool = False) -> Episode:
+    """Run `policy` for one episode of `env` (a DataMix-v0, possibly wrapped) and return it."""
+    from tqdm.auto import tqdm
+
+    info = ScenarioInfo.from_env(env)
+    policy.prepare(env, progress=progress)
+    policy.reset(info)
+    started = time.perf_counter()
+    obs, step_info = env.reset(seed=seed)
+    history = History()
+    history.append(obs, step_info)
+    d = env.action_space.shape[0]
+    mixtures, feedback, rewards, tokens = [obs[:d].astype(np.float64)], [step_info["feedback"]], [], []
+    losses = [step_info["domain_loss"]]
+    terminated = truncated = False
+    with tqdm(total=info.max_steps, desc=f"{policy.name} seed {seed}", unit="step", disable=not progress) as bar:
+        while not (terminated or truncated):
+            action = check_mixture(policy.act(history), d, policy.name)
+            obs, reward, terminated, truncated, step_info = env.step(action)
+            history.append(obs, step_info)
+            mixtures.append(action)
+            feedback.append(step_info["feedback"])
+            rewards.append(reward)
+            tokens.append(step_info["tokens"])
+            losses.append(step_info["domain_loss"])
+            bar.update(1)
+            bar.set_postfix(reward=f"{reward:+.3f}")
+    space = info.domain_space
+    return Episode(policy.name, seed, space.names, space.fields, np.array(mixtures), np.array(feedback, np.float64),
+                   np.array(rewards, np.float64), np.array(tokens, np.int64), np.array(losses, np.float64), bool(terminated),
+                   time.perf_counter() - started)

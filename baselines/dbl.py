@@ -1,0 +1,108 @@
+"""Dynamic Batch Loading (Sheared-LLaMA, Xia et al. 2023), as the Data Mixing Agent paper runs it (D.2).
+
+After each step, the domains (or fields) whose held-out loss exceeds its reference loss the most
+gain weight: w <- normalise(w * exp(eta * max(loss - ref, 0))). Reference losses: the base
+model's loss for source-field domains, and the loss a model trained on the target field alone
+(the Naive baseline) reaches at the end of an episode for target-field domains. They are computed
+once per scenario and cached.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from agents.policy import History, Policy, ScenarioInfo
+from datasets_builder.atomic import stable_hash, write_json
+from datasets_builder.domains import DomainSpace, collapse, expand
+from datasets_builder.paths import resolve_cache_dir
+
+
+@dataclass(frozen=True)
+class DBLConfig:
+    eta: float = 1.0  # step size of the multiplicative update
+    level: Literal["domain", "field"] = "domain"
+    reference_seed: int = 0  # seed of the Naive episode that gives the target-field references
+
+
+def dbl_update(weights: np.ndarray, losses: np.ndarray, reference: np.ndarray, eta: float) -> np.ndarray:
+    """One DBL step: raise each weight by exp(eta * its excess loss over the reference), renormalise."""
+    excess = np.maximum(np.asarray(losses, np.float64) - reference, 0.0)
+    w = np.asarray(weights, np.float64) * np.exp(eta * excess)
+    return w / w.sum()
+
+
+def field_losses(losses: np.ndarray, space: DomainSpace) -> np.ndarray:
+    """(K,) loss per field: the p0/p*-weighted mean of its domains' losses."""
+    within = expand(np.ones(len(space.fields)), space)
+    return collapse(np.asarray(losses) * within, space)
+
+
+def balanced_start(space: DomainSpace) -> np.ndarray:
+    """Every field an equal share, split within the field like p0 (source) or p* (targets)."""
+    k = len(space.fields)
+    return expand(np.full(k, 1.0 / k), space)
+
+
+def reference_losses(base_loss: np.ndarray, naive_loss: np.ndarray, space: DomainSpace) -> np.ndarray:
+    """(D,) the base model's loss on source domains, the Naive-trained model's loss on target domains."""
+    source = np.asarray(space.field_of) == 0
+    return np.where(source, base_loss, naive_loss)
+
+
+class DBL(Policy):
+    """Dynamic Batch Loading over the env's per-domain held-out losses."""
+
+    name = "baseline:dbl"
+
+    def __init__(self, config: DBLConfig = DBLConfig()):
+        self.config = config
+        self.references: dict[str, np.ndarray] = {}
+
+    def prepare(self, env, progress: bool = True) -> None:
+        """Compute (or read from the cache) the scenario's reference losses."""
+        from baselines.static import StaticPolicy
+        from agents.policy import rollout
+
+        info = ScenarioInfo.from_env(env)
+        key = stable_hash({"scenario": info.scenario, "seed": self.config.reference_seed, "version": 1})
+        if key in self.references:
+            return
+        path = resolve_cache_dir(env.unwrapped.cache_dir) / "baselines" / f"dbl-reference-{info.scenario_name}-{key}.json"
+        if path.exists():
+            self.references[key] = np.asarray(json.loads(path.read_text())["reference"])
+            return
+        naive = rollout(StaticPolicy("naive"), env, seed=self.config.reference_seed, progress=progress)
+        reference = reference_losses(naive.domain_loss[0], naive.domain_loss[-1], info.domain_space)
+        write_json(path, {"scenario": info.scenario_name, "reference": reference.tolist(),
+                          "base_loss": naive.domain_loss[0].tolist(), "naive_loss": naive.domain_loss[-1].tolist(),
+                          "naive_seconds": naive.seconds, "naive_tokens": int(naive.tokens.sum())})
+        self.references[key] = reference
+
+    def reset(self, info: ScenarioInfo) -> None:
+        super().reset(info)
+        key = stable_hash({"scenario": info.scenario, "seed": self.config.reference_seed, "version": 1})
+        if key not in self.references:
+            raise RuntimeError("DBL needs its reference losses: call prepare(env) first (rollout() does)")
+        self.reference = self.references[key]
+        space = info.domain_space
+        self.weights = balanced_start(space) if self.config.level == "domain" else np.full(len(space.fields), 1 / len(space.fields))
+
+    def act(self, history: History) -> np.ndarray:
+        space = self.info.domain_space
+        if len(history) > 1:  # reset's losses are the base model's: nothing trained yet
+            losses = np.asarray(history.infos[-1]["domain_loss"], np.float64)
+            if self.config.level == "domain":
+                self.weights = dbl_update(self.weights, losses, self.reference, self.config.eta)
+            else:
+                self.weights = dbl_update(self.weights, field_losses(losses, space), field_losses(self.reference, space),
+                                          self.config.eta)
+        return self.weights if self.config.level == "domain" else expand(self.weights, space)
+
+    def save(self, path: str | Path) -> Path:
+        write_json(path, {"policy": self.name, "config": asdict(self.config)})
+        return Path(path)

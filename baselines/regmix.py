@@ -1,0 +1,175 @@
+"""RegMix (Liu et al. 2024) as a baseline: regress the final feedback on the mixture, hold the best mixture static.
+
+1. Sample M mixtures the way RegMix does: Dirichlet(strength * D * prior), the prior being the token
+   distribution over domains sharpened/flattened by a temperature, and the strength drawn
+   log-uniformly per sample (small strengths give sparse mixtures, large ones mixtures near the prior).
+2. Train a short proxy run on each (a DataMix-v0 episode of `proxy_steps` steps holding it), through
+   the same crash-safe staged runner as trajectory collection.
+3. Fit LightGBM (as RegMix does) from mixture to the balanced final feedback sum_k lambda_k f_k,
+   with a linear model as a cross-check; report each one's cross-validated R^2.
+4. Score a large random sample of mixtures with the model and hold the mean of the top-k.
+
+The fit is cached per scenario and configuration, with the proxy compute it spent.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agents.policy import History, Policy, ScenarioInfo
+from datasets_builder.atomic import stable_hash, write_json
+from datasets_builder.paths import resolve_cache_dir
+
+
+@dataclass(frozen=True)
+class RegMixConfig:
+    runs: int = 32  # M proxy runs
+    proxy_steps: int = 5  # re-weighting steps per proxy run (of the scenario's tokens_per_step each)
+    temperature: float = 0.5  # prior = token share ** temperature, renormalised
+    min_strength: float = 0.1
+    max_strength: float = 5.0
+    search_samples: int = 100_000
+    top_k: int = 100
+    folds: int = 4  # cross-validation folds for the reported R^2
+    workers: int = 2
+    seed: int = 0
+
+
+def token_prior(train_sequences: np.ndarray, temperature: float) -> np.ndarray:
+    """RegMix's prior: each domain's share of the training tokens, raised to `temperature` and renormalised."""
+    share = np.asarray(train_sequences, np.float64) / np.sum(train_sequences)
+    prior = share ** temperature
+    return prior / prior.sum()
+
+
+def sample_mixtures(prior: np.ndarray, n: int, rng: np.random.Generator, min_strength: float = 0.1,
+                    max_strength: float = 5.0) -> np.ndarray:
+    """(n, D) mixtures ~ Dirichlet(strength * prior * D), strength log-uniform in [min, max] per sample."""
+    strength = np.exp(rng.uniform(np.log(min_strength), np.log(max_strength), size=n))
+    alpha = np.maximum(strength[:, None] * prior[None, :] * len(prior), 1e-3)
+    x = rng.gamma(alpha)
+    x[x.sum(1) == 0, :] = 1.0  # all-underflow rows (tiny alphas) fall back to uniform
+    return x / x.sum(1, keepdims=True)
+
+
+def make_regressor(kind: str, seed: int = 0):
+    """A fresh regression model: 'lightgbm' (RegMix's choice) or 'linear'."""
+    if kind == "lightgbm":
+        import lightgbm as lgb
+
+        return lgb.LGBMRegressor(n_estimators=300, learning_rate=0.05, num_leaves=8, min_child_samples=2,
+                                 subsample=0.9, subsample_freq=1, colsample_bytree=0.9, random_state=seed, verbose=-1)
+    if kind == "linear":
+        from sklearn.linear_model import Ridge
+
+        return Ridge(alpha=1e-3)
+    raise ValueError(f"unknown regressor {kind!r}; choose 'lightgbm' or 'linear'")
+
+
+def cross_validated_r2(kind: str, x: np.ndarray, y: np.ndarray, folds: int, seed: int = 0) -> float:
+    """Held-out R^2 of `kind` over k folds (every point predicted by a model that did not see it)."""
+    from sklearn.metrics import r2_score
+    from sklearn.model_selection import KFold
+
+    predicted = np.empty_like(y)
+    for train, test in KFold(min(folds, len(y)), shuffle=True, random_state=seed).split(x):
+        predicted[test] = make_regressor(kind, seed).fit(x[train], y[train]).predict(x[test])
+    return float(r2_score(y, predicted))
+
+
+def search_optimum(model, prior: np.ndarray, samples: int, top_k: int, rng: np.random.Generator,
+                   min_strength: float = 0.1, max_strength: float = 5.0) -> np.ndarray:
+    """The mean of the `top_k` of `samples` random mixtures the model scores highest."""
+    candidates = sample_mixtures(prior, samples, rng, min_strength, max_strength)
+    best = np.argsort(model.predict(candidates))[-top_k:]
+    p = candidates[best].mean(0)
+    return p / p.sum()
+
+
+class RegMix(Policy):
+    """The RegMix mixture for the scenario, held static."""
+
+    name = "baseline:regmix"
+
+    def __init__(self, config: RegMixConfig = RegMixConfig()):
+        self.config = config
+        self.fits: dict[str, dict[str, Any]] = {}
+
+    def _key(self, info: ScenarioInfo) -> str:
+        return stable_hash({"scenario": info.scenario, "regmix": asdict(self.config), "version": 1})
+
+    def prepare(self, env, progress: bool = True) -> None:
+        """Run the proxy runs and fit the regression, or read a cached fit."""
+        info = ScenarioInfo.from_env(env)
+        key = self._key(info)
+        if key in self.fits:
+            return
+        cache = resolve_cache_dir(env.unwrapped.cache_dir)
+        path = cache / "baselines" / f"regmix-{info.scenario_name}-{key}.json"
+        if not path.exists():
+            write_json(path, fit_regmix(env, self.config, progress))
+        self.fits[key] = json.loads(path.read_text())
+
+    def reset(self, info: ScenarioInfo) -> None:
+        super().reset(info)
+        fit = self.fits.get(self._key(info))
+        if fit is None:
+            raise RuntimeError("RegMix needs its fit: call prepare(env) first (rollout() does)")
+        self.mixture = np.asarray(fit["mixture"], np.float64)
+        self.fit = fit
+
+    def act(self, history: History) -> np.ndarray:
+        return self.mixture
+
+    def save(self, path: str | Path) -> Path:
+        write_json(path, {"policy": self.name, "config": asdict(self.config)})
+        return Path(path)
+
+
+def fit_regmix(env, config: RegMixConfig, progress: bool = True) -> dict[str, Any]:
+    """Proxy runs (staged, resumable) -> regressions -> the searched mixture, with R^2 and compute spent."""
+    from datasets_builder.collection import Plan, load_episode, load_or_write_plan, run_plan, staging_dir
+    from datasets_builder.trajectories import PlannedEpisode
+    from dmix_gym.scenario import override
+
+    base = env.unwrapped
+    info = ScenarioInfo.from_env(env)
+    rng = np.random.default_rng(config.seed)
+    prior = token_prior([base.shards.train_sequences(d) for d in range(base.num_domains)], config.temperature)
+    mixtures = sample_mixtures(prior, config.runs, rng, config.min_strength, config.max_strength)
+    proxy = override(base.scenario, max_steps=config.proxy_steps)
+    scenario = json.loads(proxy.to_json())
+    name = f"regmix-{stable_hash({'regmix': asdict(config), 'version': 1})[:10]}"
+    folder = staging_dir(proxy.name, name, base.cache_dir)
+    episodes = tuple(PlannedEpisode(i, 0, config.seed * 100_003 + i, np.repeat(m[None].astype(np.float32), config.proxy_steps, 0))
+                     for i, m in enumerate(mixtures))
+    plan = load_or_write_plan(folder, scenario, config.runs, lambda: Plan(scenario, name, episodes))
+    started = time.perf_counter()
+    run_plan(folder, plan, config.runs, config.workers, "process", base.data_dir, base.cache_dir, progress)
+    wall = time.perf_counter() - started
+
+    weights = np.asarray(base.scenario.weights())
+    x, y, tokens, seconds = [], [], 0, 0.0
+    for planned in plan.episodes[:config.runs]:
+        arrays = load_episode(folder / f"episode-{planned.index:06d}.npz")
+        x.append(arrays["actions"][0])
+        y.append(float(arrays["info/feedback"][-1] @ weights))
+        tokens += int(arrays["info/tokens"].sum())
+        seconds += float(arrays.get("info/train_seconds", np.zeros(1)).sum() + arrays.get("info/eval_seconds", np.zeros(1)).sum())
+    x, y = np.asarray(x, np.float64), np.asarray(y)
+    model = make_regressor("lightgbm", config.seed).fit(x, y)
+    mixture = search_optimum(model, prior, config.search_samples, config.top_k, rng, config.min_strength, config.max_strength)
+    return {
+        "scenario": info.scenario_name, "config": asdict(config), "mixture": mixture.tolist(),
+        "predicted_score": float(model.predict(mixture[None])[0]), "best_observed_score": float(y.max()),
+        "r2": {kind: cross_validated_r2(kind, x, y, config.folds, config.seed) for kind in ("lightgbm", "linear")},
+        "compute": {"proxy_runs": config.runs, "proxy_steps": config.proxy_steps, "tokens": tokens,
+                    "proxy_seconds": round(seconds, 2), "wall_seconds_this_run": round(wall, 2)},
+        "staging": str(folder),
+    }

@@ -1,0 +1,215 @@
+"""The Data Mixing Agent: valid mixtures, SFT fits a planted rule, CQL through d3rlpy ranks actions, save/load, rollout."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from agents.agent import TransformerAgent
+from agents.features import from_unit, last_window, to_unit, windows
+from agents.networks import AgentConfig, Block, count_parameters
+from agents.offline import OfflineData, load_offline
+from agents.policy import History, rollout
+from agents.sft import SFTConfig, train_sft
+from datasets_builder.collection import collect
+from datasets_builder.publish import publish
+from tests.conftest import tiny_scenario
+
+SMALL = AgentConfig(window=4, d_model=32, layers=2, heads=2, ffn=64)
+
+
+@pytest.fixture(scope="module")
+def tiny_offline(tiny_data, tmp_path_factory) -> OfflineData:
+    """A real (tiny) dmix Minari dataset, collected through the env and published, as agent training data."""
+    os.environ["DMIX_CACHE_DIR"] = str(tmp_path_factory.getbasetemp() / "cache")
+    previous = os.environ.get("MINARI_DATASETS_PATH")
+    os.environ["MINARI_DATASETS_PATH"] = str(tmp_path_factory.mktemp("minari"))
+    try:
+        folder = collect(tiny_scenario(tiny_data), name="agents", total=8, qualities=(1, 50), workers=1,
+                         data_dir=str(tiny_data), progress=False)
+        return load_offline(publish(folder, overwrite=True), SMALL.window)
+    finally:
+        if previous is None:
+            os.environ.pop("MINARI_DATASETS_PATH")
+        else:
+            os.environ["MINARI_DATASETS_PATH"] = previous
+
+
+def small_agent(data: OfflineData, seed: int = 0) -> TransformerAgent:
+    return TransformerAgent.create(data.domains, data.fields, data.feedback_mean, data.feedback_std, SMALL, seed)
+
+
+def test_default_agent_is_about_two_million_parameters():
+    agent = TransformerAgent.create(tuple(f"d{i}" for i in range(16)), ("general", "math"), np.zeros(2), np.ones(2))
+    assert 1.2e6 < count_parameters(agent.net) < 2.5e6
+
+
+def test_last_only_block_equals_full_block():
+    torch.manual_seed(0)
+    block = Block(16, 2, 32).eval()
+    h = torch.randn(3, 5, 16)
+    mask = torch.triu(torch.full((5, 5), float("-inf")), diagonal=1)
+    assert torch.allclose(block(h, mask)[:, -1], block(h, mask, last_only=True)[:, 0], atol=1e-5)
+
+
+def test_windows_pad_with_the_first_token():
+    seq = np.arange(6, dtype=np.float32).reshape(3, 2)
+    w = windows(seq, 4)
+    assert w.shape == (3, 4, 2)
+    assert np.array_equal(w[0], np.repeat(seq[:1], 4, 0))
+    assert np.array_equal(w[2], np.concatenate([seq[:1], seq]))
+    assert np.array_equal(last_window(seq, 4), w[-1])
+
+
+def test_simplex_maps_to_d3rlpy_box_and_back():
+    rng = np.random.default_rng(0)
+    p = rng.dirichlet(np.ones(7), size=50)
+    a = to_unit(p, 4.0)
+    assert np.all(np.abs(a) < 1)
+    assert np.allclose(from_unit(a, 4.0), p, atol=1e-5)
+    # Any point of d3rlpy's box, edges included, maps to a valid mixture.
+    q = from_unit(rng.uniform(-1, 1, size=(50, 7)) ** 3 * np.array([1, -1, 1, 1, -1, 1, 1]), 4.0)
+    assert np.all(q >= 0) and np.allclose(q.sum(1), 1)
+    assert np.allclose(from_unit(np.ones((1, 3)), 4.0).sum(), 1)
+
+
+def test_agent_always_outputs_a_distribution(tiny_offline):
+    agent = small_agent(tiny_offline)
+    rng = np.random.default_rng(1)
+    d, k = len(tiny_offline.domains), len(tiny_offline.fields)
+    for scale in (1e-3, 1.0, 1e3):
+        history = History()
+        for _ in range(6):
+            obs = np.concatenate([rng.dirichlet(np.ones(d)), -scale * rng.random(k), [0.5], [1.0]]).astype(np.float32)
+            history.append(obs, {})
+            p = agent.act(history)
+            assert p.shape == (d,) and np.all(np.isfinite(p)) and np.all(p >= 0) and np.isclose(p.sum(), 1)
+
+
+def test_sft_fits_a_planted_next_distribution_rule(tiny_offline, tmp_path):
+    # Plant a rule on real windows: the next mixture is the last mixture with its domains rotated by one.
+    d = len(tiny_offline.domains)
+    last_mixture = tiny_offline.windows[:, -1, :d]
+    planted = dataclasses.replace(tiny_offline, actions=np.roll(last_mixture, 1, axis=1).astype(np.float32))
+    baseline = np.mean((planted.actions - planted.actions.mean(0)) ** 2)  # predicting the mean target
+    agent, metrics = train_sft(planted, tmp_path, SMALL, SFTConfig(quality=None, epochs=200, batch_size=16, lr=3e-3,
+                                                                    val_episodes=0.0), progress=False)
+    with torch.no_grad():
+        fitted = agent.net.mixture(torch.from_numpy(planted.windows)).numpy()
+    assert np.mean((fitted - planted.actions) ** 2) < 0.1 * baseline
+    assert (tmp_path / "sft.pt").exists() and metrics["history"][-1]["epoch"] == 200
+
+
+def test_sft_resume_matches_an_uninterrupted_run(tiny_offline, tmp_path):
+    config = SFTConfig(quality=None, epochs=4, batch_size=8, checkpoint_every=2, val_episodes=0.25)
+    whole, _ = train_sft(tiny_offline, tmp_path / "whole", SMALL, config, progress=False)
+    train_sft(tiny_offline, tmp_path / "split", SMALL, dataclasses.replace(config, epochs=2), progress=False)
+    # Continue the same run: the checkpoint records its settings, so extend them by hand as a longer run would.
+    ckpt = torch.load(tmp_path / "split" / "sft-checkpoint.pt", weights_only=True)
+    ckpt["settings"]["sft"]["epochs"] = 4
+    torch.save(ckpt, tmp_path / "split" / "sft-checkpoint.pt")
+    resumed, _ = train_sft(tiny_offline, tmp_path / "split", SMALL, config, progress=False)
+    for (name, a), (_, b) in zip(whole.net.state_dict().items(), resumed.net.state_dict().items()):
+        assert torch.allclose(a, b, atol=1e-6), name
+
+
+def test_sft_refuses_a_checkpoint_of_other_settings(tiny_offline, tmp_path):
+    config = SFTConfig(quality=None, epochs=2, checkpoint_every=1)
+    train_sft(tiny_offline, tmp_path, SMALL, config, progress=False)
+    with pytest.raises(ValueError, match="other settings"):
+        train_sft(tiny_offline, tmp_path, SMALL, dataclasses.replace(config, lr=1e-2), progress=False)
+
+
+def test_save_load_round_trip_gives_identical_actions(tiny_offline, tmp_path):
+    agent = small_agent(tiny_offline, seed=3)
+    path = agent.save(tmp_path / "agent.pt")
+    again = TransformerAgent.load(path)
+    history = History()
+    rng = np.random.default_rng(0)
+    d, k = len(tiny_offline.domains), len(tiny_offline.fields)
+    for _ in range(5):
+        history.append(np.concatenate([rng.dirichlet(np.ones(d)), -rng.random(k) * 5, [0.2], [0.9]]), {})
+        assert np.array_equal(agent.act(history), again.act(history))
+    with pytest.raises(ValueError, match="not a saved dmix agent"):
+        torch.save({"x": 1}, tmp_path / "other.pt")
+        TransformerAgent.load(tmp_path / "other.pt")
+
+
+def test_cql_through_d3rlpy_ranks_a_planted_good_action_above_a_bad_one(tiny_offline, tmp_path):
+    from agents.cql import CQLSettings, q_values, train_cql
+
+    d = len(tiny_offline.domains)
+    good, bad = np.full(d, 0.02), np.full(d, 0.02)
+    good[0], bad[-1] = 1.0, 1.0
+    good, bad = good / good.sum(), bad / bad.sum()
+    # Plant: half the logged actions are `good` (reward +1), half `bad` (reward -1).
+    is_good = np.arange(len(tiny_offline)) % 2 == 0
+    planted = dataclasses.replace(tiny_offline, actions=np.where(is_good[:, None], good, bad).astype(np.float32),
+                                  rewards=np.where(is_good, 0.1, -0.1).astype(np.float32))
+    settings = CQLSettings(steps=300, steps_per_epoch=150, batch_size=32, critic_d_model=32, critic_ffn=64,
+                           n_action_samples=4, actor_warmup=50, device="cpu:0")
+    agent, metrics, cql = train_cql(planted, tmp_path, small_agent(tiny_offline), settings, progress=False)
+    states = planted.windows
+    q_good = q_values(cql, states, np.repeat(good[None], len(states), 0), settings)
+    q_bad = q_values(cql, states, np.repeat(bad[None], len(states), 0), settings)
+    assert np.mean(q_good > q_bad) > 0.9
+    assert (tmp_path / "cql.pt").exists() and (tmp_path / "cql-checkpoint.d3").exists()
+    assert metrics["final"]["steps"] == 300 and np.isfinite(metrics["final"]["critic_loss"])
+    assert any(p.name.endswith(".csv") for p in (tmp_path / "d3rlpy_logs").rglob("*"))
+    # The trained actor is a TransformerAgent again, and saved.
+    loaded = TransformerAgent.load(tmp_path / "cql.pt")
+    assert loaded.meta["algo"] == "cql"
+    with torch.no_grad():
+        assert torch.allclose(loaded.net.mixture(torch.from_numpy(states)), agent.net.mixture(torch.from_numpy(states)))
+    # Resuming a finished run trains nothing more and gives the same actor.
+    again, metrics2, _ = train_cql(planted, tmp_path, small_agent(tiny_offline), settings, progress=False)
+    assert metrics2["final"]["steps"] == 300
+    with torch.no_grad():
+        assert torch.allclose(again.net.mixture(torch.from_numpy(states)), agent.net.mixture(torch.from_numpy(states)))
+
+
+def test_cql_actor_starts_as_the_sft_agent(tiny_offline):
+    from agents.cql import CQLSettings, actor_from_agent, agent_from_actor, d3rlpy_dataset, make_cql
+
+    settings = CQLSettings(critic_d_model=16, critic_ffn=32, device="cpu:0")
+    agent = small_agent(tiny_offline, seed=5)
+    cql = make_cql(agent, settings)
+    cql.build_with_dataset(d3rlpy_dataset(tiny_offline, settings))
+    actor_from_agent(cql, agent, settings)
+    flat = tiny_offline.windows.reshape(len(tiny_offline), -1)
+    # d3rlpy's deterministic action, mapped back to the simplex, is the agent's own mixture.
+    with torch.no_grad():
+        expected = agent.net.mixture(torch.from_numpy(tiny_offline.windows)).numpy()
+    assert np.allclose(from_unit(cql.predict(flat), settings.action_scale), expected, atol=1e-4)
+    back = agent_from_actor(cql, agent, settings)
+    with torch.no_grad():
+        assert np.allclose(back.net.mixture(torch.from_numpy(tiny_offline.windows)).numpy(), expected, atol=1e-5)
+
+
+def test_rollout_runs_an_agent_in_the_env(tiny_offline, tiny_data):
+    import gymnasium as gym
+
+    env = gym.make("DataMix-v0", scenario=tiny_offline.scenario, data_dir=str(tiny_data), progress=False)
+    agent = small_agent(tiny_offline)
+    episode = rollout(agent, env, seed=0)
+    steps = len(episode.rewards)
+    assert steps == env.unwrapped.max_steps or episode.terminated
+    assert episode.mixtures.shape == (steps + 1, len(tiny_offline.domains))
+    assert np.allclose(episode.mixtures.sum(1), 1)
+    assert episode.feedback.shape == (steps + 1, 2) and episode.domain_loss.shape[0] == steps + 1
+    # Same seed, same agent: the same episode on CPU.
+    again = rollout(agent, env, seed=0)
+    assert np.array_equal(again.mixtures, episode.mixtures) and np.array_equal(again.rewards, episode.rewards)
+
+
+def test_agent_refuses_an_env_of_another_domain_space(tiny_offline, tiny_data):
+    import gymnasium as gym
+
+    env = gym.make("DataMix-v0", scenario=tiny_offline.scenario, data_dir=str(tiny_data), progress=False)
+    stranger = TransformerAgent.create(("a", "b", "c", "d"), tiny_offline.fields, np.zeros(2), np.ones(2), SMALL)
+    with pytest.raises(ValueError, match="CollapseDomains"):
+        rollout(stranger, env, seed=0)
