@@ -40,8 +40,9 @@ class ScenarioInfo:
 
     @classmethod
     def from_env(cls, env) -> "ScenarioInfo":
+        """The scenario of a DataMix-v0 env; the domain space is the one its outermost wrapper exposes."""
         base = env.unwrapped
-        return cls(json.loads(base.scenario.to_json()), base.domain_space, base.max_steps)
+        return cls(json.loads(base.scenario.to_json()), env.get_wrapper_attr("domain_space"), base.max_steps)
 
 
 @dataclass

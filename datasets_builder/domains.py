@@ -106,3 +106,13 @@ def expand(q: np.ndarray, space: DomainSpace) -> np.ndarray:
     field_totals = membership @ within
     within = within / field_totals[list(space.field_of)]
     return (np.asarray(q, dtype=np.float64) @ membership) * within
+
+
+def source_space(space: DomainSpace) -> DomainSpace:
+    """The source-based space of a fine space: one domain `<field>/all` per field (as domains="source" builds it)."""
+    k = len(space.fields)
+    return DomainSpace(
+        names=tuple(f"{f}/all" for f in space.fields), field_of=tuple(range(k)), fields=space.fields,
+        target_fields=space.target_fields, p0=tuple(float(x) for x in collapse(np.asarray(space.p0), space)),
+        p_star=tuple(float(x) for x in collapse(np.asarray(space.p_star), space)),
+    )

@@ -204,19 +204,34 @@ def run(
     preset: str = typer.Option("smoke", help="scale preset: smoke | cpu | paper"),
     trajectories: int = typer.Option(16, help="episodes to collect for the dataset"),
     workers: int = typer.Option(2, help="parallel env workers"),
+    cql_steps: int = typer.Option(300, help="CQL gradient steps"),
+    out: Path = typer.Option(Path("runs/main"), help="where the trained agents go"),
     data_dir: Optional[Path] = DataDirOpt,
     cache_dir: Optional[Path] = CacheDirOpt,
 ) -> None:
-    """The main job on the default data: build the data, run an episode, collect trajectories and publish them to Minari."""
-    console.rule("[bold]1/3 data")
+    """The main job on the default data: data, an episode, trajectories -> Minari, SFT + CQL agents, agents vs baselines."""
+    from dmix_gym.scenario import make_scenario
+
+    console.rule("[bold]1/5 data")
     data_build(scenario=scenario, preset=preset, data_dir=data_dir, cache_dir=cache_dir, force=False)
-    console.rule("[bold]2/3 environment")
+    console.rule("[bold]2/5 environment")
     env_episode(scenario=scenario, preset=preset, mixture="0.5", seed=0, device="auto", data_dir=data_dir,
                 cache_dir=cache_dir, plot=None)
-    console.rule("[bold]3/3 trajectories -> Minari")
+    console.rule("[bold]3/5 trajectories -> Minari")
     collect_cmd(scenario=scenario, preset=preset, trajectories=trajectories, qualities="1,100,1000,10000", name="trajectories",
                 workers=workers, backend="process", seed=0, publish=True, overwrite=True, data_dir=data_dir,
                 cache_dir=cache_dir)
+    console.rule("[bold]4/5 agents: SFT warm-up, then CQL through d3rlpy")
+    from datasets_builder.publish import dataset_id
+
+    steps = make_scenario(scenario, preset).train.max_steps
+    agents_train(dataset=dataset_id(make_scenario(scenario, preset).name, "trajectories"), algo="cql", out=out,
+                 window=min(16, steps), d_model=256 if preset != "smoke" else 64, layers=2, epochs=150, quality=10000,
+                 steps=cql_steps, seed=0, progress=True)
+    console.rule("[bold]5/5 agents vs baselines")
+    agents_compare(policies=f"{out / 'sft.pt'},{out / 'cql.pt'},baseline:naive,baseline:uniform,baseline:start-state,"
+                            "baseline:dbl,baseline:regmix", scenario=scenario, preset=preset, seeds="100,101",
+                   device="auto", data_dir=data_dir, cache_dir=cache_dir)
 
 
 @agents_app.command("train")
@@ -306,6 +321,43 @@ def agents_rollout(
     if json_out:
         write_json(json_out, {**summary, "mixtures": episode.mixtures.tolist(), "feedback": episode.feedback.tolist(),
                               "rewards": episode.rewards.tolist()})
+
+
+
+@agents_app.command("compare")
+def agents_compare(
+    policies: str = typer.Option("baseline:naive,baseline:uniform,baseline:start-state,baseline:dbl,baseline:regmix",
+                                 help="comma-separated policies (saved files or baseline:<name>)"),
+    scenario: str = ScenarioOpt,
+    preset: str = PresetOpt,
+    seeds: str = typer.Option("0", help="comma-separated episode seeds"),
+    device: str = typer.Option("auto", help="auto | cpu | cuda"),
+    data_dir: Optional[Path] = DataDirOpt,
+    cache_dir: Optional[Path] = CacheDirOpt,
+) -> None:
+    """Roll several policies out in the same env and print their mean return and final feedback side by side."""
+    import gymnasium as gym
+    import numpy as np
+
+    import dmix_gym  # noqa: F401
+    from agents import load_policy, rollout
+
+    env = gym.make("DataMix-v0", scenario=scenario, preset=preset, device=device, data_dir=data_dir, cache_dir=cache_dir)
+    space = env.unwrapped.domain_space
+    source = np.asarray(space.field_of) == 0
+    table = Table(title=f"{env.unwrapped.scenario.name}: seeds {seeds}")
+    for column in ["policy", "return", *[f"final f({f})" for f in space.fields], "source tokens", "seconds"]:
+        table.add_column(column, justify="right")
+    for spec in [p.strip() for p in policies.split(",") if p.strip()]:
+        policy = load_policy(spec)
+        episodes = [rollout(policy, env, seed=int(seed), progress=True) for seed in seeds.split(",")]
+        returns = np.array([e.episode_return for e in episodes])
+        final = np.mean([e.final_feedback for e in episodes], axis=0)
+        table.add_row(policy.name if spec.startswith("baseline:") else f"{policy.name} ({spec})",
+                      f"{returns.mean():+.4f} ± {returns.std():.4f}", *[f"{v:.4f}" for v in final],
+                      f"{np.mean([e.tokens[:, source].sum() for e in episodes]):,.0f}",
+                      f"{np.mean([e.seconds for e in episodes]):.1f}")
+    console.print(table)
 
 
 def main() -> None:

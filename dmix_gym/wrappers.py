@@ -9,7 +9,7 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.wrappers import FrameStackObservation
 
-from datasets_builder.domains import DomainSpace, collapse, expand
+from datasets_builder.domains import DomainSpace, collapse, expand, source_space
 
 
 class HistoryWindow(FrameStackObservation):
@@ -56,6 +56,8 @@ class CollapseDomains(gym.Wrapper):
             self.fine_space = fine_space
         self.inner_d = len(inner.names)
         self.outer_d = len(self.fine_space.fields) if to == "source" else self.fine_space.size
+        # The space a policy acting through this wrapper sees (read by env.get_wrapper_attr("domain_space")).
+        self.domain_space = source_space(self.fine_space) if to == "source" else self.fine_space
         self.action_space = spaces.Box(0.0, 1.0, (self.outer_d,), np.float32)
         box = env.observation_space
         extra_low, extra_high = box.low[self.inner_d:], box.high[self.inner_d:]

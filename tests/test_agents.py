@@ -213,3 +213,19 @@ def test_agent_refuses_an_env_of_another_domain_space(tiny_offline, tiny_data):
     stranger = TransformerAgent.create(("a", "b", "c", "d"), tiny_offline.fields, np.zeros(2), np.ones(2), SMALL)
     with pytest.raises(ValueError, match="CollapseDomains"):
         rollout(stranger, env, seed=0)
+
+
+def test_agent_acts_through_collapse_domains_in_the_source_based_space(tiny_offline, tiny_data):
+    import gymnasium as gym
+
+    from dmix_gym import CollapseDomains
+    from tests.conftest import tiny_spec
+
+    fine_env = gym.make("DataMix-v0", scenario=tiny_offline.scenario, data_dir=str(tiny_data), progress=False)
+    fine_space = fine_env.unwrapped.domain_space
+    coarse = dataclasses.replace(tiny_scenario(tiny_data), data=tiny_spec(tiny_data, name="tiny-source", domains="source"))
+    coarse_env = gym.make("DataMix-v0", scenario=coarse.to_dict(), data_dir=str(tiny_data), progress=False)
+    assert coarse_env.unwrapped.num_domains == 2
+    episode = rollout(small_agent(tiny_offline), CollapseDomains(coarse_env, to="fine", fine_space=fine_space), seed=0)
+    assert episode.domains == fine_space.names and np.allclose(episode.mixtures.sum(1), 1)
+    assert len(episode.rewards) >= 1
