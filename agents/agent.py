@@ -9,34 +9,38 @@ import numpy as np
 import torch
 
 from datasets_builder.atomic import atomic_path
+from datasets_builder.domains import DomainSpace
 
 from .features import last_window, tokens
 from .networks import AgentConfig, MixingNet
 from .policy import History, Policy, ScenarioInfo
 
-FORMAT = "dmix-agent/1"
+FORMAT = "dmix-agent/2"
 
 
 class TransformerAgent(Policy):
     """Acts with a `MixingNet` over the last `window` state tokens of the episode."""
 
-    def __init__(self, net: MixingNet, domains: tuple[str, ...], fields: tuple[str, ...], feedback_mean: np.ndarray,
-                 feedback_std: np.ndarray, name: str = "agent", meta: dict[str, Any] | None = None):
-        if len(domains) != net.num_domains or len(fields) != net.num_fields:
-            raise ValueError(f"net is for {net.num_domains} domains / {net.num_fields} fields, got {len(domains)} / {len(fields)}")
+    def __init__(self, net: MixingNet, domain_space: DomainSpace, feedback_mean: np.ndarray, feedback_std: np.ndarray,
+                 name: str = "agent", meta: dict[str, Any] | None = None):
+        if domain_space.size != net.num_domains or len(domain_space.fields) != net.num_fields:
+            raise ValueError(f"net is for {net.num_domains} domains / {net.num_fields} fields, "
+                             f"got {domain_space.size} / {len(domain_space.fields)}")
         self.net = net.eval()
-        self.domains, self.fields = tuple(domains), tuple(fields)
+        self.domain_space = domain_space
+        self.domains, self.fields = domain_space.names, domain_space.fields
         self.feedback_mean = np.asarray(feedback_mean, np.float32)
         self.feedback_std = np.maximum(np.asarray(feedback_std, np.float32), 1e-6)
         self.name = name
         self.meta = dict(meta or {})
 
     @classmethod
-    def create(cls, domains, fields, feedback_mean, feedback_std, config: AgentConfig = AgentConfig(), seed: int = 0,
+    def create(cls, domain_space: DomainSpace, feedback_mean, feedback_std, config: AgentConfig = AgentConfig(), seed: int = 0,
                name: str = "agent") -> "TransformerAgent":
         """A freshly initialised agent for a domain space."""
         torch.manual_seed(seed)
-        return cls(MixingNet(len(domains), len(fields), config), domains, fields, feedback_mean, feedback_std, name)
+        net = MixingNet(domain_space.size, len(domain_space.fields), config)
+        return cls(net, domain_space, feedback_mean, feedback_std, name)
 
     @property
     def config(self) -> AgentConfig:
@@ -46,8 +50,8 @@ class TransformerAgent(Policy):
         names = tuple(info.domain_space.names)
         if names != self.domains:
             raise ValueError(f"agent {self.name!r} was trained on domains {list(self.domains)[:4]}... ({len(self.domains)}), "
-                             f"but the env has {list(names)[:4]}... ({len(names)}); wrap the env in CollapseDomains or "
-                             f"train on this domain space")
+                             f"but the env has {list(names)[:4]}... ({len(names)}); roll it out with agents.rollout (which "
+                             f"adapts the env through CollapseDomains) or train on this domain space")
         super().reset(info)
 
     def state_tokens(self, observations: np.ndarray) -> np.ndarray:
@@ -64,8 +68,8 @@ class TransformerAgent(Policy):
         """Write the agent atomically to one file (torch format)."""
         path = Path(path)
         payload = {
-            "format": FORMAT, "name": self.name, "config": self.config.to_dict(), "domains": list(self.domains),
-            "fields": list(self.fields), "feedback_mean": self.feedback_mean.tolist(), "feedback_std": self.feedback_std.tolist(),
+            "format": FORMAT, "name": self.name, "config": self.config.to_dict(), "domain_space": self.domain_space.to_dict(),
+            "feedback_mean": self.feedback_mean.tolist(), "feedback_std": self.feedback_std.tolist(),
             "meta": self.meta, "state_dict": self.net.state_dict(),
         }
         with atomic_path(path, suffix=".pt") as tmp:
@@ -80,7 +84,8 @@ class TransformerAgent(Policy):
         payload = torch.load(path, map_location="cpu", weights_only=True)
         if not isinstance(payload, dict) or payload.get("format") != FORMAT:
             raise ValueError(f"{path} is not a saved dmix agent (format {FORMAT})")
-        net = MixingNet(len(payload["domains"]), len(payload["fields"]), AgentConfig(**payload["config"]))
+        space = DomainSpace.from_dict(payload["domain_space"])
+        net = MixingNet(space.size, len(space.fields), AgentConfig(**payload["config"]))
         net.load_state_dict(payload["state_dict"])
-        return cls(net, payload["domains"], payload["fields"], np.array(payload["feedback_mean"]),
-                   np.array(payload["feedback_std"]), payload["name"], payload["meta"])
+        return cls(net, space, np.array(payload["feedback_mean"]), np.array(payload["feedback_std"]), payload["name"],
+                   payload["meta"])

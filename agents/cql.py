@@ -174,7 +174,7 @@ def agent_from_actor(cql, like: TransformerAgent, settings: CQLSettings, name: s
     with torch.no_grad():
         net.head.weight.copy_(policy._mu.weight.cpu() * settings.action_scale)
         net.head.bias.copy_(policy._mu.bias.cpu() * settings.action_scale)
-    return TransformerAgent(net, like.domains, like.fields, like.feedback_mean, like.feedback_std, name=name)
+    return TransformerAgent(net, like.domain_space, like.feedback_mean, like.feedback_std, name=name)
 
 
 def q_values(cql, windows: np.ndarray, mixtures: np.ndarray, settings: CQLSettings) -> np.ndarray:

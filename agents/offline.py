@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from datasets_builder.domains import DomainSpace
 from datasets_builder.publish import dmix_metadata
 
 from .features import tokens, windows
@@ -18,8 +19,7 @@ class OfflineData:
 
     dataset_id: str
     scenario: dict[str, Any]
-    domains: tuple[str, ...]
-    fields: tuple[str, ...]
+    domain_space: DomainSpace
     feedback_mean: np.ndarray  # (K,)
     feedback_std: np.ndarray  # (K,)
     windows: np.ndarray  # (N, W, D+K) standardised state tokens, oldest first
@@ -34,13 +34,21 @@ class OfflineData:
         return len(self.actions)
 
     @property
+    def domains(self) -> tuple[str, ...]:
+        return self.domain_space.names
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        return self.domain_space.fields
+
+    @property
     def window(self) -> int:
         return self.windows.shape[1]
 
     def select(self, mask: np.ndarray) -> "OfflineData":
         """The transitions where `mask` holds (whole episodes when the mask is per episode)."""
         arrays = {k: getattr(self, k)[mask] for k in ("windows", "actions", "rewards", "terminals", "timeouts", "episode", "quality")}
-        return OfflineData(self.dataset_id, self.scenario, self.domains, self.fields, self.feedback_mean, self.feedback_std, **arrays)
+        return OfflineData(self.dataset_id, self.scenario, self.domain_space, self.feedback_mean, self.feedback_std, **arrays)
 
     def of_quality(self, quality: int) -> "OfflineData":
         mask = self.quality == quality
@@ -69,5 +77,7 @@ def load_offline(dataset, window: int) -> OfflineData:
         parts["timeouts"].append(np.asarray(episode.truncations, bool))
         parts["episode"].append(np.full(steps, episode.id))
         parts["quality"].append(np.full(steps, meta["episode_quality"][episode.id]))
-    return OfflineData(dataset.spec.dataset_id, meta["scenario"], tuple(meta["domains"]), tuple(meta["fields"]), mean, std,
+    space = DomainSpace(tuple(meta["domains"]), tuple(meta["field_of"]), tuple(meta["fields"]), tuple(meta["target_fields"]),
+                        tuple(meta["p0"]), tuple(meta["p_star"]))
+    return OfflineData(dataset.spec.dataset_id, meta["scenario"], space, mean, std,
                        **{key: np.concatenate(value) for key, value in parts.items()})

@@ -124,10 +124,32 @@ class Episode:
         }
 
 
+def adapt_env(env, policy: Policy):
+    """`env` as a policy of a fixed domain space sees it: unchanged if the spaces match, else bridged
+    through the source-based space (fine -> per-field shares -> the env's domains, by p_0/p*)."""
+    wanted: DomainSpace | None = getattr(policy, "domain_space", None)
+    if wanted is None:  # the policy adapts to any space (the baselines)
+        return env
+    have: DomainSpace = env.get_wrapper_attr("domain_space")
+    if tuple(have.names) == tuple(wanted.names):
+        return env
+    if tuple(have.fields) != tuple(wanted.fields):
+        raise ValueError(f"policy {policy.name!r} knows fields {list(wanted.fields)}, the env has {list(have.fields)}")
+    from dmix_gym.wrappers import CollapseDomains
+
+    coarse = env if have.size == len(have.fields) else CollapseDomains(env, to="source")
+    return CollapseDomains(coarse, to="fine", fine_space=wanted)
+
+
 def rollout(policy: Policy, env, seed: int = 0, progress: bool = False) -> Episode:
-    """Run `policy` for one episode of `env` (a DataMix-v0, possibly wrapped) and return it."""
+    """Run `policy` for one episode of `env` (a DataMix-v0, possibly wrapped) and return it.
+
+    A policy of another domain space (an agent trained on other domains) acts through the
+    source-based space (`adapt_env`).
+    """
     from tqdm.auto import tqdm
 
+    env = adapt_env(env, policy)
     info = ScenarioInfo.from_env(env)
     policy.prepare(env, progress=progress)
     policy.reset(info)

@@ -61,7 +61,7 @@ def train_sft(data: OfflineData, out: str | Path, agent_config: AgentConfig = Ag
     train_ids, val_ids = split_episodes(subset.episode, config.val_episodes, config.seed)
     train, val = subset.select(np.isin(subset.episode, train_ids)), subset.select(np.isin(subset.episode, val_ids))
 
-    agent = TransformerAgent.create(data.domains, data.fields, data.feedback_mean, data.feedback_std, agent_config,
+    agent = TransformerAgent.create(data.domain_space, data.feedback_mean, data.feedback_std, agent_config,
                                     config.seed, name="sft")
     net = agent.net.train()
     optimizer = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)

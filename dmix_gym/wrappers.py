@@ -45,7 +45,7 @@ class CollapseDomains(gym.Wrapper):
         if to not in ("source", "fine"):
             raise ValueError(f"to must be 'source' or 'fine', got {to!r}")
         self.to = to
-        inner: DomainSpace = env.unwrapped.domain_space
+        inner: DomainSpace = env.get_wrapper_attr("domain_space")  # what `env` exposes, itself maybe a CollapseDomains
         if to == "source":
             self.fine_space = inner
         else:

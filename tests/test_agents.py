@@ -13,9 +13,10 @@ from agents.agent import TransformerAgent
 from agents.features import from_unit, last_window, to_unit, windows
 from agents.networks import AgentConfig, Block, count_parameters
 from agents.offline import OfflineData, load_offline
-from agents.policy import History, rollout
+from agents.policy import History, ScenarioInfo, rollout
 from agents.sft import SFTConfig, train_sft
 from datasets_builder.collection import collect
+from datasets_builder.domains import DomainSpace
 from datasets_builder.publish import publish
 from tests.conftest import tiny_scenario
 
@@ -40,11 +41,13 @@ def tiny_offline(tiny_data, tmp_path_factory) -> OfflineData:
 
 
 def small_agent(data: OfflineData, seed: int = 0) -> TransformerAgent:
-    return TransformerAgent.create(data.domains, data.fields, data.feedback_mean, data.feedback_std, SMALL, seed)
+    return TransformerAgent.create(data.domain_space, data.feedback_mean, data.feedback_std, SMALL, seed)
 
 
 def test_default_agent_is_about_two_million_parameters():
-    agent = TransformerAgent.create(tuple(f"d{i}" for i in range(16)), ("general", "math"), np.zeros(2), np.ones(2))
+    space = DomainSpace(tuple(f"d{i}" for i in range(16)), (0,) * 8 + (1,) * 8, ("general", "math"), ("math",),
+                        (1 / 8,) * 8 + (0,) * 8, (0,) * 8 + (1 / 8,) * 8)
+    agent = TransformerAgent.create(space, np.zeros(2), np.ones(2))
     assert 1.2e6 < count_parameters(agent.net) < 2.5e6
 
 
@@ -206,13 +209,20 @@ def test_rollout_runs_an_agent_in_the_env(tiny_offline, tiny_data):
     assert np.array_equal(again.mixtures, episode.mixtures) and np.array_equal(again.rewards, episode.rewards)
 
 
-def test_agent_refuses_an_env_of_another_domain_space(tiny_offline, tiny_data):
+def test_agent_refuses_an_env_of_other_fields_and_bridges_other_domains(tiny_offline, tiny_data):
     import gymnasium as gym
 
     env = gym.make("DataMix-v0", scenario=tiny_offline.scenario, data_dir=str(tiny_data), progress=False)
-    stranger = TransformerAgent.create(("a", "b", "c", "d"), tiny_offline.fields, np.zeros(2), np.ones(2), SMALL)
+    renamed = dataclasses.replace(tiny_offline.domain_space, names=("a", "b", "c", "d"))
+    stranger = TransformerAgent.create(renamed, np.zeros(2), np.ones(2), SMALL)
     with pytest.raises(ValueError, match="CollapseDomains"):
-        rollout(stranger, env, seed=0)
+        stranger.reset(ScenarioInfo.from_env(env))
+    # rollout() bridges other domains of the same fields through the source-based space.
+    episode = rollout(stranger, env, seed=0)
+    assert episode.domains == ("a", "b", "c", "d") and np.allclose(episode.mixtures.sum(1), 1)
+    other_fields = TransformerAgent.create(dataclasses.replace(renamed, fields=("web", "code")), np.zeros(2), np.ones(2), SMALL)
+    with pytest.raises(ValueError, match="knows fields"):
+        rollout(other_fields, env, seed=0)
 
 
 def test_agent_acts_through_collapse_domains_in_the_source_based_space(tiny_offline, tiny_data):
