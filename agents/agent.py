@@ -64,6 +64,10 @@ class TransformerAgent(Policy):
         p = self.net.mixture(torch.from_numpy(window)[None]).double()[0].numpy()
         return p / p.sum()
 
+    def compute(self) -> dict[str, Any]:
+        keys = ("algo", "dataset", "train_seconds", "dataset_transitions")
+        return {k: self.meta[k] for k in keys if k in self.meta}
+
     def save(self, path: str | Path) -> Path:
         """Write the agent atomically to one file (torch format)."""
         path = Path(path)

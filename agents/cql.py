@@ -229,7 +229,8 @@ def train_cql(data: OfflineData, out: str | Path, init: TransformerAgent, settin
     seconds += time.perf_counter() - started
 
     agent = agent_from_actor(cql, init, settings)
-    agent.meta = {"algo": "cql", "dataset": data.dataset_id, "scenario": data.scenario, "init": init.meta.get("algo")}
+    agent.meta = {"algo": "cql", "dataset": data.dataset_id, "scenario": data.scenario, "init": init.meta.get("algo"),
+                  "train_seconds": round(seconds + init.meta.get("train_seconds", 0.0), 2), "dataset_transitions": len(data)}
     agent.save(out / "cql.pt")
     metrics = {**settings_json, "transitions": len(data), "seconds": round(seconds, 2),
                "final": history[-1] if history else None, "history": history}

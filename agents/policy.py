@@ -83,6 +83,10 @@ class Policy(ABC):
     def save(self, path: str | Path) -> Path:
         raise NotImplementedError(f"{type(self).__name__} cannot be saved")
 
+    def compute(self) -> dict[str, Any]:
+        """What the policy spent before acting (proxy runs, training), for the leaderboard to charge."""
+        return {}
+
 
 def check_mixture(p: np.ndarray, size: int, who: str) -> np.ndarray:
     """`p` as float64 if it is a distribution over `size` domains; a ValueError naming `who` otherwise."""

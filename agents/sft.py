@@ -118,7 +118,8 @@ def train_sft(data: OfflineData, out: str | Path, agent_config: AgentConfig = Ag
         "seconds": round(seconds, 2), "best_epoch": best["epoch"] or len(history), "best_val_mse": best["val_mse"],
         "final": history[-1] if history else None, "history": history,
     }
-    agent.meta = {"algo": "sft", "dataset": data.dataset_id, "scenario": data.scenario}
+    agent.meta = {"algo": "sft", "dataset": data.dataset_id, "scenario": data.scenario, "train_seconds": round(seconds, 2),
+                  "dataset_transitions": len(data)}
     agent.save(out / "sft.pt")
     write_json(out / "sft-metrics.json", metrics)
     return agent, metrics

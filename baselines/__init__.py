@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from agents.policy import Policy
 
-BASELINES = ("naive", "uniform", "start-state", "regmix", "dbl")
+BASELINES = ("naive", "uniform", "start-state", "random", "regmix", "dbl")
 
 
 def make_baseline(name: str) -> Policy:
@@ -14,6 +14,10 @@ def make_baseline(name: str) -> Policy:
         from .static import StaticPolicy
 
         return StaticPolicy(kind)
+    if kind == "random":
+        from .static import RandomMixture
+
+        return RandomMixture()
     if kind == "regmix":
         from .regmix import RegMix
 

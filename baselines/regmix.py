@@ -127,6 +127,12 @@ class RegMix(Policy):
     def act(self, history: History) -> np.ndarray:
         return self.mixture
 
+    def compute(self) -> dict[str, Any]:
+        """Proxy compute of every fit this policy has made or read."""
+        fits = list(self.fits.values())
+        return {"proxy_runs": sum(f["compute"]["proxy_runs"] for f in fits), "tokens": sum(f["compute"]["tokens"] for f in fits),
+                "proxy_seconds": round(sum(f["compute"]["proxy_seconds"] for f in fits), 2)}
+
     def save(self, path: str | Path) -> Path:
         write_json(path, {"policy": self.name, "config": asdict(self.config)})
         return Path(path)

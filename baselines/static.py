@@ -48,3 +48,42 @@ class StaticPolicy(Policy):
     def save(self, path: str | Path) -> Path:
         write_json(path, {"policy": self.name})
         return Path(path)
+
+
+class RandomMixture(Policy):
+    """A fresh Dirichlet(1) mixture every step: the leaderboard's reference for an uninformed policy (ref_min)."""
+
+    name = "baseline:random"
+
+    def __init__(self, seed: int = 0):
+        self.seed = seed
+        self.episodes = 0
+
+    def reset(self, info: ScenarioInfo) -> None:
+        super().reset(info)
+        self.rng = np.random.default_rng([self.seed, self.episodes])  # a new stream per episode, reproducible
+        self.episodes += 1
+
+    def act(self, history: History) -> np.ndarray:
+        return self.rng.dirichlet(np.ones(self.info.num_domains))
+
+    def save(self, path: str | Path) -> Path:
+        write_json(path, {"policy": self.name})
+        return Path(path)
+
+
+class TargetShare(Policy):
+    """(1 - s) * p_0 + s * p*: a static mixture giving the target fields share s (the leaderboard's reference grid)."""
+
+    def __init__(self, share: float):
+        if not 0.0 <= share <= 1.0:
+            raise ValueError(f"target share must be in [0, 1], got {share}")
+        self.share, self.name = share, f"static:target-share={share:g}"
+
+    def reset(self, info: ScenarioInfo) -> None:
+        super().reset(info)
+        space = info.domain_space
+        self.mixture = (1 - self.share) * start_mixture(space) + self.share * naive_mixture(space)
+
+    def act(self, history: History) -> np.ndarray:
+        return self.mixture

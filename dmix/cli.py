@@ -20,6 +20,8 @@ agents_app = typer.Typer(help="Train the Data Mixing Agent (SFT, CQL via d3rlpy)
 app.add_typer(data_app, name="data")
 app.add_typer(env_app, name="env")
 app.add_typer(agents_app, name="agents")
+leaderboard_app = typer.Typer(help="Run policies through the evaluation protocol and rank them.", no_args_is_help=True)
+app.add_typer(leaderboard_app, name="leaderboard")
 console = Console()
 
 ScenarioOpt = typer.Option("general-math", help="scenario name or path to a scenario JSON file")
@@ -358,6 +360,65 @@ def agents_compare(
                       f"{np.mean([e.tokens[:, source].sum() for e in episodes]):,.0f}",
                       f"{np.mean([e.seconds for e in episodes]):.1f}")
     console.print(table)
+
+
+ProtocolOpt = typer.Option("dmix-bench-v0", help="protocol version: dmix-bench-v0 (cpu) | dmix-bench-smoke-v0")
+DbOpt = typer.Option(None, help="results database (default: <cache>/leaderboard.sqlite)")
+
+
+@leaderboard_app.command("submit")
+def leaderboard_submit(
+    policy: str = typer.Option(..., help="package.module:factory, a saved policy file, or baseline:<name>"),
+    name: str = typer.Option(..., help="the submission's name in the table (re-using it replaces that entry)"),
+    protocol: str = ProtocolOpt,
+    workers: int = typer.Option(1, help="episodes run in parallel processes"),
+    db: Optional[Path] = DbOpt,
+    data_dir: Optional[Path] = DataDirOpt,
+    cache_dir: Optional[Path] = CacheDirOpt,
+) -> None:
+    """Run a policy through every task and seed of the protocol (resumable) and store its results."""
+    from leaderboard.submit import compute_references, default_db, submit
+    from leaderboard.store import Store
+
+    store_path = db or default_db(cache_dir)
+    compute_references(_protocol(protocol), Store(store_path), data_dir, cache_dir)
+    status = submit(policy, name, protocol, store_path, data_dir, cache_dir, workers)
+    console.print(f"{name}: [bold]{status}[/]")
+    leaderboard_show(protocol=protocol, db=store_path)
+    if status != "done":
+        raise typer.Exit(1)
+
+
+@leaderboard_app.command("show")
+def leaderboard_show(protocol: str = ProtocolOpt, db: Optional[Path] = DbOpt, cache_dir: Optional[Path] = CacheDirOpt) -> None:
+    """Print the ranked table of a protocol."""
+    from leaderboard.submit import default_db
+    from leaderboard.store import Store
+    from leaderboard.table import ranked
+
+    spec = _protocol(protocol)
+    rows = ranked(Store(db or default_db(cache_dir)), protocol)
+    table = Table(title=f"{protocol}: normalised score (0 = random mixtures, 100 = best static target share), mean ± std over seeds")
+    for column in ["#", "submission", "overall", *[t.name for t in spec.tasks], "source tokens", "status"]:
+        table.add_column(column, justify="right")
+    for rank, row in enumerate(rows, 1):
+        cells = []
+        for task in spec.tasks:
+            stats = row.tasks.get(task.name)
+            score = None if stats is None else stats.get("normalised", stats["balanced"])
+            cells.append("" if score is None else f"{score[0]:.1f} ± {score[1]:.1f}" + ("" if "normalised" in stats else " (bal.)"))
+        table.add_row(str(rank) if row.status == "done" else "", row.name, f"{row.overall:.1f}", *cells,
+                      f"{row.source_tokens:,.0f}", row.status if row.status != "failed" else f"failed: {row.reason}")
+    console.print(table)
+
+
+def _protocol(version: str):
+    from leaderboard.protocol import get_protocol
+
+    try:
+        return get_protocol(version)
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from error
 
 
 def main() -> None:

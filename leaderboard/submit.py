@@ -1,0 +1,181 @@
+"""Run a policy through a protocol and store its results; compute the protocol's reference scores."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agents.policy import Episode, Policy, rollout
+from datasets_builder.atomic import sha256_file
+from datasets_builder.paths import resolve_cache_dir
+
+from .protocol import Protocol, Task, get_protocol
+from .scores import balanced_score, mean_std
+from .store import Store
+
+
+def default_db(cache_dir=None) -> Path:
+    return resolve_cache_dir(cache_dir) / "leaderboard.sqlite"
+
+
+def resolve_policy(spec: str) -> tuple[Policy, str]:
+    """(policy, fingerprint) of `package.module:factory`, `baseline:<name>`, or a saved policy file."""
+    from agents.registry import load_policy
+
+    if ":" in spec and not spec.startswith("baseline:") and not Path(spec).exists():
+        module_name, _, factory_name = spec.partition(":")
+        module = importlib.import_module(module_name)
+        policy = getattr(module, factory_name)()
+        if not isinstance(policy, Policy):
+            raise TypeError(f"{spec} returned {type(policy).__name__}, not an agents.Policy")
+        source = getattr(module, "__file__", None)
+        digest = sha256_file(source) if source else hashlib.sha256(spec.encode()).hexdigest()
+        return policy, f"entry:{spec}:{digest[:16]}"
+    policy = load_policy(spec)
+    path = Path(spec)
+    return policy, (f"file:{sha256_file(path)[:16]}" if path.exists() else f"builtin:{spec}")
+
+
+def feedback_stats(protocol: Protocol) -> tuple[np.ndarray, np.ndarray]:
+    """The protocol dataset's per-field feedback mean and std."""
+    import minari
+
+    from datasets_builder.publish import dmix_metadata
+
+    try:
+        meta = dmix_metadata(minari.load_dataset(protocol.dataset))
+    except Exception as error:
+        raise FileNotFoundError(f"protocol {protocol.version} standardises scores with dataset {protocol.dataset!r}, which "
+                                f"is not available locally ({error}); collect and publish it first (see the README)") from error
+    return np.asarray(meta["feedback_mean"]), np.asarray(meta["feedback_std"])
+
+
+def episode_record(episode: Episode, stats: tuple[np.ndarray, np.ndarray], source: np.ndarray) -> dict[str, Any]:
+    """What the store keeps of an episode: scores plus a trace for the report's plots."""
+    return {
+        "final_feedback": episode.final_feedback.tolist(),
+        "balanced": balanced_score(episode.final_feedback, *stats),
+        "episode_return": episode.episode_return,
+        "source_tokens": int(episode.tokens[:, source].sum()) if len(episode.tokens) else 0,
+        "seconds": episode.seconds,
+        "trace": {"domains": list(episode.domains), "fields": list(episode.fields), "mixtures": episode.mixtures.tolist(),
+                  "feedback": episode.feedback.tolist()},
+    }
+
+
+def _source_domains(env) -> np.ndarray:
+    return np.asarray(env.unwrapped.domain_space.field_of) == 0
+
+
+def run_episode(policy: Policy, task: Task, seed: int, stats, data_dir=None, cache_dir=None, env=None) -> dict[str, Any]:
+    env = env or task.make_env(data_dir, cache_dir)
+    return episode_record(rollout(policy, env, seed=seed), stats, _source_domains(env))
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _worker_episode(spec: str, task: Task, seed: int, stats, data_dir, cache_dir) -> dict[str, Any]:
+    if "policy" not in _WORKER:
+        _WORKER["policy"] = resolve_policy(spec)[0]
+    envs = _WORKER.setdefault("envs", {})
+    if task.name not in envs:
+        envs[task.name] = task.make_env(data_dir, cache_dir)
+    return run_episode(_WORKER["policy"], task, seed, stats, env=envs[task.name])
+
+
+def compute_references(protocol: Protocol, store: Store, data_dir=None, cache_dir=None, progress: bool = True) -> None:
+    """ref_min (random mixtures) and ref_max (best static target share of the grid) of every task lacking them."""
+    from tqdm.auto import tqdm
+
+    from baselines.static import RandomMixture, TargetShare
+
+    stats = feedback_stats(protocol)
+    for task in protocol.tasks:
+        if store.reference(protocol.version, task.name) is not None:
+            continue
+        env = task.make_env(data_dir, cache_dir)
+        seeds = [task.seeds[i % len(task.seeds)] for i in range(protocol.reference_seeds)]
+        jobs = [(RandomMixture(seed=0), task.seeds[i % len(task.seeds)]) for i in range(protocol.random_episodes)]
+        jobs += [(TargetShare(s), seed) for s in protocol.reference_grid for seed in seeds]
+        scores: dict[str, list[float]] = {}
+        for policy, seed in tqdm(jobs, desc=f"references {task.name}", unit="episode", disable=not progress):
+            scores.setdefault(policy.name, []).append(run_episode(policy, task, seed, stats, env=env)["balanced"])
+        grid = {name: mean_std(v)[0] for name, v in scores.items() if name != "baseline:random"}
+        best = max(grid, key=grid.get)
+        store.set_reference(protocol.version, task.name, mean_std(scores["baseline:random"])[0], grid[best],
+                            {"grid": grid, "best_static": best, "random": scores["baseline:random"]})
+
+
+def submit(spec: str, name: str, protocol_version: str = "dmix-bench-v0", db: str | Path | None = None, data_dir=None,
+           cache_dir=None, workers: int = 1, progress: bool = True) -> str:
+    """Run `spec` through the protocol (resuming a crashed run) and store its results; return 'done' or 'failed'."""
+    from tqdm.auto import tqdm
+
+    protocol = get_protocol(protocol_version)
+    store = Store(db or default_db(cache_dir))
+    try:
+        policy, fingerprint = resolve_policy(spec)
+    except Exception as error:  # an import error, a missing or corrupt file: recorded, nothing else touched
+        store.record_failure(name, protocol.version, spec, f"policy did not load: {type(error).__name__}: {error}")
+        return "failed"
+    stats = feedback_stats(protocol)
+    done = store.begin(name, protocol.version, spec, fingerprint)
+    compute: dict[str, Any] = {}
+    pending: list[tuple[Task, int]] = []
+    try:
+        for task in protocol.tasks:
+            env = task.make_env(data_dir, cache_dir)
+            policy.prepare(env, progress=progress)  # one-off fits run here once, so workers find them cached
+            compute[task.name] = policy.compute()
+            pending += [(task, seed) for seed in task.seeds if (task.name, seed) not in done]
+        bar = tqdm(total=len(pending), desc=f"{name} on {protocol.version}", unit="episode", disable=not progress)
+        if workers <= 1:
+            envs: dict[str, Any] = {}
+            for task, seed in pending:
+                env = envs.setdefault(task.name, task.make_env(data_dir, cache_dir))
+                _store_episode(store, name, protocol, task, seed, _attempt(run_episode, policy, task, seed, stats, env=env))
+                bar.update(1)
+        else:
+            with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+                futures = {pool.submit(_worker_episode, spec, task, seed, stats, data_dir, cache_dir): (task, seed)
+                           for task, seed in pending}
+                for future in as_completed(futures):
+                    task, seed = futures[future]
+                    try:
+                        record = future.result()
+                    except Exception as error:
+                        raise EpisodeFailure(task, seed, error) from error
+                    _store_episode(store, name, protocol, task, seed, record)
+                    bar.update(1)
+        bar.close()
+    except EpisodeFailure as failure:
+        store.fail(name, protocol.version, str(failure))
+        return "failed"
+    except Exception as error:
+        store.fail(name, protocol.version, f"{type(error).__name__}: {error}")
+        return "failed"
+    store.finish(name, protocol.version, compute)
+    return "done"
+
+
+class EpisodeFailure(RuntimeError):
+    def __init__(self, task: Task, seed: int, error: BaseException):
+        super().__init__(f"task {task.name}, seed {seed}: {type(error).__name__}: {error}")
+
+
+def _attempt(fn, policy, task, seed, stats, env):
+    try:
+        return fn(policy, task, seed, stats, env=env)
+    except Exception as error:
+        raise EpisodeFailure(task, seed, error) from error
+
+
+def _store_episode(store: Store, name: str, protocol: Protocol, task: Task, seed: int, record: dict[str, Any]) -> None:
+    store.add_episode(name, protocol.version, task.name, seed, **record)

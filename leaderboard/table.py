@@ -1,0 +1,51 @@
+"""The ranked table: per-task and overall scores of every submission to a protocol."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .protocol import get_protocol
+from .scores import mean_std, normalised_score
+from .store import Store
+
+
+@dataclass
+class Row:
+    name: str
+    status: str
+    reason: str | None
+    tasks: dict[str, dict[str, Any]] = field(default_factory=dict)  # task -> balanced/normalised mean, std, n, ...
+    overall: float = float("nan")  # mean normalised score over tasks (balanced when a task has no references)
+    source_tokens: float = float("nan")
+    compute: dict[str, Any] | None = None
+
+
+def ranked(store: Store, protocol_version: str) -> list[Row]:
+    """Every submission's row, finished ones ranked by overall score, failed and running ones last."""
+    protocol = get_protocol(protocol_version)
+    rows = []
+    for sub in store.submissions(protocol.version):
+        row = Row(sub["name"], sub["status"], sub["reason"], compute=sub["compute"])
+        episodes = store.episodes(protocol.version, sub["name"])
+        per_task = []
+        for task in protocol.tasks:
+            mine = [e for e in episodes if e["task"] == task.name]
+            if not mine:
+                continue
+            ref = store.reference(protocol.version, task.name)
+            balanced = [e["balanced"] for e in mine]
+            stats: dict[str, Any] = {"n": len(mine), "balanced": mean_std(balanced),
+                                     "final_feedback": np.mean([e["final_feedback"] for e in mine], axis=0).tolist()}
+            if ref is not None and ref["ref_max"] > ref["ref_min"]:
+                stats["normalised"] = mean_std(normalised_score(b, ref["ref_min"], ref["ref_max"]) for b in balanced)
+            row.tasks[task.name] = stats
+            per_task.append(stats.get("normalised", stats["balanced"])[0])
+        if per_task:
+            row.overall = float(np.mean(per_task))
+            row.source_tokens = float(np.mean([e["source_tokens"] for e in episodes]))
+        rows.append(row)
+    finished = sorted((r for r in rows if r.status == "done"), key=lambda r: -r.overall if np.isfinite(r.overall) else np.inf)
+    return finished + [r for r in rows if r.status != "done"]

@@ -1,0 +1,160 @@
+"""Leaderboard: score arithmetic, seed disjointness, references, idempotent and failing submissions, resume."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import numpy as np
+import pytest
+
+from agents.policy import History, Policy
+from datasets_builder.collection import collect
+from datasets_builder.publish import publish
+from datasets_builder.trajectories import plan_episodes
+from leaderboard import protocol as protocol_module
+from leaderboard.protocol import EVAL_SEED_BASE, PROTOCOLS, Protocol, Task
+from leaderboard.scores import balanced_score, mean_std, normalised_score
+from leaderboard.store import Store
+from leaderboard.submit import compute_references, submit
+from leaderboard.table import ranked
+from tests.conftest import tiny_scenario, tiny_spec
+
+
+class NegativeMixture(Policy):
+    """A broken submission: its second action has a negative weight."""
+
+    name = "broken"
+
+    def act(self, history: History) -> np.ndarray:
+        p = np.full(self.info.num_domains, 1.0 / self.info.num_domains)
+        if len(history) > 1:
+            p[0], p[1] = -0.5, p[1] + 0.5 + p[0]
+        return p
+
+
+def broken_policy() -> Policy:
+    return NegativeMixture()
+
+
+def test_normalised_score_arithmetic():
+    assert normalised_score(-2.0, -2.0, 1.0) == 0.0
+    assert normalised_score(1.0, -2.0, 1.0) == 100.0
+    assert normalised_score(-0.5, -2.0, 1.0) == pytest.approx(50.0)
+    assert normalised_score(2.5, -2.0, 1.0) == pytest.approx(150.0)
+    with pytest.raises(ValueError, match="ref_max"):
+        normalised_score(0.0, 1.0, 1.0)
+    assert balanced_score([-6.0, -2.0], [-7.0, -4.0], [0.5, 2.0]) == pytest.approx((2.0 + 1.0) / 2)
+    with pytest.raises(ValueError, match="one entry per field"):
+        balanced_score([-6.0], [-7.0, -4.0], [0.5, 2.0])
+    assert mean_std([1.0, 3.0]) == (2.0, 1.0)
+
+
+@pytest.mark.parametrize("version", sorted(PROTOCOLS))
+def test_protocol_seeds_are_disjoint_from_collection_seeds(version):
+    protocol = PROTOCOLS[version]
+    eval_seeds = [s for t in protocol.tasks for s in t.seeds]
+    assert len(eval_seeds) == len(set(eval_seeds))  # no two tasks share an episode seed
+    low, high = protocol.collection_seeds
+    assert all(not low <= s < high for s in eval_seeds) and min(eval_seeds) >= EVAL_SEED_BASE
+    # The env seeds collection actually uses (plans of seed 0..9, 1000 episodes each) lie in the collection range.
+    for plan_seed in range(10):
+        planned = plan_episodes(np.full(4, 0.25), np.full(4, 0.25), 2, 1000, (1,), seed=plan_seed)
+        assert all(low <= e.seed < high for e in planned)
+    assert {t.name for t in protocol.tasks} == {"in-distribution", "unseen-model", "unseen-source", "source-space"}
+
+
+@pytest.fixture(scope="module")
+def tiny_protocol(tiny_data, tmp_path_factory):
+    """A protocol over the tiny corpus, its statistics from a tiny Minari dataset collected through the env."""
+    os.environ["DMIX_CACHE_DIR"] = str(tmp_path_factory.getbasetemp() / "cache")
+    minari_dir = str(tmp_path_factory.mktemp("minari-lb"))
+    previous, os.environ["MINARI_DATASETS_PATH"] = os.environ.get("MINARI_DATASETS_PATH"), minari_dir
+    scenario = tiny_scenario(tiny_data)
+    folder = collect(scenario, name="lb", total=2, qualities=(1,), workers=1, data_dir=str(tiny_data), progress=False)
+    dataset = publish(folder, overwrite=True)
+    other_corpus = dataclasses.replace(scenario, data=tiny_spec(tiny_data, name="tiny-other", domains="source"))
+    version = "test-tiny-v0"
+    protocol = Protocol(version, dataset.spec.dataset_id, (0, 100_000), (
+        Task("in-distribution", scenario.to_json(), "smoke", (EVAL_SEED_BASE, EVAL_SEED_BASE + 1)),
+        Task("unseen-model", scenario.to_json(), "smoke", (EVAL_SEED_BASE + 100,), (("hidden_size", 32), ("num_heads", 2))),
+        Task("unseen-source", other_corpus.to_json(), "smoke", (EVAL_SEED_BASE + 200,)),
+        Task("source-space", scenario.to_json(), "smoke", (EVAL_SEED_BASE + 300,), space="source"),
+    ), reference_grid=(0.0, 1.0), random_episodes=1)
+    PROTOCOLS[version] = protocol
+    yield protocol
+    del PROTOCOLS[version]
+    if previous is None:
+        os.environ.pop("MINARI_DATASETS_PATH")
+    else:
+        os.environ["MINARI_DATASETS_PATH"] = previous
+
+
+def run(spec, name, protocol, tiny_data, db, **kwargs):
+    return submit(spec, name, protocol.version, db, data_dir=str(tiny_data), progress=False, **kwargs)
+
+
+def test_references_and_ranked_table(tiny_protocol, tiny_data, tmp_path):
+    store = Store(tmp_path / "lb.sqlite")
+    compute_references(tiny_protocol, store, data_dir=str(tiny_data), progress=False)
+    for task in tiny_protocol.tasks:
+        ref = store.reference(tiny_protocol.version, task.name)
+        assert ref["ref_max"] == max(ref["grid"].values()) and len(ref["random"]) == 1
+    assert run("baseline:uniform", "uniform", tiny_protocol, tiny_data, store.path) == "done"
+    rows = ranked(store, tiny_protocol.version)
+    assert [r.name for r in rows] == ["uniform"] and np.isfinite(rows[0].overall)
+    assert set(rows[0].tasks) == {t.name for t in tiny_protocol.tasks}
+    assert rows[0].tasks["in-distribution"]["n"] == 2
+
+
+def test_resubmission_replaces_and_never_duplicates(tiny_protocol, tiny_data, tmp_path):
+    db = tmp_path / "lb.sqlite"
+    store = Store(db)
+    assert run("baseline:uniform", "mine", tiny_protocol, tiny_data, db) == "done"
+    first = store.episodes(tiny_protocol.version, "mine")
+    assert len(first) == 5
+    assert run("baseline:uniform", "mine", tiny_protocol, tiny_data, db) == "done"  # same policy: nothing re-run
+    assert store.episodes(tiny_protocol.version, "mine") == first
+    assert run("baseline:naive", "mine", tiny_protocol, tiny_data, db) == "done"  # another policy: replaces
+    replaced = store.episodes(tiny_protocol.version, "mine")
+    assert len(replaced) == 5
+    for e in replaced:  # every stored action is now Naive's: nothing on source-field domains
+        source = [i for i, d in enumerate(e["trace"]["domains"]) if d.startswith("general/")]
+        assert np.all(np.asarray(e["trace"]["mixtures"])[1:, source] == 0)
+    assert [s["policy"] for s in store.submissions(tiny_protocol.version)] == ["baseline:naive"]
+
+
+def test_failing_submissions_are_recorded_without_damage(tiny_protocol, tiny_data, tmp_path):
+    db = tmp_path / "lb.sqlite"
+    store = Store(db)
+    assert run("baseline:start-state", "good", tiny_protocol, tiny_data, db) == "done"
+    before = store.episodes(tiny_protocol.version, "good")
+    assert run("no_such_package.module:factory", "ghost", tiny_protocol, tiny_data, db) == "failed"
+    assert run("tests.test_leaderboard:broken_policy", "broken", tiny_protocol, tiny_data, db) == "failed"
+    subs = {s["name"]: s for s in store.submissions(tiny_protocol.version)}
+    assert subs["ghost"]["status"] == "failed" and "did not load" in subs["ghost"]["reason"]
+    assert subs["broken"]["status"] == "failed" and "invalid mixture" in subs["broken"]["reason"]
+    assert "task in-distribution" in subs["broken"]["reason"]
+    assert subs["good"]["status"] == "done" and store.episodes(tiny_protocol.version, "good") == before
+    names = [r.name for r in ranked(store, tiny_protocol.version)]
+    assert names[0] == "good" and set(names[1:]) == {"ghost", "broken"}
+
+
+def test_a_crashed_submission_resumes(tiny_protocol, tiny_data, tmp_path):
+    db = tmp_path / "lb.sqlite"
+    store = Store(db)
+    # A run that died after one episode: the submission is 'running' with that episode stored.
+    done = store.begin("resumed", tiny_protocol.version, "baseline:uniform", "builtin:baseline:uniform")
+    assert done == set()
+    store.add_episode("resumed", tiny_protocol.version, "in-distribution", EVAL_SEED_BASE, [-1.0, -1.0], 0.123, 0.0, 0, 9.87,
+                      {"marker": True})
+    assert run("baseline:uniform", "resumed", tiny_protocol, tiny_data, db) == "done"
+    episodes = store.episodes(tiny_protocol.version, "resumed")
+    assert len(episodes) == 5
+    kept = [e for e in episodes if e["task"] == "in-distribution" and e["seed"] == EVAL_SEED_BASE][0]
+    assert kept["trace"] == {"marker": True} and kept["seconds"] == 9.87  # not re-run
+
+
+def test_unknown_protocol_is_named():
+    with pytest.raises(ValueError, match="dmix-bench-v0"):
+        protocol_module.get_protocol("bench-v9")
