@@ -65,9 +65,11 @@ class DBL(Policy):
 
     def prepare(self, env, progress: bool = True) -> None:
         """Compute (or read from the cache) the scenario's reference losses."""
-        from baselines.static import StaticPolicy
         from agents.policy import rollout
+        from baselines.static import StaticPolicy
 
+        self.loss_space = env.unwrapped.domain_space  # losses are per domain of the env itself, whatever the wrappers
+        env = env.unwrapped
         info = ScenarioInfo.from_env(env)
         key = stable_hash({"scenario": info.scenario, "seed": self.config.reference_seed, "version": 1})
         if key in self.references:
@@ -86,22 +88,26 @@ class DBL(Policy):
     def reset(self, info: ScenarioInfo) -> None:
         super().reset(info)
         key = stable_hash({"scenario": info.scenario, "seed": self.config.reference_seed, "version": 1})
-        if key not in self.references:
+        if key not in self.references or not hasattr(self, "loss_space"):
             raise RuntimeError("DBL needs its reference losses: call prepare(env) first (rollout() does)")
         self.reference = self.references[key]
         space = info.domain_space
-        self.weights = balanced_start(space) if self.config.level == "domain" else np.full(len(space.fields), 1 / len(space.fields))
+        # Acting in the source-based space (through CollapseDomains) means acting per field.
+        self.per_field = self.config.level == "field" or space.size == len(space.fields) < self.loss_space.size
+        self.weights = np.full(len(space.fields), 1 / len(space.fields)) if self.per_field else balanced_start(space)
 
     def act(self, history: History) -> np.ndarray:
         space = self.info.domain_space
         if len(history) > 1:  # reset's losses are the base model's: nothing trained yet
             losses = np.asarray(history.infos[-1]["domain_loss"], np.float64)
-            if self.config.level == "domain":
-                self.weights = dbl_update(self.weights, losses, self.reference, self.config.eta)
+            if self.per_field:
+                self.weights = dbl_update(self.weights, field_losses(losses, self.loss_space),
+                                          field_losses(self.reference, self.loss_space), self.config.eta)
             else:
-                self.weights = dbl_update(self.weights, field_losses(losses, space), field_losses(self.reference, space),
-                                          self.config.eta)
-        return self.weights if self.config.level == "domain" else expand(self.weights, space)
+                self.weights = dbl_update(self.weights, losses, self.reference, self.config.eta)
+        if self.per_field and space.size != len(space.fields):
+            return expand(self.weights, space)
+        return self.weights
 
     def save(self, path: str | Path) -> Path:
         write_json(path, {"policy": self.name, "config": asdict(self.config)})

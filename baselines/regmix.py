@@ -24,6 +24,7 @@ import numpy as np
 
 from agents.policy import History, Policy, ScenarioInfo
 from datasets_builder.atomic import stable_hash, write_json
+from datasets_builder.domains import collapse
 from datasets_builder.paths import resolve_cache_dir
 
 
@@ -106,7 +107,8 @@ class RegMix(Policy):
 
     def prepare(self, env, progress: bool = True) -> None:
         """Run the proxy runs and fit the regression, or read a cached fit."""
-        info = ScenarioInfo.from_env(env)
+        self.fit_space = env.unwrapped.domain_space  # RegMix fits in the env's own space; wrappers may expose another
+        info = ScenarioInfo.from_env(env.unwrapped)
         key = self._key(info)
         if key in self.fits:
             return
@@ -122,6 +124,8 @@ class RegMix(Policy):
         if fit is None:
             raise RuntimeError("RegMix needs its fit: call prepare(env) first (rollout() does)")
         self.mixture = np.asarray(fit["mixture"], np.float64)
+        if info.domain_space.size != len(self.mixture):  # acting through the source-based space
+            self.mixture = collapse(self.mixture, self.fit_space)
         self.fit = fit
 
     def act(self, history: History) -> np.ndarray:
@@ -151,7 +155,7 @@ def fit_regmix(env, config: RegMixConfig, progress: bool = True) -> dict[str, An
     mixtures = sample_mixtures(prior, config.runs, rng, config.min_strength, config.max_strength)
     proxy = override(base.scenario, max_steps=config.proxy_steps)
     scenario = json.loads(proxy.to_json())
-    name = f"regmix-{stable_hash({'regmix': asdict(config), 'version': 1})[:10]}"
+    name = f"regmix-{stable_hash({'regmix': asdict(config), 'scenario': scenario, 'version': 1})[:10]}"
     folder = staging_dir(proxy.name, name, base.cache_dir)
     episodes = tuple(PlannedEpisode(i, 0, config.seed * 100_003 + i, np.repeat(m[None].astype(np.float32), config.proxy_steps, 0))
                      for i, m in enumerate(mixtures))

@@ -208,10 +208,11 @@ def run(
     workers: int = typer.Option(2, help="parallel env workers"),
     cql_steps: int = typer.Option(300, help="CQL gradient steps"),
     out: Path = typer.Option(Path("runs/main"), help="where the trained agents go"),
+    protocol: str = typer.Option("dmix-bench-smoke-v0", help="leaderboard protocol the methods are ranked on"),
     data_dir: Optional[Path] = DataDirOpt,
     cache_dir: Optional[Path] = CacheDirOpt,
 ) -> None:
-    """The main job on the default data: data, an episode, trajectories -> Minari, SFT + CQL agents, agents vs baselines."""
+    """The whole pipeline on the default data: data, an episode, trajectories -> Minari, SFT + CQL agents, leaderboard."""
     from dmix_gym.scenario import make_scenario
 
     console.rule("[bold]1/5 data")
@@ -230,10 +231,18 @@ def run(
     agents_train(dataset=dataset_id(make_scenario(scenario, preset).name, "trajectories"), algo="cql", out=out,
                  window=min(16, steps), d_model=256 if preset != "smoke" else 64, layers=2, epochs=150, quality=10000,
                  steps=cql_steps, seed=0, progress=True)
-    console.rule("[bold]5/5 agents vs baselines")
-    agents_compare(policies=f"{out / 'sft.pt'},{out / 'cql.pt'},baseline:naive,baseline:uniform,baseline:start-state,"
-                            "baseline:dbl,baseline:regmix", scenario=scenario, preset=preset, seeds="100,101",
-                   device="auto", data_dir=data_dir, cache_dir=cache_dir)
+    console.rule(f"[bold]5/5 leaderboard {protocol}: agents and baselines on held-out tasks")
+    from leaderboard.store import Store
+    from leaderboard.submit import compute_references, default_db, submit
+
+    store_path = default_db(cache_dir)
+    compute_references(_protocol(protocol), Store(store_path), data_dir, cache_dir)
+    entries = [("agent-sft", str(out / "sft.pt")), ("agent-cql", str(out / "cql.pt"))]
+    entries += [(name, f"baseline:{name}") for name in ("naive", "uniform", "start-state", "regmix", "dbl")]
+    for name, spec in entries:
+        status = submit(spec, name, protocol, store_path, data_dir, cache_dir, workers=1)
+        console.print(f"{name}: {status}")
+    leaderboard_show(protocol=protocol, db=store_path, cache_dir=cache_dir)
 
 
 @agents_app.command("train")
@@ -397,8 +406,10 @@ def leaderboard_show(protocol: str = ProtocolOpt, db: Optional[Path] = DbOpt, ca
     from leaderboard.table import ranked
 
     spec = _protocol(protocol)
-    rows = ranked(Store(db or default_db(cache_dir)), protocol)
-    table = Table(title=f"{protocol}: normalised score (0 = random mixtures, 100 = best static target share), mean ± std over seeds")
+    store = Store(db or default_db(cache_dir))
+    rows = ranked(store, protocol)
+    table = Table(title=f"{protocol}: normalised score (0 = random mixtures, 100 = best static target share), mean ± std "
+                        "over seeds; * = balanced score (the task's references do not normalise)")
     for column in ["#", "submission", "overall", *[t.name for t in spec.tasks], "source tokens", "status"]:
         table.add_column(column, justify="right")
     for rank, row in enumerate(rows, 1):
@@ -406,10 +417,13 @@ def leaderboard_show(protocol: str = ProtocolOpt, db: Optional[Path] = DbOpt, ca
         for task in spec.tasks:
             stats = row.tasks.get(task.name)
             score = None if stats is None else stats.get("normalised", stats["balanced"])
-            cells.append("" if score is None else f"{score[0]:.1f} ± {score[1]:.1f}" + ("" if "normalised" in stats else " (bal.)"))
+            cells.append("" if score is None else f"{score[0]:.1f} ± {score[1]:.1f}" + ("" if "normalised" in stats else "*"))
         table.add_row(str(rank) if row.status == "done" else "", row.name, f"{row.overall:.1f}", *cells,
-                      f"{row.source_tokens:,.0f}", row.status if row.status != "failed" else f"failed: {row.reason}")
+                      f"{row.source_tokens:,.0f}", row.status)
     console.print(table)
+    for row in rows:
+        if row.status == "failed":
+            console.print(f"[red]{row.name} failed[/]: {row.reason}")
 
 
 def _protocol(version: str):

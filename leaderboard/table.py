@@ -18,7 +18,7 @@ class Row:
     status: str
     reason: str | None
     tasks: dict[str, dict[str, Any]] = field(default_factory=dict)  # task -> balanced/normalised mean, std, n, ...
-    overall: float = float("nan")  # mean normalised score over tasks (balanced when a task has no references)
+    overall: float = float("nan")  # mean normalised score over the tasks that have valid references
     source_tokens: float = float("nan")
     compute: dict[str, Any] | None = None
 
@@ -42,9 +42,11 @@ def ranked(store: Store, protocol_version: str) -> list[Row]:
             if ref is not None and ref["ref_max"] > ref["ref_min"]:
                 stats["normalised"] = mean_std(normalised_score(b, ref["ref_min"], ref["ref_max"]) for b in balanced)
             row.tasks[task.name] = stats
-            per_task.append(stats.get("normalised", stats["balanced"])[0])
+            if "normalised" in stats:
+                per_task.append(stats["normalised"][0])
         if per_task:
             row.overall = float(np.mean(per_task))
+        if episodes:
             row.source_tokens = float(np.mean([e["source_tokens"] for e in episodes]))
         rows.append(row)
     finished = sorted((r for r in rows if r.status == "done"), key=lambda r: -r.overall if np.isfinite(r.overall) else np.inf)

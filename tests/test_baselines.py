@@ -63,6 +63,7 @@ def test_dbl_policy_follows_planted_losses_at_field_level():
     reference = reference_losses(base_loss, naive_loss, SPACE)
     assert np.allclose(reference, [3, 3, 3, 2, 2])
     policy.references[stable_hash({"scenario": key_info.scenario, "seed": 0, "version": 1})] = reference
+    policy.loss_space = SPACE  # what prepare(env) records
     policy.reset(key_info)
     history = History()
     history.append(np.zeros(9), {"domain_loss": base_loss})
@@ -129,3 +130,17 @@ def test_every_baseline_acts_on_the_simplex_in_the_env(tiny_data):
     again.prepare(env, progress=False)
     again.reset(ScenarioInfo.from_env(env))
     assert np.allclose(again.mixture, regmix.mixture)
+
+
+def test_baselines_act_in_the_source_based_space(tiny_data):
+    import gymnasium as gym
+
+    from dmix_gym import CollapseDomains
+
+    env = CollapseDomains(gym.make("DataMix-v0", scenario=tiny_scenario(tiny_data).to_dict(), data_dir=str(tiny_data),
+                                   progress=False), to="source")
+    regmix = RegMix(RegMixConfig(runs=6, proxy_steps=1, workers=1, search_samples=2000, top_k=20, folds=3))
+    for policy in (regmix, make_baseline("dbl"), make_baseline("random"), make_baseline("naive")):
+        episode = rollout(policy, env, seed=1)
+        assert episode.mixtures.shape[1] == 2 and np.allclose(episode.mixtures.sum(1), 1), policy.name
+    assert np.allclose(regmix.mixture.sum(), 1) and regmix.mixture.shape == (2,)
