@@ -102,9 +102,18 @@ def test_references_and_ranked_table(tiny_protocol, tiny_data, tmp_path):
         assert ref["ref_max"] == max(ref["grid"].values()) and len(ref["random"]) == 1
     assert run("baseline:uniform", "uniform", tiny_protocol, tiny_data, store.path) == "done"
     rows = ranked(store, tiny_protocol.version)
-    assert [r.name for r in rows] == ["uniform"] and np.isfinite(rows[0].overall)
+    assert [r.name for r in rows] == ["uniform"]
     assert set(rows[0].tasks) == {t.name for t in tiny_protocol.tasks}
     assert rows[0].tasks["in-distribution"]["n"] == 2
+    normalised = []
+    for task in tiny_protocol.tasks:  # a task is normalised exactly when its references allow it
+        ref, stats = store.reference(tiny_protocol.version, task.name), rows[0].tasks[task.name]
+        assert ("normalised" in stats) == (ref["ref_max"] > ref["ref_min"])
+        if "normalised" in stats:
+            expected = normalised_score(stats["balanced"][0], ref["ref_min"], ref["ref_max"])
+            assert stats["normalised"][0] == pytest.approx(expected)
+            normalised.append(stats["normalised"][0])
+    assert rows[0].overall == pytest.approx(np.mean(normalised)) if normalised else np.isnan(rows[0].overall)
 
 
 def test_resubmission_replaces_and_never_duplicates(tiny_protocol, tiny_data, tmp_path):
