@@ -32,6 +32,7 @@ def atomic_path(final: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
         yield tmp
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; the result is an ordinary shared file
         os.replace(tmp, final)
         _fsync_dir(final.parent)
     finally:

@@ -426,6 +426,23 @@ def leaderboard_show(protocol: str = ProtocolOpt, db: Optional[Path] = DbOpt, ca
             console.print(f"[red]{row.name} failed[/]: {row.reason}")
 
 
+@leaderboard_app.command("report")
+def leaderboard_report(
+    out: Path = typer.Option(Path("runs/leaderboard"), help="folder for index.html and its PNG plots"),
+    protocol: str = ProtocolOpt,
+    db: Optional[Path] = DbOpt,
+    cache_dir: Optional[Path] = CacheDirOpt,
+) -> None:
+    """Write a static HTML page with the ranked table and plots (scores, mixtures over time, feedback over time)."""
+    from leaderboard.report import write_report
+    from leaderboard.store import Store
+    from leaderboard.submit import default_db
+
+    _protocol(protocol)
+    path = write_report(Store(db or default_db(cache_dir)), protocol, out)
+    console.print(f"report: {path}")
+
+
 def _protocol(version: str):
     from leaderboard.protocol import get_protocol
 

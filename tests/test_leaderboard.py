@@ -167,3 +167,19 @@ def test_a_crashed_submission_resumes(tiny_protocol, tiny_data, tmp_path):
 def test_unknown_protocol_is_named():
     with pytest.raises(ValueError, match="dmix-bench-v0"):
         protocol_module.get_protocol("bench-v9")
+
+
+def test_report_is_written_with_table_and_plots(tiny_protocol, tiny_data, tmp_path):
+    from leaderboard.report import write_report
+
+    db = tmp_path / "lb.sqlite"
+    store = Store(db)
+    compute_references(tiny_protocol, store, data_dir=str(tiny_data), progress=False)
+    assert run("baseline:naive", "naive", tiny_protocol, tiny_data, db) == "done"
+    assert run("no_such_package:factory", "ghost", tiny_protocol, tiny_data, db) == "failed"
+    page = write_report(store, tiny_protocol.version, tmp_path / "report")
+    text = page.read_text()
+    assert "<table>" in text and "naive" in text and "failed: policy did not load" in text
+    for image in ("scores.png", "mixtures.png", "feedback.png"):
+        assert f'src="{image}"' in text
+        assert (tmp_path / "report" / image).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
