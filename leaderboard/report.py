@@ -87,6 +87,10 @@ def plot_feedback(traces: dict[str, dict], path: Path) -> None:
     _save(fig, path)
 
 
+def _number(value: float, fmt: str) -> str:
+    return fmt.format(value) if np.isfinite(value) else "–"
+
+
 def write_report(store: Store, protocol_version: str, out: str | Path) -> Path:
     """Write `<out>/index.html` and its PNGs; return the HTML path."""
     protocol = get_protocol(protocol_version)
@@ -121,8 +125,8 @@ def write_report(store: Store, protocol_version: str, out: str | Path) -> Path:
     body = []
     for rank, row in enumerate(rows, 1):
         status = row.status if row.status != "failed" else f"failed: {row.reason}"
-        cells = [str(rank) if row.status == "done" else "", row.name, f"{row.overall:.1f}", *[cell(row, t) for t in tasks],
-                 f"{row.source_tokens:,.0f}", status]
+        cells = [str(rank) if row.status == "done" else "", row.name, _number(row.overall, "{:.1f}"),
+                 *[cell(row, t) for t in tasks], _number(row.source_tokens, "{:,.0f}"), status]
         body.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
     task_list = "".join(f"<li><b>{html.escape(t.name)}</b>: {html.escape(t.description)} ({t.scenario if len(t.scenario) < 40 else 'custom'}, "
                         f"preset {t.preset}, seeds {', '.join(map(str, t.seeds))})</li>" for t in protocol.tasks)
@@ -134,7 +138,7 @@ def write_report(store: Store, protocol_version: str, out: str | Path) -> Path:
 body {{ font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1100px; color: #222; }}
 table {{ border-collapse: collapse; width: 100%; font-size: 0.9rem; }}
 th, td {{ border-bottom: 1px solid #ddd; padding: 0.35rem 0.6rem; text-align: right; }}
-th:nth-child(2), td:nth-child(2), td:last-child {{ text-align: left; }}
+th:nth-child(2), td:nth-child(2), th:last-child, td:last-child {{ text-align: left; }}
 figure {{ margin: 1.5rem 0; }} img {{ max-width: 100%; }} figcaption {{ color: #555; font-size: 0.85rem; }}
 </style></head><body>
 <h1>dmix leaderboard <code>{html.escape(protocol.version)}</code></h1>
