@@ -15,7 +15,7 @@ from .features import last_window, tokens
 from .networks import AgentConfig, MixingNet
 from .policy import History, Policy, ScenarioInfo
 
-FORMAT = "dmix-agent/2"
+FORMAT = "dmix-agent/3"
 
 
 class TransformerAgent(Policy):
@@ -55,7 +55,7 @@ class TransformerAgent(Policy):
         super().reset(info)
 
     def state_tokens(self, observations: np.ndarray) -> np.ndarray:
-        """(T, D+K) standardised state tokens of raw observations."""
+        """(T, D+K+1) state tokens of raw observations (see agents.features)."""
         return tokens(observations, self.net.num_domains, self.net.num_fields, self.feedback_mean, self.feedback_std)
 
     @torch.no_grad()

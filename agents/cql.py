@@ -24,7 +24,8 @@ import torch
 
 from datasets_builder.atomic import atomic_path, write_json
 
-from .agent import TransformerAgent
+from .agent import FORMAT, TransformerAgent
+from . import features
 from .features import to_unit
 from .networks import MixingNet, StateActionEncoder, WindowEncoder
 from .offline import OfflineData
@@ -142,7 +143,7 @@ def d3rlpy_dataset(data: OfflineData, settings: CQLSettings):
 def make_cql(agent: TransformerAgent, settings: CQLSettings):
     """A d3rlpy CQL whose actor and critic encoders have the agent's shape."""
     cfg = agent.config
-    token_dim = agent.net.num_domains + agent.net.num_fields
+    token_dim = features.token_dim(agent.net.num_domains, agent.net.num_fields)
     device = settings.device if settings.device != "auto" else ("cuda:0" if torch.cuda.is_available() else False)
     return d3rlpy.algos.CQLConfig(
         actor_encoder_factory=AgentEncoderFactory(token_dim, cfg.window, cfg.d_model, cfg.layers, cfg.heads, cfg.ffn),
@@ -201,7 +202,7 @@ def train_cql(data: OfflineData, out: str | Path, init: TransformerAgent, settin
     cql = make_cql(init, settings)
     cql.build_with_dataset(dataset)
 
-    settings_json = {"cql": asdict(settings), "agent": init.config.to_dict(), "dataset": data.dataset_id}
+    settings_json = {"cql": asdict(settings), "agent": init.config.to_dict(), "dataset": data.dataset_id, "format": FORMAT}
     checkpoint, state_file = out / "cql-checkpoint.d3", out / "cql-state.json"
     done, history, seconds = 0, [], 0.0
     if checkpoint.exists() and state_file.exists():

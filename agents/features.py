@@ -1,9 +1,12 @@
 """What the agent sees and how its mixtures meet d3rlpy: pure functions over arrays.
 
-State. Step t of an episode is the token x_t = [p_t ; f̂_t]: the mixture last used (p_0 after
-reset) and the feedback per field, standardised with the dataset's mean/std (paper, C.3). The
-agent reads the last W tokens, oldest first; before W steps have passed the window is padded with
-copies of the first token (as `dmix_gym.wrappers.HistoryWindow` pads).
+State. Step t of an episode is the token x_t = [p_t ; f̂_t ; t/T]: the mixture last used (p_0
+after reset), the feedback per field standardised with the dataset's mean/std (paper, C.3), and
+the episode's progress. The paper's token is [p_t ; f̂_t]; progress is added because without it a
+critic can read the time off the action (early mixtures carry most of the return still to come)
+and rate "early-looking" mixtures high in every state, which CQL's actor then exploits. The agent
+reads the last W tokens, oldest first; before W steps have passed the window is padded with copies
+of the first token (as `dmix_gym.wrappers.HistoryWindow` pads).
 
 Action. d3rlpy's continuous policies emit a = tanh(mu + sigma * eps) in [-1, 1]^D. A mixture p
 maps to that box through centred log-weights:
@@ -24,12 +27,16 @@ FLOOR = 1e-6
 _EDGE = 1.0 - 1e-6
 
 
+def token_dim(num_domains: int, num_fields: int) -> int:
+    return num_domains + num_fields + 1
+
+
 def tokens(observations: np.ndarray, num_domains: int, num_fields: int, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
-    """(..., D + K) agent tokens [p ; f̂] from raw DataMix-v0 observations (..., obs_dim)."""
+    """(..., D + K + 1) agent tokens [p ; f̂ ; t/T] from raw DataMix-v0 observations (..., obs_dim)."""
     obs = np.asarray(observations, dtype=np.float32)
-    mixture = obs[..., :num_domains]
-    feedback = (obs[..., num_domains:num_domains + num_fields] - mean) / std
-    return np.concatenate([mixture, feedback], axis=-1).astype(np.float32)
+    k = num_domains + num_fields
+    feedback = (obs[..., num_domains:k] - mean) / std
+    return np.concatenate([obs[..., :num_domains], feedback, obs[..., k:k + 1]], axis=-1).astype(np.float32)
 
 
 def windows(sequence: np.ndarray, window: int) -> np.ndarray:

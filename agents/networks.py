@@ -1,7 +1,7 @@
 """The Data Mixing Agent's networks (paper eq. 3) and the critic CQL pairs with it.
 
 `WindowEncoder` is the Transformer decoder body: causal self-attention over the window of state
-tokens [p_t ; f̂_t], returning the last position's hidden state. `MixingNet` adds the linear head
+tokens [p_t ; f̂_t ; t/T] (see `agents.features`), returning the last position's hidden state. `MixingNet` adds the linear head
 whose softmax is the next mixture. `StateActionEncoder` is the critic's body: one Transformer layer
 over the same window plus a token for the action. The bodies are plain torch modules; `agents.cql`
 wraps them as d3rlpy encoders.
@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
+
+from .features import token_dim
 
 
 @dataclass(frozen=True)
@@ -90,7 +92,7 @@ class MixingNet(nn.Module):
     def __init__(self, num_domains: int, num_fields: int, config: AgentConfig):
         super().__init__()
         self.num_domains, self.num_fields, self.config = num_domains, num_fields, config
-        self.body = WindowEncoder(num_domains + num_fields, config.window, config.d_model, config.layers, config.heads,
+        self.body = WindowEncoder(token_dim(num_domains, num_fields), config.window, config.d_model, config.layers, config.heads,
                                   config.ffn, config.dropout)
         self.head = nn.Linear(config.d_model, num_domains)
 

@@ -22,7 +22,7 @@ class OfflineData:
     domain_space: DomainSpace
     feedback_mean: np.ndarray  # (K,)
     feedback_std: np.ndarray  # (K,)
-    windows: np.ndarray  # (N, W, D+K) standardised state tokens, oldest first
+    windows: np.ndarray  # (N, W, D+K+1) state tokens (agents.features), oldest first
     actions: np.ndarray  # (N, D) the next mixture
     rewards: np.ndarray  # (N,)
     terminals: np.ndarray  # (N,) the env terminated after this step

@@ -19,7 +19,7 @@ import torch
 
 from datasets_builder.atomic import atomic_path, write_json
 
-from .agent import TransformerAgent
+from .agent import FORMAT, TransformerAgent
 from .networks import AgentConfig
 from .offline import OfflineData
 
@@ -65,7 +65,7 @@ def train_sft(data: OfflineData, out: str | Path, agent_config: AgentConfig = Ag
                                     config.seed, name="sft")
     net = agent.net.train()
     optimizer = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    settings = {"sft": asdict(config), "agent": agent_config.to_dict(), "dataset": data.dataset_id}
+    settings = {"sft": asdict(config), "agent": agent_config.to_dict(), "dataset": data.dataset_id, "format": FORMAT}
     checkpoint = out / "sft-checkpoint.pt"
     history: list[dict] = []
     start_epoch, seconds = 0, 0.0
