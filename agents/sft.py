@@ -9,7 +9,6 @@ atomically to `<out>/sft-checkpoint.pt`; a re-run with the same settings continu
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path

@@ -9,7 +9,6 @@ once per scenario and cached.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
@@ -17,9 +16,10 @@ from typing import Literal
 import numpy as np
 
 from agents.policy import History, Policy, ScenarioInfo
-from datasets_builder.atomic import stable_hash, write_json
+from datasets_builder.atomic import write_json
 from datasets_builder.domains import DomainSpace, collapse, expand
-from datasets_builder.paths import resolve_cache_dir
+
+from .cache import cached, scenario_key
 
 
 @dataclass(frozen=True)
@@ -63,31 +63,31 @@ class DBL(Policy):
         self.config = config
         self.references: dict[str, np.ndarray] = {}
 
+    def _key(self, info: ScenarioInfo) -> str:
+        return scenario_key(info, seed=self.config.reference_seed)
+
     def prepare(self, env, progress: bool = True) -> None:
         """Compute (or read from the cache) the scenario's reference losses."""
+        self.loss_space = env.unwrapped.domain_space  # losses are per domain of the env itself, whatever the wrappers
+        key = self._key(ScenarioInfo.from_env(env.unwrapped))
+        if key not in self.references:
+            saved = cached(env, "dbl-reference", key, lambda: self._reference_run(env.unwrapped, progress))
+            self.references[key] = np.asarray(saved["reference"])
+
+    def _reference_run(self, env, progress: bool) -> dict:
+        """A Naive episode: the base model's losses at reset, the target-trained model's at the end."""
         from agents.policy import rollout
         from baselines.static import StaticPolicy
 
-        self.loss_space = env.unwrapped.domain_space  # losses are per domain of the env itself, whatever the wrappers
-        env = env.unwrapped
-        info = ScenarioInfo.from_env(env)
-        key = stable_hash({"scenario": info.scenario, "seed": self.config.reference_seed, "version": 1})
-        if key in self.references:
-            return
-        path = resolve_cache_dir(env.unwrapped.cache_dir) / "baselines" / f"dbl-reference-{info.scenario_name}-{key}.json"
-        if path.exists():
-            self.references[key] = np.asarray(json.loads(path.read_text())["reference"])
-            return
         naive = rollout(StaticPolicy("naive"), env, seed=self.config.reference_seed, progress=progress)
-        reference = reference_losses(naive.domain_loss[0], naive.domain_loss[-1], info.domain_space)
-        write_json(path, {"scenario": info.scenario_name, "reference": reference.tolist(),
-                          "base_loss": naive.domain_loss[0].tolist(), "naive_loss": naive.domain_loss[-1].tolist(),
-                          "naive_seconds": naive.seconds, "naive_tokens": int(naive.tokens.sum())})
-        self.references[key] = reference
+        reference = reference_losses(naive.domain_loss[0], naive.domain_loss[-1], env.domain_space)
+        return {"scenario": ScenarioInfo.from_env(env).scenario_name, "reference": reference.tolist(), "base_loss": naive.domain_loss[0].tolist(),
+                "naive_loss": naive.domain_loss[-1].tolist(), "naive_seconds": naive.seconds,
+                "naive_tokens": int(naive.tokens.sum())}
 
     def reset(self, info: ScenarioInfo) -> None:
         super().reset(info)
-        key = stable_hash({"scenario": info.scenario, "seed": self.config.reference_seed, "version": 1})
+        key = self._key(info)
         if key not in self.references or not hasattr(self, "loss_space"):
             raise RuntimeError("DBL needs its reference losses: call prepare(env) first (rollout() does)")
         self.reference = self.references[key]

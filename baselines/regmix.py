@@ -25,7 +25,8 @@ import numpy as np
 from agents.policy import History, Policy, ScenarioInfo
 from datasets_builder.atomic import stable_hash, write_json
 from datasets_builder.domains import collapse
-from datasets_builder.paths import resolve_cache_dir
+
+from .cache import cached, scenario_key
 
 
 @dataclass(frozen=True)
@@ -103,20 +104,14 @@ class RegMix(Policy):
         self.fits: dict[str, dict[str, Any]] = {}
 
     def _key(self, info: ScenarioInfo) -> str:
-        return stable_hash({"scenario": info.scenario, "regmix": asdict(self.config), "version": 1})
+        return scenario_key(info, regmix=asdict(self.config))
 
     def prepare(self, env, progress: bool = True) -> None:
         """Run the proxy runs and fit the regression, or read a cached fit."""
         self.fit_space = env.unwrapped.domain_space  # RegMix fits in the env's own space; wrappers may expose another
-        info = ScenarioInfo.from_env(env.unwrapped)
-        key = self._key(info)
-        if key in self.fits:
-            return
-        cache = resolve_cache_dir(env.unwrapped.cache_dir)
-        path = cache / "baselines" / f"regmix-{info.scenario_name}-{key}.json"
-        if not path.exists():
-            write_json(path, fit_regmix(env, self.config, progress))
-        self.fits[key] = json.loads(path.read_text())
+        key = self._key(ScenarioInfo.from_env(env.unwrapped))
+        if key not in self.fits:
+            self.fits[key] = cached(env, "regmix", key, lambda: fit_regmix(env, self.config, progress))
 
     def reset(self, info: ScenarioInfo) -> None:
         super().reset(info)
@@ -144,7 +139,7 @@ class RegMix(Policy):
 
 def fit_regmix(env, config: RegMixConfig, progress: bool = True) -> dict[str, Any]:
     """Proxy runs (staged, resumable) -> regressions -> the searched mixture, with R^2 and compute spent."""
-    from datasets_builder.collection import Plan, load_episode, load_or_write_plan, run_plan, staging_dir
+    from datasets_builder.collection import Plan, episode_path, load_episode, load_or_write_plan, run_plan, staging_dir
     from datasets_builder.trajectories import PlannedEpisode
     from dmix_gym.scenario import override
 
@@ -167,7 +162,7 @@ def fit_regmix(env, config: RegMixConfig, progress: bool = True) -> dict[str, An
     weights = np.asarray(base.scenario.weights())
     x, y, tokens, seconds = [], [], 0, 0.0
     for planned in plan.episodes[:config.runs]:
-        arrays = load_episode(folder / f"episode-{planned.index:06d}.npz")
+        arrays = load_episode(episode_path(folder, planned.index))
         x.append(arrays["actions"][0])
         y.append(float(arrays["info/feedback"][-1] @ weights))
         tokens += int(arrays["info/tokens"].sum())

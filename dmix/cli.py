@@ -403,7 +403,7 @@ def leaderboard_show(protocol: str = ProtocolOpt, db: Optional[Path] = DbOpt, ca
     """Print the ranked table of a protocol."""
     from leaderboard.submit import default_db
     from leaderboard.store import Store
-    from leaderboard.table import ranked
+    from leaderboard.table import ranked, score_cell
 
     spec = _protocol(protocol)
     store = Store(db or default_db(cache_dir))
@@ -413,11 +413,7 @@ def leaderboard_show(protocol: str = ProtocolOpt, db: Optional[Path] = DbOpt, ca
     for column in ["#", "submission", "overall", *[t.name for t in spec.tasks], "source tokens", "status"]:
         table.add_column(column, justify="right")
     for rank, row in enumerate(rows, 1):
-        cells = []
-        for task in spec.tasks:
-            stats = row.tasks.get(task.name)
-            score = None if stats is None else stats.get("normalised", stats["balanced"])
-            cells.append("" if score is None else f"{score[0]:.1f} ± {score[1]:.1f}" + ("" if "normalised" in stats else "*"))
+        cells = [score_cell(row, task.name) for task in spec.tasks]
         table.add_row(str(rank) if row.status == "done" else "", row.name, f"{row.overall:.1f}", *cells,
                       f"{row.source_tokens:,.0f}", row.status)
     console.print(table)

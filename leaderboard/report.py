@@ -11,7 +11,7 @@ from datasets_builder.atomic import atomic_path
 
 from .protocol import get_protocol
 from .store import Store
-from .table import Row, ranked
+from .table import Row, ranked, score_cell
 
 
 def _figure(width: float, height: float):
@@ -114,19 +114,12 @@ def write_report(store: Store, protocol_version: str, out: str | Path) -> Path:
         images += [("mixtures.png", f"Mixture over time, task {first.name}, seed {first.seeds[0]}"),
                    ("feedback.png", f"Feedback per field over time, task {first.name}, seed {first.seeds[0]}")]
 
-    def cell(row: Row, task: str) -> str:
-        stats = row.tasks.get(task)
-        if stats is None:
-            return ""
-        score = stats.get("normalised", stats["balanced"])
-        return f"{score[0]:.1f} ± {score[1]:.1f}" + ("" if "normalised" in stats else "*")
-
     header = "".join(f"<th>{html.escape(c)}</th>" for c in ["#", "submission", "overall", *tasks, "source tokens", "status"])
     body = []
     for rank, row in enumerate(rows, 1):
         status = row.status if row.status != "failed" else f"failed: {row.reason}"
         cells = [str(rank) if row.status == "done" else "", row.name, _number(row.overall, "{:.1f}"),
-                 *[cell(row, t) for t in tasks], _number(row.source_tokens, "{:,.0f}"), status]
+                 *[score_cell(row, t) for t in tasks], _number(row.source_tokens, "{:,.0f}"), status]
         body.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
     task_list = "".join(f"<li><b>{html.escape(t.name)}</b>: {html.escape(t.description)} ({t.scenario if len(t.scenario) < 40 else 'custom'}, "
                         f"preset {t.preset}, seeds {', '.join(map(str, t.seeds))})</li>" for t in protocol.tasks)

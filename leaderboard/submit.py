@@ -129,18 +129,18 @@ def submit(spec: str, name: str, protocol_version: str = "dmix-bench-v0", db: st
     done = store.begin(name, protocol.version, spec, fingerprint)
     compute: dict[str, Any] = {}
     pending: list[tuple[Task, int]] = []
+    envs: dict[str, Any] = {}
     try:
         for task in protocol.tasks:
-            env = task.make_env(data_dir, cache_dir)
+            env = envs[task.name] = task.make_env(data_dir, cache_dir)
             policy.prepare(env, progress=progress)  # one-off fits run here once, so workers find them cached
             compute[task.name] = policy.compute()
             pending += [(task, seed) for seed in task.seeds if (task.name, seed) not in done]
         bar = tqdm(total=len(pending), desc=f"{name} on {protocol.version}", unit="episode", disable=not progress)
         if workers <= 1:
-            envs: dict[str, Any] = {}
             for task, seed in pending:
-                env = envs.setdefault(task.name, task.make_env(data_dir, cache_dir))
-                _store_episode(store, name, protocol, task, seed, _attempt(run_episode, policy, task, seed, stats, env=env))
+                record = _attempt(run_episode, policy, task, seed, stats, env=envs[task.name])
+                store.add_episode(name, protocol.version, task.name, seed, **record)
                 bar.update(1)
         else:
             with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
@@ -152,7 +152,7 @@ def submit(spec: str, name: str, protocol_version: str = "dmix-bench-v0", db: st
                         record = future.result()
                     except Exception as error:
                         raise EpisodeFailure(task, seed, error) from error
-                    _store_episode(store, name, protocol, task, seed, record)
+                    store.add_episode(name, protocol.version, task.name, seed, **record)
                     bar.update(1)
         bar.close()
     except EpisodeFailure as failure:
@@ -176,6 +176,3 @@ def _attempt(fn, policy, task, seed, stats, env):
     except Exception as error:
         raise EpisodeFailure(task, seed, error) from error
 
-
-def _store_episode(store: Store, name: str, protocol: Protocol, task: Task, seed: int, record: dict[str, Any]) -> None:
-    store.add_episode(name, protocol.version, task.name, seed, **record)

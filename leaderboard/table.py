@@ -51,3 +51,12 @@ def ranked(store: Store, protocol_version: str) -> list[Row]:
         rows.append(row)
     finished = sorted((r for r in rows if r.status == "done"), key=lambda r: -r.overall if np.isfinite(r.overall) else np.inf)
     return finished + [r for r in rows if r.status != "done"]
+
+
+def score_cell(row: Row, task: str) -> str:
+    """'mean ± std' of a task's normalised score, or of its balanced score marked '*' where references do not normalise."""
+    stats = row.tasks.get(task)
+    if stats is None:
+        return ""
+    score = stats.get("normalised", stats["balanced"])
+    return f"{score[0]:.1f} ± {score[1]:.1f}" + ("" if "normalised" in stats else "*")

@@ -1,0 +1,24 @@
+"""What a baseline computes once per scenario (RegMix's fit, DBL's reference losses), cached as JSON."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Callable
+
+from agents.policy import ScenarioInfo
+from datasets_builder.atomic import stable_hash, write_json
+from datasets_builder.paths import resolve_cache_dir
+
+
+def scenario_key(info: ScenarioInfo, **settings: Any) -> str:
+    """Identity of a per-scenario result: the scenario and the settings that shape it."""
+    return stable_hash({"scenario": info.scenario, **settings, "version": 1})
+
+
+def cached(env, kind: str, key: str, make: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """`<cache>/baselines/<kind>-<scenario>-<key>.json`, written from `make()` the first time."""
+    base = env.unwrapped
+    path = resolve_cache_dir(base.cache_dir) / "baselines" / f"{kind}-{ScenarioInfo.from_env(base).scenario_name}-{key}.json"
+    if not path.exists():
+        write_json(path, make())
+    return json.loads(path.read_text())
