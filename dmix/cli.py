@@ -390,7 +390,7 @@ def leaderboard_submit(
     from leaderboard.store import Store
 
     store_path = db or default_db(cache_dir)
-    compute_references(_protocol(protocol), Store(store_path), data_dir, cache_dir)
+    compute_references(_protocol(protocol), Store(store_path), data_dir, cache_dir, workers=workers)
     status = submit(policy, name, protocol, store_path, data_dir, cache_dir, workers)
     console.print(f"{name}: [bold]{status}[/]")
     leaderboard_show(protocol=protocol, db=store_path)

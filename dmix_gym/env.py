@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import gymnasium as gym
 import numpy as np
@@ -15,13 +15,13 @@ from gymnasium import spaces
 from datasets_builder.build import build_data
 from datasets_builder.tokenizer import load_tokenizer
 
-from .base import gather, load_or_pretrain_base
-from .feedback import domain_losses, encode_pairs, feedback, pack_answer_batches, reward
-from .model import build_model, llama_config
+from .backend import ProxyBackend
+from .base import gather
+from .feedback import EvalSet, encode_pairs, pack_answer_batches, reward
+from .model import llama_config
 from .render import ansi_table, mixture_area_plot
 from .sampler import MixtureSampler
 from .scenario import Scenario, resolve_scenario
-from .trainer import ProxyTrainer
 
 
 def normalise_action(action: Any, size: int) -> np.ndarray:
@@ -114,6 +114,8 @@ class DataMixEnv(gym.Env):
     * `timing`: report `train_seconds`/`eval_seconds` in `info` (wall-clock, so never equal
       between two runs; `timing=False` makes `info` fully deterministic).
     * `progress`: show progress bars for data building and base pre-training.
+    * `backend`: what builds, trains and evaluates the model (default `ProxyBackend`, this
+      process); `dmix cpt` passes an FSDP backend and keeps this step logic.
 
     ## Info
 
@@ -144,6 +146,7 @@ class DataMixEnv(gym.Env):
         compile: bool = False,
         progress: bool = True,
         timing: bool = True,
+        backend: Callable[..., ProxyBackend] = ProxyBackend,
     ):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode {render_mode!r} is not one of {self.metadata['render_modes']}")
@@ -164,12 +167,7 @@ class DataMixEnv(gym.Env):
 
         tok = self.shards.manifest["tokenizer"]
         self.model_config = llama_config(self.scenario.model, tok["vocab_size"], self._context_len(), tok["pad_id"], tok["eos_id"])
-        self.model = build_model(self.model_config, self.scenario.seed, self.device)
-        self.compile = compile
-        self.base_state = (
-            load_or_pretrain_base(self.scenario, self.shards, self.model_config, self.device, cache_dir, progress)
-            if train.init == "base" else None
-        )
+        self.backend = backend(self.scenario, self.model_config, self.shards, self.device, cache_dir, compile, progress)
         self._prepare_eval()
 
         self.sequences_per_step = max(1, train.tokens_per_step // self.shards.seq_len)
@@ -200,39 +198,36 @@ class DataMixEnv(gym.Env):
                          self.scenario.qa_separator)
             for name in self.domain_space.fields
         ]
-        self.answer_batches = pack_answer_batches(encoded, self.scenario.train.eval_batch, tokenizer.pad_token_id)
+        batch = self.scenario.train.eval_batch
         picks = [(d, self.shards.train_sequences(d) + i) for d in range(self.num_domains) for i in range(self.shards.heldout_sequences(d))]
-        self.heldout = gather(self.shards, picks)
-        self.heldout_domain = torch.tensor([d for d, _ in picks])
+        heldout = zip(gather(self.shards, picks).split(batch), torch.tensor([d for d, _ in picks]).split(batch))
+        self.evalset = EvalSet(pack_answer_batches(encoded, batch, tokenizer.pad_token_id), list(heldout),
+                               self.num_fields, self.num_domains)
+
+    @property
+    def model(self) -> torch.nn.Module:
+        return self.backend.model
 
     def evaluate(self) -> tuple[np.ndarray, np.ndarray]:
         """(feedback per field, held-out loss per domain) of the current proxy."""
-        self.model.eval()
-        f = feedback(self.model, self.answer_batches, self.num_fields)
-        losses = domain_losses(self.model, self.heldout, self.heldout_domain, self.num_domains, self.scenario.train.eval_batch)
-        return f, losses
+        return self.backend.evaluate(self.evalset)
 
     # --- Gymnasium API --------------------------------------------------------------------------
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
         episode_seed = int(self.np_random.integers(2**31 - 1))
-        train = self.scenario.train
-        if self.base_state is not None:
-            self.model.load_state_dict(self.base_state)
-        else:
-            self.model = build_model(self.model_config, episode_seed, self.device)
-        self.trainer = ProxyTrainer(self.model, train, self.optimizer_steps, train.lr, compile=self.compile)
+        self.backend.reset(episode_seed, self.optimizer_steps)
         self._rng = np.random.default_rng(episode_seed)
         self.sampler.reset(self._rng)
         self._t = 0
         self._mixture = self.p0.copy()
         started = time.perf_counter()
-        if self.base_state is not None and self._base_eval is not None:
+        if self.backend.fixed_start and self._base_eval is not None:
             self._feedback, losses = self._base_eval
         else:
             self._feedback, losses = self.evaluate()
-            if self.base_state is not None:
+            if self.backend.fixed_start:
                 self._base_eval = (self._feedback, losses)
         self.history = [self._mixture.copy()]
         self._last_reward = None
@@ -246,7 +241,7 @@ class DataMixEnv(gym.Env):
         counts = self.sampler.plan(p)
         picks = self.sampler.draw(counts)
         tokens = gather(self.shards, picks)[torch.from_numpy(self._rng.permutation(len(picks)))]
-        stats = self.trainer.train_on(tokens)
+        stats = self.backend.train_on(tokens)
         started = time.perf_counter()
         new_feedback, losses = self.evaluate()
         eval_seconds = time.perf_counter() - started
@@ -259,6 +254,24 @@ class DataMixEnv(gym.Env):
         truncated = self._t >= self.max_steps and not terminated
         info = self._info(losses, counts * self.shards.seq_len, stats["loss"], stats["seconds"], eval_seconds)
         return self._observation(), r, terminated, truncated, info
+
+    def episode_state(self) -> dict[str, Any]:
+        """The episode's progress apart from the model (JSON-serialisable): enough, with the model, to resume it."""
+        return {
+            "t": self._t, "mixture": self._mixture.tolist(), "feedback": np.asarray(self._feedback).tolist(),
+            "history": [h.tolist() for h in self.history], "last_reward": self._last_reward,
+            "used": self.sampler.used.tolist(), "rng": self._rng.bit_generator.state,
+        }
+
+    def restore_episode_state(self, state: dict[str, Any]) -> None:
+        """Continue an episode saved by `episode_state`, after `reset()` with that episode's seed."""
+        if self._t is None:
+            raise gym.error.ResetNeeded("call reset() with the saved episode's seed before restoring its state")
+        self._t, self._last_reward = int(state["t"]), state["last_reward"]
+        self._mixture, self._feedback = np.asarray(state["mixture"]), np.asarray(state["feedback"])
+        self.history = [np.asarray(h) for h in state["history"]]
+        self.sampler.used = np.asarray(state["used"], dtype=np.int64)
+        self._rng.bit_generator.state = state["rng"]
 
     def render(self):
         if self.render_mode == "ansi":

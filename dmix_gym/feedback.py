@@ -52,6 +52,16 @@ def pack_answer_batches(encoded_by_field: list[list[tuple[list[int], int]]], bat
     return batches
 
 
+@dataclass
+class EvalSet:
+    """What every evaluation of the proxy reads: answer batches of every field, held-out LM batches of every domain."""
+
+    answers: list[AnswerBatch]
+    heldout: list[tuple[torch.Tensor, torch.Tensor]]  # (sequences, domain of each sequence)
+    num_fields: int
+    num_domains: int
+
+
 def selected_logprobs(model: torch.nn.Module, input_ids: torch.Tensor, select: torch.Tensor | None = None) -> torch.Tensor:
     """Log-probability of next tokens under the model: (B, L-1), or (M,) at the positions where `select` (B, L-1) is set.
 
@@ -67,8 +77,11 @@ def selected_logprobs(model: torch.nn.Module, input_ids: torch.Tensor, select: t
 
 
 @torch.no_grad()
-def feedback(model: torch.nn.Module, batches: list[AnswerBatch], num_fields: int) -> np.ndarray:
-    """f_k(theta) per field: mean over its pairs of the mean log-prob of the answer tokens given the question (eq. 1)."""
+def feedback_sums(model: torch.nn.Module, batches: list[AnswerBatch], num_fields: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per field: the sum over these batches' pairs of each pair's mean answer-token log-prob, and the pair count.
+
+    Their ratio is the feedback f_k(theta) (eq. 1); sums add up across ranks that each evaluate a share.
+    """
     device = next(model.parameters()).device
     sums = torch.zeros(num_fields, dtype=torch.float64)
     counts = torch.zeros(num_fields, dtype=torch.float64)
@@ -79,20 +92,29 @@ def feedback(model: torch.nn.Module, batches: list[AnswerBatch], num_fields: int
         per_pair = logp.sum(1) / batch.answer_mask.sum(1)
         sums.index_add_(0, batch.field, per_pair.double())
         counts.index_add_(0, batch.field, torch.ones_like(per_pair, dtype=torch.float64))
-    return (sums / counts).numpy()
+    return sums.numpy(), counts.numpy()
 
 
 @torch.no_grad()
-def domain_losses(model: torch.nn.Module, sequences: torch.Tensor, domain_of: torch.Tensor, num_domains: int, batch_size: int) -> np.ndarray:
-    """Mean next-token loss on each domain's held-out sequences."""
+def domain_loss_sums(model: torch.nn.Module, batches: list[tuple[torch.Tensor, torch.Tensor]],
+                     num_domains: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per domain: the summed mean next-token loss of these (sequences, domain of each) batches, and the count."""
     device = next(model.parameters()).device
     sums = torch.zeros(num_domains, dtype=torch.float64)
     counts = torch.zeros(num_domains, dtype=torch.float64)
-    for ids, dom in zip(sequences.split(batch_size), domain_of.split(batch_size)):
+    for ids, dom in batches:
         loss = -selected_logprobs(model, ids.to(device)).mean(1).cpu().double()
         sums.index_add_(0, dom, loss)
         counts.index_add_(0, dom, torch.ones_like(loss))
-    return (sums / counts).numpy()
+    return sums.numpy(), counts.numpy()
+
+
+def evaluate(model: torch.nn.Module, evalset: EvalSet) -> tuple[np.ndarray, np.ndarray]:
+    """(feedback per field, held-out loss per domain) of a model."""
+    model.eval()
+    f_sums, f_counts = feedback_sums(model, evalset.answers, evalset.num_fields)
+    l_sums, l_counts = domain_loss_sums(model, evalset.heldout, evalset.num_domains)
+    return f_sums / f_counts, l_sums / l_counts
 
 
 def reward(previous_feedback: np.ndarray, feedback_now: np.ndarray, weights: np.ndarray) -> float:

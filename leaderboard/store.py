@@ -3,7 +3,8 @@
 A submission is keyed by (name, protocol). Its episodes are written as they finish, so a crashed
 run resumes; re-submitting the same policy (same fingerprint) keeps what is done, and a different
 policy under the same name replaces everything, never duplicating rows. A failed submission is
-recorded with its reason and leaves every other row as it was.
+recorded with its reason and leaves every other row as it was. Reference episodes are stored one by
+one too, so computing a protocol's references also resumes.
 """
 
 from __future__ import annotations
@@ -26,6 +27,10 @@ CREATE TABLE IF NOT EXISTS episodes (
     final_feedback TEXT NOT NULL, balanced REAL NOT NULL, episode_return REAL NOT NULL, source_tokens INTEGER NOT NULL,
     seconds REAL NOT NULL, trace TEXT NOT NULL,
     PRIMARY KEY (name, protocol, task, seed)
+);
+CREATE TABLE IF NOT EXISTS reference_episodes (
+    protocol TEXT NOT NULL, task TEXT NOT NULL, policy TEXT NOT NULL, seed INTEGER NOT NULL, balanced REAL NOT NULL,
+    PRIMARY KEY (protocol, task, policy, seed)
 );
 CREATE TABLE IF NOT EXISTS refs (
     protocol TEXT NOT NULL, task TEXT NOT NULL, ref_min REAL NOT NULL, ref_max REAL NOT NULL, detail TEXT NOT NULL,
@@ -100,6 +105,17 @@ class Store:
     def set_reference(self, protocol: str, task: str, ref_min: float, ref_max: float, detail: dict[str, Any]) -> None:
         with self._connect() as db:
             db.execute("INSERT OR REPLACE INTO refs VALUES (?, ?, ?, ?, ?)", (protocol, task, ref_min, ref_max, json.dumps(detail)))
+
+    def add_reference_episode(self, protocol: str, task: str, policy: str, seed: int, balanced: float) -> None:
+        with self._connect() as db:
+            db.execute("INSERT OR REPLACE INTO reference_episodes VALUES (?, ?, ?, ?, ?)", (protocol, task, policy, seed, balanced))
+
+    def reference_episodes(self, protocol: str, task: str) -> dict[tuple[str, int], float]:
+        """Balanced scores of the reference episodes done so far, by (policy, seed)."""
+        with self._connect() as db:
+            rows = db.execute("SELECT policy, seed, balanced FROM reference_episodes WHERE protocol=? AND task=?",
+                              (protocol, task)).fetchall()
+        return {(r["policy"], r["seed"]): r["balanced"] for r in rows}
 
     def reference(self, protocol: str, task: str) -> dict[str, Any] | None:
         with self._connect() as db:

@@ -7,7 +7,7 @@ import importlib
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -81,17 +81,52 @@ def run_episode(policy: Policy, task: Task, seed: int, stats, data_dir=None, cac
 _WORKER: dict[str, Any] = {}
 
 
-def _worker_episode(spec: str, task: Task, seed: int, stats, data_dir, cache_dir) -> dict[str, Any]:
-    if "policy" not in _WORKER:
-        _WORKER["policy"] = resolve_policy(spec)[0]
+def _worker_episode(policy: Policy | str, task: Task, seed: int, stats, data_dir, cache_dir) -> dict[str, Any]:
+    """One episode in a pool process; a policy given by spec is loaded once per process, envs are kept per task."""
+    if isinstance(policy, str):
+        policies = _WORKER.setdefault("policies", {})
+        if policy not in policies:
+            policies[policy] = resolve_policy(policy)[0]
+        policy = policies[policy]
     envs = _WORKER.setdefault("envs", {})
     if task.name not in envs:
         envs[task.name] = task.make_env(data_dir, cache_dir)
-    return run_episode(_WORKER["policy"], task, seed, stats, env=envs[task.name])
+    return run_episode(policy, task, seed, stats, env=envs[task.name])
 
 
-def compute_references(protocol: Protocol, store: Store, data_dir=None, cache_dir=None, progress: bool = True) -> None:
-    """ref_min (random mixtures) and ref_max (best static target share of the grid) of every task lacking them."""
+def run_jobs(jobs: list[tuple[Policy | str, Task, int]], stats, envs: dict[str, Any], workers: int, data_dir=None,
+             cache_dir=None) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Run (policy, task, seed) episodes, in this process or a pool of `workers`; yield (job index, record) as each ends."""
+    if workers <= 1:
+        for index, (policy, task, seed) in enumerate(jobs):
+            if isinstance(policy, str):
+                policy = resolve_policy(policy)[0]
+            try:
+                yield index, run_episode(policy, task, seed, stats, env=envs[task.name])
+            except Exception as error:
+                raise EpisodeFailure(task, seed, error) from error
+        return
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+        futures = {pool.submit(_worker_episode, policy, task, seed, stats, data_dir, cache_dir): index
+                   for index, (policy, task, seed) in enumerate(jobs)}
+        for future in as_completed(futures):
+            index = futures[future]
+            try:
+                record = future.result()
+            except Exception as error:
+                _, task, seed = jobs[index]
+                for other in futures:
+                    other.cancel()
+                raise EpisodeFailure(task, seed, error) from error
+            yield index, record
+
+
+def compute_references(protocol: Protocol, store: Store, data_dir=None, cache_dir=None, progress: bool = True,
+                       workers: int = 1) -> None:
+    """ref_min (random mixtures) and ref_max (best static target share of the grid) of every task lacking them.
+
+    Each reference episode is stored as it ends, so an interrupted computation resumes where it stopped.
+    """
     from tqdm.auto import tqdm
 
     from baselines.static import RandomMixture, TargetShare
@@ -100,17 +135,31 @@ def compute_references(protocol: Protocol, store: Store, data_dir=None, cache_di
     for task in protocol.tasks:
         if store.reference(protocol.version, task.name) is not None:
             continue
-        env = task.make_env(data_dir, cache_dir)
         seeds = [task.seeds[i % len(task.seeds)] for i in range(protocol.reference_seeds)]
-        jobs = [(RandomMixture(seed=0), task.seeds[i % len(task.seeds)]) for i in range(protocol.random_episodes)]
-        jobs += [(TargetShare(s), seed) for s in protocol.reference_grid for seed in seeds]
+        # (label, policy, seed); each random episode has its own stream, so order and resumption do not matter
+        jobs = [(f"random/{i}", RandomMixture(seed=i), task.seeds[i % len(task.seeds)]) for i in range(protocol.random_episodes)]
+        jobs += [(f"static:target-share={s:g}", TargetShare(s), seed) for s in protocol.reference_grid for seed in seeds]
+        done = store.reference_episodes(protocol.version, task.name)
+        pending = [job for job in jobs if (job[0], job[2]) not in done]
+        if pending:
+            envs = {task.name: task.make_env(data_dir, cache_dir)} if workers <= 1 else {}
+            bar = tqdm(total=len(jobs), initial=len(jobs) - len(pending), desc=f"references {task.name}", unit="episode",
+                       disable=not progress)
+            for index, record in run_jobs([(p, task, seed) for _, p, seed in pending], stats, envs, workers, data_dir,
+                                          cache_dir):
+                label, _, seed = pending[index]
+                store.add_reference_episode(protocol.version, task.name, label, seed, record["balanced"])
+                bar.update(1)
+            bar.close()
+            done = store.reference_episodes(protocol.version, task.name)
         scores: dict[str, list[float]] = {}
-        for policy, seed in tqdm(jobs, desc=f"references {task.name}", unit="episode", disable=not progress):
-            scores.setdefault(policy.name, []).append(run_episode(policy, task, seed, stats, env=env)["balanced"])
-        grid = {name: mean_std(v)[0] for name, v in scores.items() if name != "baseline:random"}
+        for label, _, seed in jobs:
+            scores.setdefault(label.split("/")[0], []).append(done[(label, seed)])
+        random = scores.pop("random")
+        grid = {name: mean_std(v)[0] for name, v in scores.items()}
         best = max(grid, key=grid.get)
-        store.set_reference(protocol.version, task.name, mean_std(scores["baseline:random"])[0], grid[best],
-                            {"grid": grid, "best_static": best, "random": scores["baseline:random"]})
+        store.set_reference(protocol.version, task.name, mean_std(random)[0], grid[best],
+                            {"grid": grid, "best_static": best, "random": random})
 
 
 def submit(spec: str, name: str, protocol_version: str = "dmix-bench-v0", db: str | Path | None = None, data_dir=None,
@@ -137,23 +186,11 @@ def submit(spec: str, name: str, protocol_version: str = "dmix-bench-v0", db: st
             compute[task.name] = policy.compute()
             pending += [(task, seed) for seed in task.seeds if (task.name, seed) not in done]
         bar = tqdm(total=len(pending), desc=f"{name} on {protocol.version}", unit="episode", disable=not progress)
-        if workers <= 1:
-            for task, seed in pending:
-                record = _attempt(run_episode, policy, task, seed, stats, env=envs[task.name])
-                store.add_episode(name, protocol.version, task.name, seed, **record)
-                bar.update(1)
-        else:
-            with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-                futures = {pool.submit(_worker_episode, spec, task, seed, stats, data_dir, cache_dir): (task, seed)
-                           for task, seed in pending}
-                for future in as_completed(futures):
-                    task, seed = futures[future]
-                    try:
-                        record = future.result()
-                    except Exception as error:
-                        raise EpisodeFailure(task, seed, error) from error
-                    store.add_episode(name, protocol.version, task.name, seed, **record)
-                    bar.update(1)
+        jobs = [(policy if workers <= 1 else spec, task, seed) for task, seed in pending]
+        for index, record in run_jobs(jobs, stats, envs, workers, data_dir, cache_dir):
+            task, seed = pending[index]
+            store.add_episode(name, protocol.version, task.name, seed, **record)
+            bar.update(1)
         bar.close()
     except EpisodeFailure as failure:
         store.fail(name, protocol.version, str(failure))
@@ -168,11 +205,3 @@ def submit(spec: str, name: str, protocol_version: str = "dmix-bench-v0", db: st
 class EpisodeFailure(RuntimeError):
     def __init__(self, task: Task, seed: int, error: BaseException):
         super().__init__(f"task {task.name}, seed {seed}: {type(error).__name__}: {error}")
-
-
-def _attempt(fn, policy, task, seed, stats, env):
-    try:
-        return fn(policy, task, seed, stats, env=env)
-    except Exception as error:
-        raise EpisodeFailure(task, seed, error) from error
-

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -191,3 +193,24 @@ def test_pure_target_training_shows_forgetting():
     assert info["feedback"][math] > start[math] + 0.1
     assert info["feedback"][general] < start[general]
     assert info["domain_loss"][np.array(base.domain_space.field_of) == 0].mean() > start_source_loss
+
+
+def test_episode_state_resumes_the_data_order(tiny_data):
+    def make():
+        return gym.make("DataMix-v0", scenario=tiny_scenario(tiny_data).to_dict(), data_dir=str(tiny_data),
+                        progress=False).unwrapped
+
+    env = make()
+    env.reset(seed=3)
+    action = np.linspace(1.0, 2.0, env.num_domains)
+    env.step(action)
+    state = env.episode_state()
+    obs_saved = env._observation()
+    expected = [env.step(action)[4]["tokens"] for _ in range(2)]
+    resumed = make()
+    resumed.reset(seed=3)
+    resumed.restore_episode_state(json.loads(json.dumps(state)))
+    assert np.array_equal(resumed._observation(), obs_saved)
+    for tokens in expected:
+        assert np.array_equal(resumed.step(action)[4]["tokens"], tokens)
+    assert len(resumed.history) == len(env.history)

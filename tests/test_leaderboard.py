@@ -116,6 +116,31 @@ def test_references_and_ranked_table(tiny_protocol, tiny_data, tmp_path):
     assert rows[0].overall == pytest.approx(np.mean(normalised)) if normalised else np.isnan(rows[0].overall)
 
 
+def test_references_resume_from_stored_episodes(tiny_protocol, tiny_data, tmp_path, monkeypatch):
+    import sqlite3
+
+    from leaderboard import submit as submit_module
+
+    store = Store(tmp_path / "lb.sqlite")
+    compute_references(tiny_protocol, store, data_dir=str(tiny_data), progress=False, workers=2)
+    first = {t.name: store.reference(tiny_protocol.version, t.name) for t in tiny_protocol.tasks}
+    with sqlite3.connect(store.path) as db:  # as if the run died after its last episode, before the summary row
+        db.execute("DELETE FROM refs")
+    monkeypatch.setattr(submit_module, "run_episode", lambda *a, **k: pytest.fail("a stored reference episode re-ran"))
+    compute_references(tiny_protocol, store, data_dir=str(tiny_data), progress=False)
+    assert {t.name: store.reference(tiny_protocol.version, t.name) for t in tiny_protocol.tasks} == first
+
+
+def test_parallel_submission_matches_sequential(tiny_protocol, tiny_data, tmp_path):
+    db = tmp_path / "lb.sqlite"
+    store = Store(db)
+    assert run("baseline:dbl", "one", tiny_protocol, tiny_data, db) == "done"
+    assert run("baseline:dbl", "two", tiny_protocol, tiny_data, db, workers=2) == "done"
+    def scores(name):
+        return {(e["task"], e["seed"]): e["balanced"] for e in store.episodes(tiny_protocol.version, name)}
+    assert scores("one") == pytest.approx(scores("two"))
+
+
 def test_resubmission_replaces_and_never_duplicates(tiny_protocol, tiny_data, tmp_path):
     db = tmp_path / "lb.sqlite"
     store = Store(db)

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Run every built-in method through the cpu protocol (dmix-bench-v0) and write the table and report.
+# Resumable: stored reference and submission episodes are never re-run, so re-run this after a crash.
+# Needs the cpu Minari dataset and trained agents (bash benchmarks/agents_cpu.sh runs/agents-cpu-v2).
+#   bash benchmarks/leaderboard_cpu.sh [agents-dir] [workers]
+set -euo pipefail
+AGENTS=${1:-runs/agents-cpu-v2}
+WORKERS=${2:-2}
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$((($(nproc) + WORKERS - 1) / WORKERS))}
+submit() { /usr/bin/time -f "$2: wall %e s" dmix leaderboard submit --protocol dmix-bench-v0 --workers "$WORKERS" --policy "$1" --name "$2" | tail -n 3; }
+submit baseline:naive Naive
+submit baseline:uniform Uniform
+submit baseline:start-state Start-state
+submit baseline:dbl DBL
+submit baseline:regmix RegMix
+submit "$AGENTS/sft.pt" "SFT agent"
+submit "$AGENTS/cql.pt" "CQL agent"
+dmix leaderboard show --protocol dmix-bench-v0
+dmix leaderboard report --protocol dmix-bench-v0 --out runs/leaderboard-cpu
