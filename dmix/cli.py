@@ -439,6 +439,73 @@ def leaderboard_report(
     console.print(f"report: {path}")
 
 
+@app.command("cpt")
+def cpt(
+    policy: str = typer.Option("baseline:naive", help="the mixing policy: a saved agent (.pt), a baseline JSON or baseline:<name>"),
+    model: str = typer.Option("proxy", help="proxy (the scenario's, from its base checkpoint) | llama-3b | a LlamaConfig "
+                                            ".json | a Hugging Face model dir"),
+    scenario: str = ScenarioOpt,
+    preset: str = PresetOpt,
+    tokens_per_step: Optional[int] = typer.Option(None, help="training tokens per re-weighting step (default: the scenario's)"),
+    max_steps: Optional[int] = typer.Option(None, help="re-weighting steps at most (default: the scenario's)"),
+    seed: int = typer.Option(0, help="episode seed: the data order"),
+    out: Path = typer.Option(Path("runs/cpt"), help="checkpoints, metrics.jsonl and tensorboard/ (re-run to resume)"),
+    dry_run: bool = typer.Option(False, help="instantiate the model on the meta device; print parameters and memory per GPU"),
+    gpus: int = typer.Option(8, help="with --dry-run: GPUs to estimate memory for"),
+    micro_batch: Optional[int] = typer.Option(None, help="with --dry-run: sequences per micro-batch (default: the scenario's)"),
+    activation_checkpointing: bool = typer.Option(True, help="recompute each layer in backward"),
+    device: str = typer.Option("auto", help="auto | cuda | cpu (gloo)"),
+    data_dir: Optional[Path] = DataDirOpt,
+    cache_dir: Optional[Path] = CacheDirOpt,
+) -> None:
+    """Continual pre-training driven by a policy, under FSDP: `torchrun --nproc-per-node N -m dmix cpt ...`."""
+    import numpy as np
+
+    from cpt.run import CPTConfig, run_cpt
+
+    config = CPTConfig(policy, out, model, scenario, preset, tokens_per_step, max_steps, seed, data_dir, cache_dir, device,
+                       activation_checkpointing)
+    if dry_run:
+        _cpt_dry_run(config, gpus, micro_batch)
+        return
+    records = run_cpt(config)
+    import torch.distributed as dist
+
+    if not dist.is_initialized() or dist.get_rank() == 0:
+        table = Table(title=f"cpt {model} with {policy}: {len(records)} steps ({out / 'metrics.jsonl'})")
+        for column in ["step", "mixture (top 3)", "reward", "train loss", "tok/s", *[f"f({f})" for f in ("source", "target")]]:
+            table.add_column(column, justify="right")
+        for r in records:
+            top = sorted(enumerate(r["policy_mixture"]), key=lambda x: -x[1])[:3]
+            table.add_row(str(r["step"]), " ".join(f"{i}:{p:.2f}" for i, p in top), f"{r['reward']:+.4f}", f"{r['train_loss']:.3f}",
+                          f"{r['train_tokens_per_second']:,.0f}", f"{r['feedback'][0]:.3f}", f"{np.mean(r['feedback'][1:]):.3f}")
+        console.print(table)
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def _cpt_dry_run(config, gpus: int, micro_batch: Optional[int]) -> None:
+    from cpt.models import count_meta_parameters, memory_per_gpu, resolve_model
+
+    scenario = config.make_scenario()
+    data = scenario.data.preset
+    seq_len = data.seq_len
+    choice = resolve_model(config.model, data.vocab_size, seq_len)
+    if choice.config is None:
+        raise typer.BadParameter("--dry-run needs --model llama-3b, a LlamaConfig JSON or a model dir")
+    params = count_meta_parameters(choice.config)
+    mb = micro_batch or scenario.train.micro_batch
+    table = Table(title=f"{choice.name}: {params:,} parameters ({params / 1e9:.2f}B), vocab {data.vocab_size}, "
+                        f"{choice.config.num_hidden_layers} layers; FSDP, bf16 compute, micro-batch {mb} x {seq_len} tokens")
+    for column in ["GPUs", "weights+grads+AdamW (GiB)", "gathered layers (GiB)", "activations (GiB)", "total per GPU (GiB)"]:
+        table.add_column(column, justify="right")
+    for n in sorted({1, 2, 4, 8, gpus}):
+        m = memory_per_gpu(choice.config, params, n, mb, seq_len)
+        table.add_row(str(n), f"{m.sharded_state_gib:.1f}", f"{m.gathered_layers_gib:.2f}", f"{m.activations_gib:.2f}",
+                      f"{m.total_gib:.1f}")
+    console.print(table)
+
+
 def _protocol(version: str):
     from leaderboard.protocol import get_protocol
 

@@ -166,8 +166,9 @@ class DataMixEnv(gym.Env):
         self.max_steps = train.max_steps
 
         tok = self.shards.manifest["tokenizer"]
-        self.model_config = llama_config(self.scenario.model, tok["vocab_size"], self._context_len(), tok["pad_id"], tok["eos_id"])
-        self.backend = backend(self.scenario, self.model_config, self.shards, self.device, cache_dir, compile, progress)
+        proxy_config = llama_config(self.scenario.model, tok["vocab_size"], self._context_len(), tok["pad_id"], tok["eos_id"])
+        self.backend = backend(self.scenario, proxy_config, self.shards, self.device, cache_dir, compile, progress)
+        self.model_config = self.backend.model_config  # another backend may train another model on the same data
         self._prepare_eval()
 
         self.sequences_per_step = max(1, train.tokens_per_step // self.shards.seq_len)

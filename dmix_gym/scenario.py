@@ -13,6 +13,7 @@ it and `recover_environment()` can rebuild the same env. Presets give the scale:
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
@@ -144,11 +145,15 @@ def override(scenario: Scenario, **overrides: Any) -> Scenario:
 
 
 def resolve_scenario(scenario: "Scenario | dict | str | None", preset: str | None) -> Scenario:
-    """Accept a Scenario, its dict/JSON form, or a scenario name (+ preset)."""
+    """Accept a Scenario, its dict/JSON form or file, or a scenario name or data-spec file (+ preset)."""
     if isinstance(scenario, Scenario):
         return scenario
     if isinstance(scenario, dict):
         return Scenario.from_dict(scenario)
     if isinstance(scenario, str) and scenario.lstrip().startswith("{"):
         return Scenario.from_dict(json.loads(scenario))
+    if isinstance(scenario, str) and scenario.endswith(".json") and Path(scenario).is_file():
+        saved = json.loads(Path(scenario).read_text())
+        if {"data", "model", "train"} <= saved.keys():  # a whole Scenario (Scenario.to_json), not a data spec
+            return Scenario.from_dict(saved)
     return make_scenario(scenario or "general-math", preset or "cpu")

@@ -1,0 +1,128 @@
+"""FSDP behind DataMixEnv's step: the model sharded over ranks, each rank training on its share of the step's
+sequences and evaluating its share of the eval batches; the env's sampling, feedback and reward are unchanged."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file
+from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
+from torch.distributed.device_mesh import init_device_mesh
+from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+from transformers import LlamaConfig, LlamaForCausalLM
+from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding
+
+from datasets_builder.shards import ShardSet
+from dmix_gym.backend import ProxyBackend
+from dmix_gym.base import load_or_pretrain_base
+from dmix_gym.feedback import EvalSet, domain_loss_sums, feedback_sums
+from dmix_gym.model import build_model
+from dmix_gym.scenario import Scenario
+from dmix_gym.trainer import ProxyTrainer
+
+from .distributed import Ranks, all_sum, wait_for_main
+from .models import ModelChoice, resolve_model
+
+
+def _rank_share(items: list, ranks: Ranks) -> tuple[list, list]:
+    """(this rank's items, padding items it runs and discards) so that every rank makes the same number of calls.
+
+    FSDP gathers weights inside each forward, so ranks must run their forwards in lockstep.
+    """
+    mine = items[ranks.rank :: ranks.world]
+    return mine, items[:1] * (math.ceil(len(items) / ranks.world) - len(mine))
+
+
+class ShardedBackend(ProxyBackend):
+    """The model, fully sharded (FSDP2) over the process group, bf16 compute on GPU, activation checkpointing."""
+
+    def __init__(self, scenario: Scenario, model_config: LlamaConfig, shards: ShardSet, device: torch.device,
+                 cache_dir: str | Path | None = None, compile: bool = False, progress: bool = True, *,
+                 model: str, ranks: Ranks, checkpointing: bool = True):
+        self.scenario, self.device, self.compile, self.ranks = scenario, device, False, ranks
+        c = model_config  # the scenario's proxy: its vocabulary and context are the data's
+        choice = resolve_model(model, c.vocab_size, c.max_position_embeddings, c.pad_token_id, c.eos_token_id)
+        self.model_config = choice.config or model_config
+        self.start_state = self._start_state(choice, scenario, shards, model_config, cache_dir, progress)
+        with torch.device("meta"):
+            net = LlamaForCausalLM(self.model_config)
+        if checkpointing:
+            net.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        mesh = init_device_mesh(device.type, (ranks.world,))
+        precision = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32) if device.type == "cuda" \
+            else MixedPrecisionPolicy()
+        for layer in net.model.layers:
+            fully_shard(layer, mesh=mesh, mp_policy=precision)
+        fully_shard(net, mesh=mesh, mp_policy=precision)
+        net.to_empty(device=device)
+        with torch.device(device):  # the rotary embedding's buffers were made on meta, and are not weights to load
+            net.model.rotary_emb = LlamaRotaryEmbedding(self.model_config)
+        with torch.no_grad():  # FSDP initialises lazily from the first root forward; eval calls submodules directly
+            net(input_ids=torch.zeros((1, 2), dtype=torch.long, device=device))
+        net.reshard()
+        self.model = net
+        self.trainer: ProxyTrainer | None = None
+
+    def _start_state(self, model: ModelChoice, scenario, shards, proxy_config, cache_dir, progress) -> dict[str, Any] | None:
+        """The full start weights on rank 0 ({} elsewhere): the proxy's base checkpoint, a HF model's, or a seeded init."""
+        if not self.ranks.main:
+            wait_for_main(self.ranks)  # rank 0 may pre-train the proxy's base checkpoint first
+            return {}
+        if model.config is None:
+            state = load_or_pretrain_base(scenario, shards, proxy_config, torch.device("cpu"), cache_dir, progress) \
+                if scenario.train.init == "base" else build_model(proxy_config, scenario.seed, torch.device("cpu")).state_dict()
+        elif model.weights is not None:
+            state = {}
+            for file in sorted(model.weights.glob("*.safetensors")):
+                state.update(load_file(file))
+        else:
+            state = build_model(model.config, scenario.seed, torch.device("cpu")).state_dict()
+        wait_for_main(self.ranks)
+        return state
+
+    @property
+    def fixed_start(self) -> bool:
+        return True  # one start state, whatever the episode seed
+
+    def reset(self, episode_seed: int, optimizer_steps: int) -> None:
+        options = StateDictOptions(full_state_dict=True, broadcast_from_rank0=True, strict=False)
+        set_model_state_dict(self.model, self.start_state, options=options)
+        train = self.scenario.train
+        if train.micro_batch % self.ranks.world:
+            raise ValueError(f"micro_batch {train.micro_batch} does not split over {self.ranks.world} ranks; "
+                             f"choose a multiple of {self.ranks.world}")
+        # Each rank takes 1/world of every micro-batch: the same optimizer steps, on the same batches, as the env.
+        local = dataclasses.replace(train, micro_batch=train.micro_batch // self.ranks.world)
+        self.trainer = ProxyTrainer(self.model, local, optimizer_steps, train.lr)
+
+    def train_on(self, tokens: torch.Tensor) -> dict[str, Any]:
+        """Train on this rank's share of the step's sequences; FSDP averages the gradients over ranks.
+
+        Rank r takes sequences r, r + world, ...: its k-th micro-batch is its share of the env's k-th.
+        """
+        n, world = len(tokens), self.ranks.world
+        if n % world:
+            raise ValueError(f"a step draws {n} sequences, which {world} ranks cannot share evenly; "
+                             f"choose tokens_per_step as a multiple of {world} x seq_len")
+        stats = self.trainer.train_on(tokens[self.ranks.rank :: world])
+        loss, tokens_seen = all_sum([np.array([stats["loss"]]), np.array([stats["tokens"]])], self.ranks)
+        return {**stats, "loss": float(loss[0]) / world, "tokens": int(tokens_seen[0])}
+
+    def evaluate(self, evalset: EvalSet) -> tuple[np.ndarray, np.ndarray]:
+        """(feedback per field, held-out loss per domain), each rank evaluating a share of the batches."""
+        self.model.eval()
+        self.model.unshard()  # the root's weights (embeddings, final norm, LM head): eval calls its submodules directly
+        answers, answer_padding = _rank_share(evalset.answers, self.ranks)
+        heldout, heldout_padding = _rank_share(evalset.heldout, self.ranks)
+        f_sums, f_counts = feedback_sums(self.model, answers, evalset.num_fields)
+        feedback_sums(self.model, answer_padding, evalset.num_fields)
+        l_sums, l_counts = domain_loss_sums(self.model, heldout, evalset.num_domains)
+        domain_loss_sums(self.model, heldout_padding, evalset.num_domains)
+        self.model.reshard()
+        f_sums, f_counts, l_sums, l_counts = all_sum([f_sums, f_counts, l_sums, l_counts], self.ranks)
+        return f_sums / f_counts, l_sums / l_counts

@@ -1,0 +1,91 @@
+"""Which model continual pre-training trains: the scenario's proxy, `llama-3b`, a LlamaConfig JSON or a HF model dir."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+# The paper's target models: LLaMA-3 architecture, 32 layers, 3B parameters (section 4.1, appendix D.1).
+LLAMA_3B = {
+    "hidden_size": 3072, "intermediate_size": 8192, "num_hidden_layers": 32, "num_attention_heads": 24,
+    "num_key_value_heads": 8, "rope_theta": 500_000.0, "rms_norm_eps": 1e-5, "tie_word_embeddings": True,
+}
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """A model to train: its config, and where its start weights come from."""
+
+    name: str
+    config: LlamaConfig | None  # None: the scenario's proxy (DataMix-v0's own model)
+    weights: Path | None = None  # a HF model dir with safetensors; None with a config: random init
+
+
+def resolve_model(spec: str, vocab_size: int, seq_len: int, pad_id: int | None = None, eos_id: int | None = None) -> ModelChoice:
+    """`proxy` (the scenario's proxy from its base checkpoint), `llama-3b`, a LlamaConfig JSON file, or a HF model dir.
+
+    Token ids come from the data's tokenizer, so a model's vocabulary must be that tokenizer's.
+    """
+    common = {"vocab_size": vocab_size, "max_position_embeddings": seq_len, "pad_token_id": pad_id,
+              "eos_token_id": eos_id, "bos_token_id": eos_id}
+    if spec == "proxy":
+        return ModelChoice("proxy", None)
+    if spec == "llama-3b":
+        return ModelChoice("llama-3b", LlamaConfig(**LLAMA_3B, **common, attn_implementation="sdpa"))
+    path = Path(spec)
+    if path.is_file() and path.suffix == ".json":
+        fields = json.loads(path.read_text())
+        if fields.get("vocab_size", vocab_size) != vocab_size:
+            raise ValueError(f"{path} has vocab_size {fields['vocab_size']}, but the data's tokenizer has {vocab_size}; "
+                             "drop vocab_size from the file or use the data's")
+        config = LlamaConfig(**{**fields, **common})
+        config._attn_implementation = "sdpa"
+        return ModelChoice(path.stem, config)
+    if path.is_dir():
+        if not (path / "config.json").exists():
+            raise FileNotFoundError(f"{path} has no config.json: not a Hugging Face model dir")
+        config = LlamaConfig.from_pretrained(path)
+        if config.vocab_size != vocab_size:
+            raise ValueError(f"model {path} has a vocabulary of {config.vocab_size} tokens, the data's tokenizer "
+                             f"{vocab_size}: its token ids would mean nothing to it; build the data with this model's tokenizer")
+        if not any(path.glob("*.safetensors")):
+            raise FileNotFoundError(f"{path} has no *.safetensors weights")
+        config._attn_implementation = "sdpa"
+        return ModelChoice(path.name, config, path)
+    raise ValueError(f"--model {spec!r} is none of: proxy, llama-3b, a LlamaConfig .json file, a Hugging Face model dir")
+
+
+def count_meta_parameters(config: LlamaConfig) -> int:
+    """Parameters of a model of this config, instantiated on the meta device (no memory used)."""
+    with torch.device("meta"):
+        model = LlamaForCausalLM(config)
+    return sum(p.numel() for p in model.parameters())
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    parameters: int
+    gpus: int
+    sharded_state_gib: float  # fp32 weights + grads + AdamW moments, sharded over GPUs
+    gathered_layers_gib: float  # bf16 weights of the layers FSDP holds unsharded (current + prefetched)
+    activations_gib: float  # with activation checkpointing: layer inputs + one layer's internals + logits
+
+    @property
+    def total_gib(self) -> float:
+        return self.sharded_state_gib + self.gathered_layers_gib + self.activations_gib
+
+
+def memory_per_gpu(config: LlamaConfig, parameters: int, gpus: int, micro_batch: int, seq_len: int) -> MemoryEstimate:
+    """A per-GPU memory estimate of FSDP training with bf16 compute and activation checkpointing."""
+    gib = 2.0**30
+    d, f, n = config.hidden_size, config.intermediate_size, config.num_hidden_layers
+    layer = 2 * d * d + 2 * d * (d * config.num_key_value_heads // config.num_attention_heads) + 3 * d * f
+    tokens = micro_batch * seq_len
+    activations = (n * tokens * d * 2  # checkpointed layer inputs, bf16
+                   + tokens * (10 * d + 4 * f) * 2  # one layer recomputed in backward
+                   + tokens * config.vocab_size * (2 + 4 + 4))  # logits bf16, fp32 upcast and its gradient
+    return MemoryEstimate(parameters, gpus, 16.0 * parameters / gpus / gib, 2 * 2.0 * layer / gib, activations / gib)

@@ -1,0 +1,108 @@
+"""Continual pre-training under FSDP: torchrun on 2 CPU ranks (gloo) matches the env, survives a kill, resumes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import dmix_gym  # noqa: F401
+from agents.policy import rollout
+from agents.registry import load_policy
+from cpt.models import count_meta_parameters, resolve_model
+from tests.conftest import tiny_scenario
+
+STEPS = 4
+TOKENS = 2048  # 32 sequences of 64 tokens a step: the tiny corpus lasts 4 steps
+
+
+def test_llama_3b_dry_run_has_3b_parameters():
+    for vocab in (4096, 8192):
+        choice = resolve_model("llama-3b", vocab, 512)
+        assert choice.config.num_hidden_layers == 32
+        assert 3.0e9 <= count_meta_parameters(choice.config) <= 3.3e9
+
+
+def test_model_choices_are_checked(tmp_path):
+    assert resolve_model("proxy", 512, 64).config is None
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps({"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+                                  "num_attention_heads": 2, "num_key_value_heads": 2}))
+    assert resolve_model(str(config), 512, 64).config.vocab_size == 512
+    config.write_text(json.dumps({"hidden_size": 32, "vocab_size": 32000}))
+    with pytest.raises(ValueError, match="vocab_size 32000"):
+        resolve_model(str(config), 512, 64)
+    with pytest.raises(ValueError, match="llama-3b"):
+        resolve_model("gpt-9", 512, 64)
+
+
+def _launch(scenario: Path, data: Path, out: Path, cache: Path) -> subprocess.Popen:
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", str(29000 + os.getpid() % 500),
+               "-m", "dmix", "cpt", "--scenario", str(scenario), "--policy", "baseline:dbl", "--max-steps", str(STEPS),
+               "--tokens-per-step", str(TOKENS), "--data-dir", str(data), "--cache-dir", str(cache), "--out", str(out),
+               "--device", "cpu"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parents[1])}
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+def _finish(process: subprocess.Popen) -> str:
+    output, _ = process.communicate(timeout=400)
+    assert process.returncode == 0, output[-3000:]
+    return output
+
+
+def _records(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_torchrun_fsdp_run_matches_the_env_and_resumes_after_a_kill(tiny_data, tmp_path):
+    scenario_file = tmp_path / "scenario.json"
+    scenario = tiny_scenario(tiny_data)
+    scenario_file.write_text(scenario.to_json())
+    cache = Path(os.environ["DMIX_CACHE_DIR"])
+
+    whole = tmp_path / "whole"
+    _finish(_launch(scenario_file, tiny_data, whole, cache))
+    expected = _records(whole)
+    assert len(expected) == STEPS and (whole / "checkpoints" / f"step-{STEPS:06d}").is_dir()
+    assert list((whole / "tensorboard").glob("events.out.tfevents.*"))
+
+    # The same run, killed (SIGKILL to every process) once its second step is logged, then launched again.
+    killed = tmp_path / "killed"
+    process = _launch(scenario_file, tiny_data, killed, cache)
+    deadline = time.time() + 300
+    while time.time() < deadline and not ((killed / "metrics.jsonl").exists() and len(_records(killed)) >= 2):
+        assert process.poll() is None, process.communicate()[0][-3000:]
+        time.sleep(0.02)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    logged = len(_records(killed))
+    assert logged < STEPS, "the run ended before it could be killed"
+    output = _finish(_launch(scenario_file, tiny_data, killed, cache))
+    assert "resumed from step-" in output
+    resumed = _records(killed)
+    assert [r["step"] for r in resumed] == list(range(1, STEPS + 1))
+    for a, b in zip(resumed, expected):  # same data order, same mixtures, same training
+        assert a["tokens"] == b["tokens"] and a["policy_mixture"] == b["policy_mixture"]
+        assert a["reward"] == pytest.approx(b["reward"], abs=1e-6) and a["train_loss"] == pytest.approx(b["train_loss"], abs=1e-6)
+
+    # The mixture drawn each step is the one the policy chose, and 2 FSDP ranks train as the single-process env does.
+    env = gym.make("DataMix-v0", scenario={**scenario.to_dict(), "train": {**scenario.to_dict()["train"], "max_steps": STEPS,
+                                                                            "tokens_per_step": TOKENS}},
+                   data_dir=str(tiny_data), progress=False)
+    episode = rollout(load_policy("baseline:dbl"), env, seed=0)
+    sequences = TOKENS // env.unwrapped.shards.seq_len
+    # Until a domain runs short (the tiny corpus does by the last step), the drawn mixture is the chosen one.
+    assert np.allclose(expected[0]["drawn_mixture"], expected[0]["policy_mixture"], atol=1.0 / sequences + 1e-6)
+    for t, record in enumerate(expected, 1):
+        assert record["tokens"] == episode.tokens[t - 1].tolist()
+        assert np.allclose(record["policy_mixture"], episode.mixtures[t], atol=1e-5)
+        assert record["reward"] == pytest.approx(episode.rewards[t - 1], abs=1e-4)
