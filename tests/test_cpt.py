@@ -59,6 +59,26 @@ def _finish(process: subprocess.Popen) -> str:
     return output
 
 
+def _kill_tree(pid: int) -> None:
+    """SIGKILL a process and all its descendants (torchrun starts each worker in a session of its own)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    todo, tree = [pid], []
+    while todo:
+        tree.append(todo.pop())
+        todo += children.get(tree[-1], [])
+    for member in tree:
+        try:
+            os.kill(member, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 def _records(out: Path) -> list[dict]:
     return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
 
@@ -82,12 +102,14 @@ def test_torchrun_fsdp_run_matches_the_env_and_resumes_after_a_kill(tiny_data, t
     while time.time() < deadline and not ((killed / "metrics.jsonl").exists() and len(_records(killed)) >= 2):
         assert process.poll() is None, process.communicate()[0][-3000:]
         time.sleep(0.02)
-    os.killpg(process.pid, signal.SIGKILL)
+    _kill_tree(process.pid)
     process.wait()
+    time.sleep(1.0)
     logged = len(_records(killed))
     assert logged < STEPS, "the run ended before it could be killed"
+    complete = sorted(p.name for p in (killed / "checkpoints").glob("step-*"))
     output = _finish(_launch(scenario_file, tiny_data, killed, cache))
-    assert "resumed from step-" in output
+    assert f"resumed from {complete[-1]}: {int(complete[-1][5:])} of" in output
     resumed = _records(killed)
     assert [r["step"] for r in resumed] == list(range(1, STEPS + 1))
     for a, b in zip(resumed, expected):  # same data order, same mixtures, same training
