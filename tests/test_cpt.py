@@ -49,7 +49,8 @@ def _launch(scenario: Path, data: Path, out: Path, cache: Path) -> subprocess.Po
                "-m", "dmix", "cpt", "--scenario", str(scenario), "--policy", "baseline:dbl", "--max-steps", str(STEPS),
                "--tokens-per-step", str(TOKENS), "--data-dir", str(data), "--cache-dir", str(cache), "--out", str(out),
                "--device", "cpu"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parents[1])}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parents[1]),
+           "GLOO_SOCKET_IFNAME": "lo"}  # one host: loopback, whatever the hostname resolves to
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
 
 
