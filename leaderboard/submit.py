@@ -142,7 +142,7 @@ def compute_references(protocol: Protocol, store: Store, data_dir=None, cache_di
         done = store.reference_episodes(protocol.version, task.name)
         pending = [job for job in jobs if (job[0], job[2]) not in done]
         if pending:
-            envs = {task.name: task.make_env(data_dir, cache_dir)} if workers <= 1 else {}
+            envs = {task.name: task.make_env(data_dir, cache_dir)}  # builds data and base checkpoint once, before any worker
             bar = tqdm(total=len(jobs), initial=len(jobs) - len(pending), desc=f"references {task.name}", unit="episode",
                        disable=not progress)
             for index, record in run_jobs([(p, task, seed) for _, p, seed in pending], stats, envs, workers, data_dir,
