@@ -44,7 +44,7 @@ class ShardedBackend(ProxyBackend):
     def __init__(self, scenario: Scenario, model_config: LlamaConfig, shards: ShardSet, device: torch.device,
                  cache_dir: str | Path | None = None, compile: bool = False, progress: bool = True, *,
                  model: str, ranks: Ranks, checkpointing: bool = True):
-        self.scenario, self.device, self.compile, self.ranks = scenario, device, False, ranks
+        self.scenario, self.device, self.ranks = scenario, device, ranks
         c = model_config  # the scenario's proxy: its vocabulary and context are the data's
         choice = resolve_model(model, c.vocab_size, c.max_position_embeddings, c.pad_token_id, c.eos_token_id)
         self.model_config = choice.config or model_config

@@ -81,17 +81,22 @@ def run_episode(policy: Policy, task: Task, seed: int, stats, data_dir=None, cac
 _WORKER: dict[str, Any] = {}
 
 
+def _loaded(policy: Policy | str) -> Policy:
+    """A policy, or the one its spec names, loaded once per process."""
+    if not isinstance(policy, str):
+        return policy
+    policies = _WORKER.setdefault("policies", {})
+    if policy not in policies:
+        policies[policy] = resolve_policy(policy)[0]
+    return policies[policy]
+
+
 def _worker_episode(policy: Policy | str, task: Task, seed: int, stats, data_dir, cache_dir) -> dict[str, Any]:
-    """One episode in a pool process; a policy given by spec is loaded once per process, envs are kept per task."""
-    if isinstance(policy, str):
-        policies = _WORKER.setdefault("policies", {})
-        if policy not in policies:
-            policies[policy] = resolve_policy(policy)[0]
-        policy = policies[policy]
+    """One episode in a pool process; envs are kept per task."""
     envs = _WORKER.setdefault("envs", {})
     if task.name not in envs:
         envs[task.name] = task.make_env(data_dir, cache_dir)
-    return run_episode(policy, task, seed, stats, env=envs[task.name])
+    return run_episode(_loaded(policy), task, seed, stats, env=envs[task.name])
 
 
 def run_jobs(jobs: list[tuple[Policy | str, Task, int]], stats, envs: dict[str, Any], workers: int, data_dir=None,
@@ -99,10 +104,8 @@ def run_jobs(jobs: list[tuple[Policy | str, Task, int]], stats, envs: dict[str, 
     """Run (policy, task, seed) episodes, in this process or a pool of `workers`; yield (job index, record) as each ends."""
     if workers <= 1:
         for index, (policy, task, seed) in enumerate(jobs):
-            if isinstance(policy, str):
-                policy = resolve_policy(policy)[0]
             try:
-                yield index, run_episode(policy, task, seed, stats, env=envs[task.name])
+                yield index, run_episode(_loaded(policy), task, seed, stats, env=envs[task.name])
             except Exception as error:
                 raise EpisodeFailure(task, seed, error) from error
         return
