@@ -178,7 +178,11 @@ def _run_ray(folder: Path, pending: list[PlannedEpisode], env_kwargs: dict[str, 
     except ImportError as error:
         raise ImportError("backend='ray' needs Ray: pip install 'dmix[ray]'") from error
 
-    if not ray.is_initialized():
+    started_here = not ray.is_initialized()
+    if started_here:
+        if not os.environ.get("RAY_ADDRESS"):
+            # Ray runs workers at nice 15: on a busy machine they starve (a worker took minutes to import torch).
+            os.environ.setdefault("RAY_worker_niceness", "0")
         ray.init(num_cpus=workers * threads if not os.environ.get("RAY_ADDRESS") else None, log_to_driver=True)
 
     @ray.remote(num_cpus=threads)
@@ -189,9 +193,13 @@ def _run_ray(folder: Path, pending: list[PlannedEpisode], env_kwargs: dict[str, 
         def run(self, planned: PlannedEpisode) -> tuple[int, int]:
             return _worker_run(str(folder), planned)
 
-    actors = [Worker.remote() for _ in range(min(workers, len(pending)))]
-    pool = ray.util.ActorPool(actors)
-    yield from pool.map_unordered(lambda actor, planned: actor.run.remote(planned), pending)
+    try:
+        actors = [Worker.remote() for _ in range(min(workers, len(pending)))]
+        pool = ray.util.ActorPool(actors)
+        yield from pool.map_unordered(lambda actor, planned: actor.run.remote(planned), pending)
+    finally:
+        if started_here:
+            ray.shutdown()
 
 
 def collect(scenario, name: str = "trajectories", total: int = 64, qualities: tuple[int, ...] = QUALITY_LEVELS,

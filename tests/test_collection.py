@@ -143,10 +143,23 @@ def test_killed_collection_resumes(tiny_data, tmp_path):
     assert not list(folder.glob(".episode-*"))  # no half-written files left
 
 
-@pytest.mark.slow  # starts a local Ray cluster: minutes on 2 cores
-def test_ray_backend_local(tiny_data):
+def test_ray_backend_finishes_a_collection_like_local_workers(staged, tiny_data):
+    """A local Ray cluster runs the episodes not yet staged, and they equal the ones local workers staged."""
     pytest.importorskip("ray")
-    scenario = tiny_scenario(tiny_data, max_steps=2)
-    folder = collect(scenario, name="ray", total=2, qualities=(1,), workers=1, backend="ray", data_dir=str(tiny_data),
-                     progress=False)
-    assert finished(folder) == {0, 1}
+    import shutil
+
+    scenario, local = staged
+    folder = staging_dir(scenario.name, "ray")
+    folder.mkdir(parents=True)
+    for name in ("plan.json", "episode-000000.npz", "episode-000001.npz"):  # a collection stopped after 2 episodes
+        shutil.copy2(local / name, folder / name)
+    before = {p.name: p.stat().st_mtime_ns for p in folder.glob("episode-*.npz")}
+    collect(scenario, name="ray", total=4, qualities=QUALITIES, workers=2, backend="ray", data_dir=str(tiny_data),
+            progress=False)
+    assert finished(folder) == {0, 1, 2, 3}
+    assert all(p.stat().st_mtime_ns == before[p.name] for p in folder.glob("episode-*.npz") if p.name in before)
+    for index in (2, 3):
+        with np.load(local / f"episode-00000{index}.npz") as want, np.load(folder / f"episode-00000{index}.npz") as got:
+            assert set(got.files) == set(want.files)
+            for key in (k for k in want.files if not k.endswith("_seconds")):  # timings differ, the rest must not
+                assert np.allclose(got[key], want[key], rtol=1e-4, atol=1e-5, equal_nan=True), key
