@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from datasets_builder.trajectories import (
-    SamplerConfig, js_divergence, nearest_js, plan_episodes, sample_trajectories,
+    SamplerConfig, choose, js_divergence, nearest_js, plan_episodes, sample_trajectories,
 )
 
 P0 = np.array([0.4, 0.3, 0.2, 0.1, 0.0, 0.0, 0.0, 0.0])
@@ -55,6 +55,17 @@ def test_diversity_term_spreads_trajectories():
     plain = sample_trajectories(P0, P_STAR, steps=8, count=12, n=300, config=replace(config, diversity=0.0), seed=1)
     diverse = sample_trajectories(P0, P_STAR, steps=8, count=12, n=300, config=replace(config, diversity=2.0), seed=1)
     assert spread(diverse) > 1.5 * spread(plain)
+
+
+def test_hellinger_screen_keeps_the_exact_best():
+    # A shortlist of 32 out of 5000 candidates picks what scoring every candidate exactly picks.
+    rng = np.random.default_rng(3)
+    previous = rng.dirichlet(np.ones(52), size=4)
+    p_star = np.concatenate([np.zeros(26), rng.dirichlet(np.ones(26))])
+    for progress in (0.1, 0.5, 1.0):
+        picks = [choose(previous, p_star, progress, 5000, np.empty((0, 52)), SamplerConfig(shortlist=k),
+                        np.random.default_rng(7)) for k in (32, 5000)]
+        assert np.array_equal(picks[0], picks[1])
 
 
 def test_nearest_js_matches_brute_force():
