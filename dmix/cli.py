@@ -399,23 +399,30 @@ def leaderboard_submit(
 
 
 @leaderboard_app.command("show")
-def leaderboard_show(protocol: str = ProtocolOpt, db: Optional[Path] = DbOpt, cache_dir: Optional[Path] = CacheDirOpt) -> None:
+def leaderboard_show(
+    protocol: str = ProtocolOpt,
+    db: Optional[Path] = DbOpt,
+    cache_dir: Optional[Path] = CacheDirOpt,
+    as_markdown: bool = typer.Option(False, "--markdown", help="print a Markdown table (for a README) instead"),
+) -> None:
     """Print the ranked table of a protocol."""
     from leaderboard.submit import default_db
     from leaderboard.store import Store
-    from leaderboard.table import ranked, score_cell
+    from leaderboard.table import markdown, ranked, table_cells
 
     spec = _protocol(protocol)
-    store = Store(db or default_db(cache_dir))
-    rows = ranked(store, protocol)
+    rows = ranked(Store(db or default_db(cache_dir)), protocol)
+    tasks = [t.name for t in spec.tasks]
+    if as_markdown:
+        print(markdown(rows, tasks), end="")
+        return
+    header, cells = table_cells(rows, tasks)
     table = Table(title=f"{protocol}: normalised score (0 = random mixtures, 100 = best static target share), mean ± std "
                         "over seeds; * = balanced score (the task's references do not normalise)")
-    for column in ["#", "submission", "overall", *[t.name for t in spec.tasks], "source tokens", "status"]:
+    for column in header:
         table.add_column(column, justify="right")
-    for rank, row in enumerate(rows, 1):
-        cells = [score_cell(row, task.name) for task in spec.tasks]
-        table.add_row(str(rank) if row.status == "done" else "", row.name, f"{row.overall:.1f}", *cells,
-                      f"{row.source_tokens:,.0f}", row.status)
+    for row, line in zip(rows, cells):
+        table.add_row(*line[:-1], row.status)  # a failure's reason is printed below the table
     console.print(table)
     for row in rows:
         if row.status == "failed":

@@ -11,7 +11,7 @@ from datasets_builder.atomic import atomic_path
 
 from .protocol import get_protocol
 from .store import Store
-from .table import Row, ranked, score_cell
+from .table import Row, markdown, ranked, table_cells
 
 
 def _figure(width: float, height: float):
@@ -87,10 +87,6 @@ def plot_feedback(traces: dict[str, dict], path: Path) -> None:
     _save(fig, path)
 
 
-def _number(value: float, fmt: str) -> str:
-    return fmt.format(value) if np.isfinite(value) else "–"
-
-
 def write_report(store: Store, protocol_version: str, out: str | Path) -> Path:
     """Write `<out>/index.html` and its PNGs; return the HTML path."""
     protocol = get_protocol(protocol_version)
@@ -114,13 +110,10 @@ def write_report(store: Store, protocol_version: str, out: str | Path) -> Path:
         images += [("mixtures.png", f"Mixture over time, task {first.name}, seed {first.seeds[0]}"),
                    ("feedback.png", f"Feedback per field over time, task {first.name}, seed {first.seeds[0]}")]
 
-    header = "".join(f"<th>{html.escape(c)}</th>" for c in ["#", "submission", "overall", *tasks, "source tokens", "status"])
-    body = []
-    for rank, row in enumerate(rows, 1):
-        status = row.status if row.status != "failed" else f"failed: {row.reason}"
-        cells = [str(rank) if row.status == "done" else "", row.name, _number(row.overall, "{:.1f}"),
-                 *[score_cell(row, t) for t in tasks], _number(row.source_tokens, "{:,.0f}"), status]
-        body.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
+    header, cells = table_cells(rows, tasks)
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in header)
+    body = ["<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in cells]
+    (out / "table.md").write_text(markdown(rows, tasks))
     task_list = "".join(f"<li><b>{html.escape(t.name)}</b>: {html.escape(t.description)} ({t.scenario if len(t.scenario) < 40 else 'custom'}, "
                         f"preset {t.preset}, seeds {', '.join(map(str, t.seeds))})</li>" for t in protocol.tasks)
     figures = "".join(f'<figure><img src="{src}" alt="{html.escape(caption)}"><figcaption>{html.escape(caption)}</figcaption></figure>'
@@ -139,7 +132,7 @@ figure {{ margin: 1.5rem 0; }} img {{ max-width: 100%; }} figcaption {{ color: #
 (1 − s)·p<sub>0</sub> + s·p* over s ∈ {{{', '.join(f'{s:g}' for s in protocol.reference_grid)}}}; mean ± std over the task's seeds.
 The balanced score standardises each field's final feedback with the statistics of <code>{html.escape(protocol.dataset)}</code>.
 * marks a task whose references do not normalise (random beat the grid); its balanced score is shown and it is left out of "overall".</p>
-<table><thead><tr>{header}</tr></thead><tbody>{''.join(body)}</tbody></table>
+<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>
 <h2>Tasks</h2><ul>{task_list}</ul>
 {figures}
 </body></html>

@@ -60,3 +60,27 @@ def score_cell(row: Row, task: str) -> str:
         return ""
     score = stats.get("normalised", stats["balanced"])
     return f"{score[0]:.1f} ± {score[1]:.1f}" + ("" if "normalised" in stats else "*")
+
+
+def _number(value: float, fmt: str) -> str:
+    return fmt.format(value) if np.isfinite(value) else "–"
+
+
+def table_cells(rows: list[Row], tasks: list[str]) -> tuple[list[str], list[list[str]]]:
+    """The ranked table as text: its header and one row of cells per submission (what show, report and markdown print)."""
+    header = ["#", "submission", "overall", *tasks, "source tokens", "status"]
+    body = []
+    for rank, row in enumerate(rows, 1):
+        status = row.status if row.status != "failed" else f"failed: {row.reason}"
+        body.append([str(rank) if row.status == "done" else "", row.name, _number(row.overall, "{:.1f}"),
+                     *[score_cell(row, t) for t in tasks], _number(row.source_tokens, "{:,.0f}"), status])
+    return header, body
+
+
+def markdown(rows: list[Row], tasks: list[str]) -> str:
+    """The ranked table as a GitHub Markdown table (for a README)."""
+    header, body = table_cells(rows, tasks)
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" ---: " for _ in header) + "|"]
+    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |" for cells in body]
+    return "\n".join(lines) + "\n"
+

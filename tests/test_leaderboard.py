@@ -208,3 +208,6 @@ def test_report_is_written_with_table_and_plots(tiny_protocol, tiny_data, tmp_pa
     for image in ("scores.png", "mixtures.png", "feedback.png"):
         assert f'src="{image}"' in text
         assert (tmp_path / "report" / image).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    table = (tmp_path / "report" / "table.md").read_text().splitlines()  # the README's form of the table
+    assert table[0].startswith("| # | submission | overall |") and len(table) == 4
+    assert table[2].startswith("| 1 | naive |") and "failed: policy did not load" in table[3]
