@@ -242,7 +242,7 @@ def run(
     for name, spec in entries:
         status = submit(spec, name, protocol, store_path, data_dir, cache_dir, workers=1)
         console.print(f"{name}: {status}")
-    leaderboard_show(protocol=protocol, db=store_path, cache_dir=cache_dir)
+    leaderboard_show(protocol=protocol, db=store_path, cache_dir=cache_dir, as_markdown=False)
 
 
 @agents_app.command("train")
@@ -393,7 +393,7 @@ def leaderboard_submit(
     compute_references(_protocol(protocol), Store(store_path), data_dir, cache_dir, workers=workers)
     status = submit(policy, name, protocol, store_path, data_dir, cache_dir, workers)
     console.print(f"{name}: [bold]{status}[/]")
-    leaderboard_show(protocol=protocol, db=store_path)
+    leaderboard_show(protocol=protocol, db=store_path, cache_dir=None, as_markdown=False)
     if status != "done":
         raise typer.Exit(1)
 

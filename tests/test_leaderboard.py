@@ -211,3 +211,14 @@ def test_report_is_written_with_table_and_plots(tiny_protocol, tiny_data, tmp_pa
     table = (tmp_path / "report" / "table.md").read_text().splitlines()  # the README's form of the table
     assert table[0].startswith("| # | submission | overall |") and len(table) == 4
     assert table[2].startswith("| 1 | naive |") and "failed: policy did not load" in table[3]
+
+    from typer.testing import CliRunner
+
+    from dmix.cli import app
+
+    cli = CliRunner()  # re-submitting reuses the stored episodes: this only checks what the commands print
+    submitted = cli.invoke(app, ["leaderboard", "submit", "--policy", "baseline:naive", "--name", "naive",
+                                 "--protocol", tiny_protocol.version, "--db", str(db), "--data-dir", str(tiny_data)])
+    assert submitted.exit_code == 0 and "normalised score" in submitted.output and "| # |" not in submitted.output
+    shown = cli.invoke(app, ["leaderboard", "show", "--protocol", tiny_protocol.version, "--db", str(db), "--markdown"])
+    assert shown.exit_code == 0 and shown.output.splitlines() == table
