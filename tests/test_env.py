@@ -214,3 +214,24 @@ def test_episode_state_resumes_the_data_order(tiny_data):
     for tokens in expected:
         assert np.array_equal(resumed.step(action)[4]["tokens"], tokens)
     assert len(resumed.history) == len(env.history)
+
+
+@pytest.mark.gpu
+def test_cuda_episode_stays_near_the_cpu_one(env, tiny_data):
+    # On CUDA the proxy (and its own base checkpoint) trains and evaluates under bf16 autocast: feedback must stay
+    # near the fp32 CPU episode's (a masking or dtype bug moves it by whole nats), and the data drawn must be identical.
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    cuda = gym.make("DataMix-v0", scenario=tiny_scenario(tiny_data).to_dict(), data_dir=str(tiny_data), progress=False,
+                    device="cuda")
+    actions = np.random.default_rng(5).dirichlet(np.ones(env.unwrapped.num_domains), size=3)
+    for e in (env, cuda):
+        e.reset(seed=3)
+    for action in actions:
+        on_cpu, on_cuda = env.step(action), cuda.step(action)
+        assert np.all(np.isfinite(on_cuda[0]))
+        assert np.allclose(on_cuda[4]["feedback"], on_cpu[4]["feedback"], atol=0.5)
+        assert np.array_equal(on_cuda[4]["tokens"], on_cpu[4]["tokens"])  # same data drawn: sampling is on the CPU
+    cuda.close()
