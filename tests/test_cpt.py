@@ -44,11 +44,11 @@ def test_model_choices_are_checked(tmp_path):
         resolve_model("gpt-9", 512, 64)
 
 
-def _launch(scenario: Path, data: Path, out: Path, cache: Path) -> subprocess.Popen:
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", str(29000 + os.getpid() % 500),
+def _launch(scenario: Path, data: Path, out: Path, cache: Path, ranks: int = 2, device: str = "cpu") -> subprocess.Popen:
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(ranks), "--master-port", str(29000 + os.getpid() % 500),
                "-m", "dmix", "cpt", "--scenario", str(scenario), "--policy", "baseline:dbl", "--max-steps", str(STEPS),
                "--tokens-per-step", str(TOKENS), "--data-dir", str(data), "--cache-dir", str(cache), "--out", str(out),
-               "--device", "cpu"]
+               "--device", device]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parents[1]),
            "GLOO_SOCKET_IFNAME": "lo"}  # one host: loopback, whatever the hostname resolves to
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
@@ -129,3 +129,20 @@ def test_torchrun_fsdp_run_matches_the_env_and_resumes_after_a_kill(tiny_data, t
         assert record["tokens"] == episode.tokens[t - 1].tolist()
         assert np.allclose(record["policy_mixture"], episode.mixtures[t], atol=1e-5)
         assert record["reward"] == pytest.approx(episode.rewards[t - 1], abs=1e-4)
+
+
+@pytest.mark.gpu
+def test_torchrun_fsdp_run_on_every_gpu(tiny_data, tmp_path):
+    # NCCL, bf16 mixed precision and activation checkpointing: what CPU ranks (gloo, fp32) never exercise.
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    scenario_file = tmp_path / "scenario.json"
+    scenario_file.write_text(tiny_scenario(tiny_data).to_json())
+    out = tmp_path / "gpu"
+    _finish(_launch(scenario_file, tiny_data, out, Path(os.environ["DMIX_CACHE_DIR"]), torch.cuda.device_count(), "cuda"))
+    records = _records(out)
+    assert [r["step"] for r in records] == list(range(1, STEPS + 1))
+    assert all(np.isfinite(r["reward"]) and np.isfinite(r["train_loss"]) for r in records)
+    assert (out / "checkpoints" / f"step-{STEPS:06d}").is_dir()
