@@ -97,7 +97,6 @@ def run_cpt(config: CPTConfig) -> list[dict[str, Any]]:
             history.append(np.asarray(o), {k: np.asarray(v) for k, v in i.items()})
         if ranks.main:
             _replay(policy, history, records)
-        if ranks.main:
             print(f"resumed from {checkpoint.name}: {len(records)} of at most {scenario.train.max_steps} steps done", flush=True)
 
     flops_per_token = train_flops_per_token(base.model_config, base.shards.seq_len)

@@ -130,11 +130,11 @@ def choose(previous: np.ndarray, p_star: np.ndarray, progress: float, n: int, ea
     weights = (-config.closeness, -config.drift * progress)
     keep = min(config.shortlist, n)
     q = np.empty((width, keep, d))
+    screen = np.empty(n, np.float32)
     for b in range(width):
         levels = random_levels(rng, (n, d))
         sqrt_weights(levels[: n - broad], config.spread, out=w[: n - broad])
         sqrt_weights(levels[n - broad :], 1.0, out=w[n - broad :])
-        screen = np.empty(n, np.float32)
         screen[: n - broad] = _screen(w[: n - broad], w2[: n - broad], focused[b], previous[b], p_star, weights)
         if broad:
             screen[n - broad :] = _screen(w[n - broad :], w2[n - broad :], np.ones(d), previous[b], p_star, weights)

@@ -242,7 +242,7 @@ def run(
     for name, spec in entries:
         status = submit(spec, name, protocol, store_path, data_dir, cache_dir, workers=1)
         console.print(f"{name}: {status}")
-    leaderboard_show(protocol=protocol, db=store_path, cache_dir=cache_dir, as_markdown=False)
+    _print_table(protocol, store_path)
 
 
 @agents_app.command("train")
@@ -393,7 +393,7 @@ def leaderboard_submit(
     compute_references(_protocol(protocol), Store(store_path), data_dir, cache_dir, workers=workers)
     status = submit(policy, name, protocol, store_path, data_dir, cache_dir, workers)
     console.print(f"{name}: [bold]{status}[/]")
-    leaderboard_show(protocol=protocol, db=store_path, cache_dir=None, as_markdown=False)
+    _print_table(protocol, store_path)
     if status != "done":
         raise typer.Exit(1)
 
@@ -407,11 +407,17 @@ def leaderboard_show(
 ) -> None:
     """Print the ranked table of a protocol."""
     from leaderboard.submit import default_db
+
+    _print_table(protocol, db or default_db(cache_dir), as_markdown)
+
+
+def _print_table(protocol: str, db: Path, as_markdown: bool = False) -> None:
+    """The ranked table of a protocol's results in `db` (what show, submit and run print)."""
     from leaderboard.store import Store
     from leaderboard.table import markdown, ranked, table_cells
 
     spec = _protocol(protocol)
-    rows = ranked(Store(db or default_db(cache_dir)), protocol)
+    rows = ranked(Store(db), protocol)
     tasks = [t.name for t in spec.tasks]
     if as_markdown:
         print(markdown(rows, tasks), end="")
