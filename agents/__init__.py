@@ -1,6 +1,10 @@
-"""Agents: the Transformer Data Mixing Agent, SFT warm-up, CQL through d3rlpy, and the policy interface."""
+"""Agents: the Transformer Data Mixing Agent, its SFT warm-up and CQL through d3rlpy.
 
-from .policy import Episode, History, Policy, ScenarioInfo, rollout
-from .registry import load_policy
+Every agent is a `dmix_gym.Policy`; `leaderboard.load_policy` loads a saved one by path.
+"""
 
-__all__ = ["Episode", "History", "Policy", "ScenarioInfo", "load_policy", "rollout"]
+from .agent import TransformerAgent
+from .networks import AgentConfig
+from .offline import OfflineData, load_offline
+
+__all__ = ["AgentConfig", "OfflineData", "TransformerAgent", "load_offline"]

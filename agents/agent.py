@@ -8,12 +8,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from datasets_builder.atomic import atomic_path
-from datasets_builder.domains import DomainSpace
+from dmix_gym.data.domains import DomainSpace
+from dmix_gym.policy import History, Policy, ScenarioInfo
+from dmix_gym.utils.atomic import atomic_path
 
 from .features import last_window, tokens
 from .networks import AgentConfig, MixingNet
-from .policy import History, Policy, ScenarioInfo
 
 FORMAT = "dmix-agent/3"
 

@@ -22,10 +22,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from datasets_builder.atomic import atomic_path, write_json
+from dmix_gym.utils.atomic import atomic_path, write_json
 
-from .agent import FORMAT, TransformerAgent
 from . import features
+from .agent import FORMAT, TransformerAgent
 from .features import to_unit
 from .networks import MixingNet, StateActionEncoder, WindowEncoder
 from .offline import OfflineData

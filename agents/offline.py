@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from datasets_builder.domains import DomainSpace
 from datasets_builder.publish import dmix_metadata
+from dmix_gym.data.domains import DomainSpace
 
 from .features import tokens, windows
 
@@ -53,7 +53,8 @@ class OfflineData:
     def of_quality(self, quality: int) -> "OfflineData":
         mask = self.quality == quality
         if not mask.any():
-            raise ValueError(f"dataset {self.dataset_id!r} has no episode of quality N={quality} (has {sorted(set(self.quality.tolist()))})")
+            raise ValueError(f"dataset {self.dataset_id!r} has no episode of quality N={quality} "
+                             f"(has {sorted(set(self.quality.tolist()))})")
         return self.select(mask)
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from datasets_builder.atomic import atomic_path, write_json
+from dmix_gym.utils.atomic import atomic_path, write_json
 
 from .agent import FORMAT, TransformerAgent
 from .networks import AgentConfig

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agents.policy import Policy
+from dmix_gym.policy import Policy
 
 BASELINES = ("naive", "uniform", "start-state", "random", "regmix", "dbl")
 

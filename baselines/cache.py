@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any, Callable
 
-from agents.policy import ScenarioInfo
-from datasets_builder.atomic import stable_hash, write_json
-from datasets_builder.paths import resolve_cache_dir
+from dmix_gym.policy import ScenarioInfo
+from dmix_gym.utils.atomic import stable_hash, write_json
+from dmix_gym.utils.paths import resolve_cache_dir
 
 
 def scenario_key(info: ScenarioInfo, **settings: Any) -> str:

@@ -15,11 +15,12 @@ from typing import Literal
 
 import numpy as np
 
-from agents.policy import History, Policy, ScenarioInfo
-from datasets_builder.atomic import write_json
-from datasets_builder.domains import DomainSpace, collapse, expand
+from dmix_gym.data.domains import DomainSpace, collapse, expand
+from dmix_gym.policy import History, Policy, ScenarioInfo, rollout
+from dmix_gym.utils.atomic import write_json
 
 from .cache import cached, scenario_key
+from .static import StaticPolicy
 
 
 @dataclass(frozen=True)
@@ -76,12 +77,10 @@ class DBL(Policy):
 
     def _reference_run(self, env, progress: bool) -> dict:
         """A Naive episode: the base model's losses at reset, the target-trained model's at the end."""
-        from agents.policy import rollout
-        from baselines.static import StaticPolicy
-
         naive = rollout(StaticPolicy("naive"), env, seed=self.config.reference_seed, progress=progress)
         reference = reference_losses(naive.domain_loss[0], naive.domain_loss[-1], env.domain_space)
-        return {"scenario": ScenarioInfo.from_env(env).scenario_name, "reference": reference.tolist(), "base_loss": naive.domain_loss[0].tolist(),
+        return {"scenario": ScenarioInfo.from_env(env).scenario_name, "reference": reference.tolist(),
+                "base_loss": naive.domain_loss[0].tolist(),
                 "naive_loss": naive.domain_loss[-1].tolist(), "naive_seconds": naive.seconds,
                 "naive_tokens": int(naive.tokens.sum())}
 

@@ -22,9 +22,12 @@ from typing import Any
 
 import numpy as np
 
-from agents.policy import History, Policy, ScenarioInfo
-from datasets_builder.atomic import stable_hash, write_json
-from datasets_builder.domains import collapse
+from datasets_builder.collection import Plan, episode_path, load_episode, load_or_write_plan, run_plan, staging_dir
+from datasets_builder.trajectories import PlannedEpisode
+from dmix_gym.data.domains import collapse
+from dmix_gym.policy import History, Policy, ScenarioInfo
+from dmix_gym.scenario import override
+from dmix_gym.utils.atomic import stable_hash, write_json
 
 from .cache import cached, scenario_key
 
@@ -139,10 +142,6 @@ class RegMix(Policy):
 
 def fit_regmix(env, config: RegMixConfig, progress: bool = True) -> dict[str, Any]:
     """Proxy runs (staged, resumable) -> regressions -> the searched mixture, with R^2 and compute spent."""
-    from datasets_builder.collection import Plan, episode_path, load_episode, load_or_write_plan, run_plan, staging_dir
-    from datasets_builder.trajectories import PlannedEpisode
-    from dmix_gym.scenario import override
-
     base = env.unwrapped
     info = ScenarioInfo.from_env(env)
     rng = np.random.default_rng(config.seed)

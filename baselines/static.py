@@ -7,9 +7,9 @@ from typing import Callable
 
 import numpy as np
 
-from agents.policy import History, Policy, ScenarioInfo
-from datasets_builder.atomic import write_json
-from datasets_builder.domains import DomainSpace
+from dmix_gym.data.domains import DomainSpace
+from dmix_gym.policy import History, Policy, ScenarioInfo
+from dmix_gym.utils.atomic import write_json
 
 
 def naive_mixture(space: DomainSpace) -> np.ndarray:

@@ -14,11 +14,11 @@ import argparse
 import json
 import time
 
+import gymnasium as gym
 import numpy as np
 import torch
 
 import dmix_gym  # noqa: F401
-import gymnasium as gym
 from dmix_gym.model import count_parameters, train_flops_per_token
 
 

@@ -12,10 +12,10 @@ import argparse
 import json
 import time
 
+import gymnasium as gym
 import numpy as np
 
 import dmix_gym  # noqa: F401  (registers DataMix-v0)
-import gymnasium as gym
 
 
 def fixed_share_mixture(env, share: float) -> np.ndarray:
@@ -50,8 +50,10 @@ def main() -> None:
                     break
             finals.append(info["feedback"])
         mean, std = np.mean(finals, 0), np.std(finals, 0)
-        rows.append({"share": share, "feedback": mean.tolist(), "std": std.tolist(), "start": env.unwrapped._base_eval[0].tolist() if env.unwrapped._base_eval else None})
-        print(f"{share:6.2f} " + " ".join(f"{m:7.3f}±{s:.2f}" for m, s in zip(mean, std)) + f" {mean.sum():8.3f} {time.perf_counter() - started:6.1f}")
+        start = env.unwrapped._base_eval[0].tolist() if env.unwrapped._base_eval else None
+        rows.append({"share": share, "feedback": mean.tolist(), "std": std.tolist(), "start": start})
+        print(f"{share:6.2f} " + " ".join(f"{m:7.3f}±{s:.2f}" for m, s in zip(mean, std))
+              + f" {mean.sum():8.3f} {time.perf_counter() - started:6.1f}")
     if args.out:
         with open(args.out, "w") as handle:
             json.dump({"args": vars(args), "fields": list(fields), "rows": rows}, handle, indent=1)

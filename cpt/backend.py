@@ -17,9 +17,9 @@ from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 from transformers import LlamaConfig, LlamaForCausalLM
 from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding
 
-from datasets_builder.shards import ShardSet
 from dmix_gym.backend import ProxyBackend
 from dmix_gym.base import load_or_pretrain_base
+from dmix_gym.data.shards import ShardSet
 from dmix_gym.feedback import EvalSet, domain_loss_sums, feedback_sums
 from dmix_gym.model import build_model
 from dmix_gym.scenario import Scenario

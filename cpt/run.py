@@ -16,13 +16,13 @@ from typing import Any
 
 import numpy as np
 
-from agents.policy import History, Policy, ScenarioInfo, adapt_env, check_mixture
-from agents.registry import load_policy
-from datasets_builder.atomic import atomic_path
-from datasets_builder.build import build_data
+from dmix_gym.data.build import build_data
 from dmix_gym.env import DataMixEnv
 from dmix_gym.model import train_flops_per_token
+from dmix_gym.policy import History, Policy, ScenarioInfo, adapt_env, check_mixture
 from dmix_gym.scenario import Scenario, override, resolve_scenario
+from dmix_gym.utils.atomic import atomic_path
+from leaderboard.registry import load_policy
 
 from .backend import ShardedBackend
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint

@@ -1,15 +1,11 @@
-"""Fields and corpora, tokenizer, domains and token shards (and, downstream of the env, trajectories)."""
+"""The offline datasets: trajectory planning (Algorithm 1), collection through DataMix-v0, Minari publication, reading back."""
 
-from .build import build_data, build_dir, data_spec_hash
-from .domains import DomainSpace, collapse, expand
-from .paths import resolve_cache_dir, resolve_data_dir
-from .shards import ShardError, ShardSet, load_shard_set
-from .sources import DataFileError, Document, EvalPair
-from .spec import DATA_PRESETS, DataPreset, DataSpec, FieldSpec, SourceSpec, available_scenarios, load_data_spec
+from .collection import CollectionError, Plan, collect, make_plan, run_plan, staging_dir
+from .publish import check_scenario, dataset_id, dataset_scenario, dmix_metadata, episodes_of_quality, publish
+from .trajectories import QUALITY_LEVELS, PlannedEpisode, SamplerConfig, plan_episodes, sample_trajectories
 
 __all__ = [
-    "DATA_PRESETS", "DataFileError", "DataPreset", "DataSpec", "Document", "DomainSpace", "EvalPair",
-    "FieldSpec", "ShardError", "ShardSet", "SourceSpec", "available_scenarios", "build_data", "build_dir",
-    "collapse", "data_spec_hash", "expand", "load_data_spec", "load_shard_set", "resolve_cache_dir",
-    "resolve_data_dir",
+    "QUALITY_LEVELS", "CollectionError", "Plan", "PlannedEpisode", "SamplerConfig", "check_scenario", "collect",
+    "dataset_id", "dataset_scenario", "dmix_metadata", "episodes_of_quality", "make_plan", "plan_episodes", "publish",
+    "run_plan", "sample_trajectories", "staging_dir",
 ]

@@ -15,20 +15,20 @@ from __future__ import annotations
 import json
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
-from multiprocessing import get_context
 from pathlib import Path
-from typing import Any, Callable, Iterator, Literal
+from typing import Any, Callable
 
 import numpy as np
 
-from .atomic import atomic_path, write_json
-from .build import build_data
-from .paths import resolve_cache_dir
+from dmix_gym.data.build import build_data
+from dmix_gym.policy import Replay, rollout
+from dmix_gym.utils.atomic import atomic_path, write_json
+from dmix_gym.utils.paths import resolve_cache_dir
+from dmix_gym.utils.pool import Backend, run_jobs
+
 from .trajectories import QUALITY_LEVELS, PlannedEpisode, SamplerConfig, plan_episodes
 
-Backend = Literal["process", "ray"]
 EPISODE_PATTERN = "episode-*.npz"
 
 
@@ -104,32 +104,19 @@ def finished(folder: Path) -> set[int]:
 
 def run_episode(env, planned: PlannedEpisode) -> dict[str, np.ndarray]:
     """Run the env along the planned mixtures (stopping early if it ends); every array the dataset needs."""
-    from dmix_gym.env import normalise_action
-
-    obs, info = env.reset(seed=planned.seed)
-    observations, actions, rewards, terminations, truncations, infos = [obs], [], [], [], [], [info]
-    for action in planned.actions:
-        obs, reward, terminated, truncated, info = env.step(action)
-        actions.append(normalise_action(action, len(action)).astype(np.float32))
-        observations.append(obs)
-        rewards.append(reward)
-        terminations.append(terminated)
-        truncations.append(truncated)
-        infos.append(info)
-        if terminated or truncated:
-            break
+    episode = rollout(Replay(planned.actions, name=f"plan/{planned.index}"), env, seed=planned.seed)
+    steps = len(episode.rewards)
     arrays = {
-        "observations": np.asarray(observations, np.float32),
-        "actions": np.asarray(actions, np.float32),
-        "rewards": np.asarray(rewards, np.float64),
-        "terminations": np.asarray(terminations, bool),
-        "truncations": np.asarray(truncations, bool),
+        "observations": episode.observations.astype(np.float32),
+        "actions": episode.mixtures[1:].astype(np.float32),
+        "rewards": episode.rewards,
+        "terminations": np.arange(1, steps + 1) == steps if episode.terminated else np.zeros(steps, bool),
+        "truncations": np.arange(1, steps + 1) == steps if episode.truncated else np.zeros(steps, bool),
         "index": np.int64(planned.index),
         "quality": np.int64(planned.quality),
         "seed": np.int64(planned.seed),
     }
-    for key in infos[0]:
-        arrays[f"info/{key}"] = np.asarray([i[key] for i in infos])
+    arrays.update({f"info/{key}": value for key, value in episode.infos.items()})
     return arrays
 
 
@@ -154,52 +141,17 @@ def load_episode(path: Path) -> dict[str, np.ndarray]:
 _WORKER_ENV = None
 
 
-def _worker_init(env_kwargs: dict[str, Any], threads: int) -> None:
+def _worker_init(env_kwargs: dict[str, Any]) -> None:
     import gymnasium as gym
-    import torch
-
-    import dmix_gym  # noqa: F401  (registers DataMix-v0)
 
     global _WORKER_ENV
-    if threads > 0:  # 0: leave this process's thread count alone
-        torch.set_num_threads(threads)
     _WORKER_ENV = gym.make("DataMix-v0", **env_kwargs)
 
 
-def _worker_run(folder: str, planned: PlannedEpisode) -> tuple[int, int]:
+def _worker_run(folder: str, planned: PlannedEpisode) -> int:
     arrays = run_episode(_WORKER_ENV, planned)
     stage_episode(Path(folder), arrays)
-    return planned.index, int(arrays["info/tokens"].sum())
-
-
-def _run_ray(folder: Path, pending: list[PlannedEpisode], env_kwargs: dict[str, Any], workers: int, threads: int) -> Iterator[tuple[int, int]]:
-    try:
-        import ray
-    except ImportError as error:
-        raise ImportError("backend='ray' needs Ray: pip install 'dmix[ray]'") from error
-
-    started_here = not ray.is_initialized()
-    if started_here:
-        if not os.environ.get("RAY_ADDRESS"):
-            # Ray runs workers at nice 15: on a busy machine they starve (a worker took minutes to import torch).
-            os.environ.setdefault("RAY_worker_niceness", "0")
-        ray.init(num_cpus=workers * threads if not os.environ.get("RAY_ADDRESS") else None, log_to_driver=True)
-
-    @ray.remote(num_cpus=threads)
-    class Worker:
-        def __init__(self) -> None:
-            _worker_init(env_kwargs, threads)
-
-        def run(self, planned: PlannedEpisode) -> tuple[int, int]:
-            return _worker_run(str(folder), planned)
-
-    try:
-        actors = [Worker.remote() for _ in range(min(workers, len(pending)))]
-        pool = ray.util.ActorPool(actors)
-        yield from pool.map_unordered(lambda actor, planned: actor.run.remote(planned), pending)
-    finally:
-        if started_here:
-            ray.shutdown()
+    return int(arrays["info/tokens"].sum())
 
 
 def collect(scenario, name: str = "trajectories", total: int = 64, qualities: tuple[int, ...] = QUALITY_LEVELS,
@@ -224,37 +176,16 @@ def run_plan(folder: Path, plan: Plan, total: int | None = None, workers: int = 
     if not pending:
         return
     env_kwargs = {"scenario": plan.scenario, "data_dir": data_dir, "cache_dir": cache_dir, "progress": False}
-    workers = max(1, min(workers, len(pending)))
-    threads = max(1, (os.cpu_count() or 1) // workers)
 
     from tqdm.auto import tqdm
 
     bar = tqdm(total=total, initial=total - len(pending), unit="episode", desc=f"collect {folder.name}", disable=not progress)
     tokens, started = 0, time.perf_counter()
-
-    def advance(episode_tokens: int) -> None:
-        nonlocal tokens
-        tokens += episode_tokens
-        bar.update(1)
-        bar.set_postfix(tokens=f"{tokens / 1e6:.2f}M", tok_s=f"{tokens / (time.perf_counter() - started):.0f}")
-
     try:
-        if backend == "ray":
-            for _, episode_tokens in _run_ray(folder, pending, env_kwargs, workers, threads):
-                advance(episode_tokens)
-        elif backend == "process" and workers == 1:  # in this process: no start-up cost, same staging
-            _worker_init(env_kwargs, threads=0)
-            for planned in pending:
-                _, episode_tokens = _worker_run(str(folder), planned)
-                advance(episode_tokens)
-        elif backend == "process":
-            with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_worker_init,
-                                     initargs=(env_kwargs, threads)) as pool:
-                futures = [pool.submit(_worker_run, str(folder), e) for e in pending]
-                for future in as_completed(futures):
-                    _, episode_tokens = future.result()
-                    advance(episode_tokens)
-        else:
-            raise ValueError(f"unknown backend {backend!r}; choose 'process' or 'ray'")
+        for _, episode_tokens in run_jobs(_worker_run, [(str(folder), e) for e in pending], workers, backend,
+                                          initializer=_worker_init, initargs=(env_kwargs,)):
+            tokens += episode_tokens
+            bar.update(1)
+            bar.set_postfix(tokens=f"{tokens / 1e6:.2f}M", tok_s=f"{tokens / (time.perf_counter() - started):.0f}")
     finally:
         bar.close()

@@ -16,7 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from .build import build_data
+from dmix_gym.data.build import build_data
+from dmix_gym.env import make_spaces
+from dmix_gym.scenario import Scenario
+
 from .collection import EPISODE_PATTERN, CollectionError, Plan, load_episode
 
 INFO_KEYS = ("feedback", "domain_loss", "tokens", "mixture", "train_loss")  # timings are left out: wall-clock
@@ -64,8 +67,6 @@ def publish(folder: str | Path, name: str | None = None, author: str = "dmix", d
     import minari
     from minari.data_collector import EpisodeBuffer
 
-    from dmix_gym.scenario import Scenario
-
     folder = Path(folder)
     plan = Plan.from_json(json.loads((folder / "plan.json").read_text()))
     scenario = Scenario.from_dict(plan.scenario)
@@ -90,8 +91,6 @@ def publish(folder: str | Path, name: str | None = None, author: str = "dmix", d
     ]
     feedback = np.concatenate([e["info/feedback"] for e in episodes])
     spec = env_spec(plan.scenario)
-    from dmix_gym.env import make_spaces
-
     # The built data (cached by the collection) gives the spaces; no proxy or base checkpoint is needed.
     space = build_data(scenario.data, progress=False).domain_space
     action_space, observation_space = make_spaces(space)
@@ -141,8 +140,6 @@ def dmix_metadata(dataset) -> dict[str, Any]:
 
 def dataset_scenario(dataset):
     """The Scenario a dmix dataset was collected on."""
-    from dmix_gym.scenario import Scenario
-
     return Scenario.from_dict(dmix_metadata(dataset)["scenario"])
 
 

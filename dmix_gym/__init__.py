@@ -1,8 +1,15 @@
-"""DataMix-v0: a Gymnasium env whose step trains a real proxy LM on the mixture it is given."""
+"""DataMix-v0: a Gymnasium env whose step trains a real proxy LM on the mixture it is given.
+
+The bottom layer of dmix: the MDP and everything it needs to build its world (`dmix_gym.data`: fields,
+corpora, tokenizer, domains, shards, evaluation sets), the proxy LM, its trainer, the feedback, the
+wrappers, and the `Policy`/`rollout` interface every method implements. `dmix_gym.utils` holds the
+generic pieces (crash-safe writes, paths, worker pools) every layer above uses.
+"""
 
 from gymnasium.envs.registration import register
 
 from .env import DataMixEnv, normalise_action
+from .policy import Episode, History, Policy, Replay, ScenarioInfo, rollout
 from .scenario import PRESETS, ProxyConfig, Scenario, TrainConfig, make_scenario
 from .wrappers import CollapseDomains, HistoryWindow
 
@@ -15,6 +22,6 @@ register(
 )
 
 __all__ = [
-    "PRESETS", "CollapseDomains", "DataMixEnv", "HistoryWindow", "ProxyConfig", "Scenario",
-    "TrainConfig", "make_scenario", "normalise_action",
+    "PRESETS", "CollapseDomains", "DataMixEnv", "Episode", "History", "HistoryWindow", "Policy", "ProxyConfig", "Replay",
+    "Scenario", "ScenarioInfo", "TrainConfig", "make_scenario", "normalise_action", "rollout",
 ]

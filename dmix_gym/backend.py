@@ -14,9 +14,8 @@ import numpy as np
 import torch
 from transformers import LlamaConfig
 
-from datasets_builder.shards import ShardSet
-
 from .base import load_or_pretrain_base
+from .data.shards import ShardSet
 from .feedback import EvalSet, evaluate
 from .model import build_model
 from .scenario import Scenario

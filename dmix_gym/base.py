@@ -11,13 +11,12 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from datasets_builder.atomic import atomic_dir, stable_hash
-from datasets_builder.paths import resolve_cache_dir
-from datasets_builder.shards import ShardSet
-
+from .data.shards import ShardSet
 from .model import build_model
 from .scenario import Scenario
 from .trainer import ProxyTrainer
+from .utils.atomic import atomic_dir, stable_hash
+from .utils.paths import resolve_cache_dir
 
 
 def base_key(scenario: Scenario, vocab_size: int, device: torch.device) -> str:

@@ -12,11 +12,10 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
-from datasets_builder.build import build_data
-from datasets_builder.tokenizer import load_tokenizer
-
 from .backend import ProxyBackend
 from .base import gather
+from .data.build import build_data
+from .data.tokenizer import load_tokenizer
 from .feedback import EvalSet, encode_pairs, pack_answer_batches, reward
 from .model import llama_config
 from .render import ansi_table, mixture_area_plot

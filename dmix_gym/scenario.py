@@ -13,11 +13,11 @@ it and `recover_environment()` can rebuild the same env. Presets give the scale:
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any, Literal
 
-from datasets_builder.spec import DataSpec, load_data_spec
+from .data.spec import DataSpec, load_data_spec
 
 
 @dataclass(frozen=True)

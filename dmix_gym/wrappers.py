@@ -9,7 +9,7 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.wrappers import FrameStackObservation
 
-from datasets_builder.domains import DomainSpace, collapse, expand, source_space
+from .data.domains import DomainSpace, collapse, expand, source_space
 
 
 class HistoryWindow(FrameStackObservation):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from datasets_builder.atomic import atomic_path
+from dmix_gym.utils.atomic import atomic_path
 
 from .protocol import get_protocol
 from .store import Store
@@ -114,7 +114,8 @@ def write_report(store: Store, protocol_version: str, out: str | Path) -> Path:
     head = "".join(f"<th>{html.escape(c)}</th>" for c in header)
     body = ["<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in cells]
     (out / "table.md").write_text(markdown(rows, tasks))
-    task_list = "".join(f"<li><b>{html.escape(t.name)}</b>: {html.escape(t.description)} ({t.scenario if len(t.scenario) < 40 else 'custom'}, "
+    task_list = "".join(f"<li><b>{html.escape(t.name)}</b>: {html.escape(t.description)} "
+                        f"({t.scenario if len(t.scenario) < 40 else 'custom'}, "
                         f"preset {t.preset}, seeds {', '.join(map(str, t.seeds))})</li>" for t in protocol.tasks)
     figures = "".join(f'<figure><img src="{src}" alt="{html.escape(caption)}"><figcaption>{html.escape(caption)}</figcaption></figure>'
                       for src, caption in images)

@@ -2,44 +2,23 @@
 
 from __future__ import annotations
 
-import hashlib
-import importlib
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
 
-from agents.policy import Episode, Policy, rollout
-from datasets_builder.atomic import sha256_file
-from datasets_builder.paths import resolve_cache_dir
+from dmix_gym.policy import Episode, Policy, rollout
+from dmix_gym.utils.paths import resolve_cache_dir
+from dmix_gym.utils.pool import JobFailed, run_jobs
 
 from .protocol import Protocol, Task, get_protocol
+from .registry import resolve_policy
 from .scores import balanced_score, mean_std
 from .store import Store
 
 
 def default_db(cache_dir=None) -> Path:
     return resolve_cache_dir(cache_dir) / "leaderboard.sqlite"
-
-
-def resolve_policy(spec: str) -> tuple[Policy, str]:
-    """(policy, fingerprint) of `package.module:factory`, `baseline:<name>`, or a saved policy file."""
-    from agents.registry import load_policy
-
-    if ":" in spec and not spec.startswith("baseline:") and not Path(spec).exists():
-        module_name, _, factory_name = spec.partition(":")
-        module = importlib.import_module(module_name)
-        policy = getattr(module, factory_name)()
-        if not isinstance(policy, Policy):
-            raise TypeError(f"{spec} returned {type(policy).__name__}, not an agents.Policy")
-        source = getattr(module, "__file__", None)
-        digest = sha256_file(source) if source else hashlib.sha256(spec.encode()).hexdigest()
-        return policy, f"entry:{spec}:{digest[:16]}"
-    policy = load_policy(spec)
-    path = Path(spec)
-    return policy, (f"file:{sha256_file(path)[:16]}" if path.exists() else f"builtin:{spec}")
 
 
 def feedback_stats(protocol: Protocol) -> tuple[np.ndarray, np.ndarray]:
@@ -78,50 +57,39 @@ def run_episode(policy: Policy, task: Task, seed: int, stats, data_dir=None, cac
     return episode_record(rollout(policy, env, seed=seed), stats, _source_domains(env))
 
 
-_WORKER: dict[str, Any] = {}
+_WORKER: dict[str, Any] = {"envs": {}, "policies": {}}
 
 
 def _loaded(policy: Policy | str) -> Policy:
     """A policy, or the one its spec names, loaded once per process."""
     if not isinstance(policy, str):
         return policy
-    policies = _WORKER.setdefault("policies", {})
-    if policy not in policies:
-        policies[policy] = resolve_policy(policy)[0]
-    return policies[policy]
+    if policy not in _WORKER["policies"]:
+        _WORKER["policies"][policy] = resolve_policy(policy)[0]
+    return _WORKER["policies"][policy]
 
 
-def _worker_episode(policy: Policy | str, task: Task, seed: int, stats, data_dir, cache_dir) -> dict[str, Any]:
-    """One episode in a pool process; envs are kept per task."""
-    envs = _WORKER.setdefault("envs", {})
-    if task.name not in envs:
-        envs[task.name] = task.make_env(data_dir, cache_dir)
-    return run_episode(_loaded(policy), task, seed, stats, env=envs[task.name])
+def _episode_job(policy: Policy | str, task: Task, seed: int, stats, data_dir, cache_dir) -> dict[str, Any]:
+    """One episode, in this process or a pool worker; envs are built once per task and process."""
+    envs = _WORKER["envs"]
+    if task not in envs:
+        envs[task] = task.make_env(data_dir, cache_dir)
+    return run_episode(_loaded(policy), task, seed, stats, env=envs[task])
 
 
-def run_jobs(jobs: list[tuple[Policy | str, Task, int]], stats, envs: dict[str, Any], workers: int, data_dir=None,
-             cache_dir=None) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Run (policy, task, seed) episodes, in this process or a pool of `workers`; yield (job index, record) as each ends."""
-    if workers <= 1:
-        for index, (policy, task, seed) in enumerate(jobs):
-            try:
-                yield index, run_episode(_loaded(policy), task, seed, stats, env=envs[task.name])
-            except Exception as error:
-                raise EpisodeFailure(task, seed, error) from error
-        return
-    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-        futures = {pool.submit(_worker_episode, policy, task, seed, stats, data_dir, cache_dir): index
-                   for index, (policy, task, seed) in enumerate(jobs)}
-        for future in as_completed(futures):
-            index = futures[future]
-            try:
-                record = future.result()
-            except Exception as error:
-                _, task, seed = jobs[index]
-                for other in futures:
-                    other.cancel()
-                raise EpisodeFailure(task, seed, error) from error
-            yield index, record
+def run_episodes(jobs: list[tuple[Policy | str, Task, int]], stats, envs: dict[str, Any], workers: int, data_dir=None,
+                 cache_dir=None) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Run (policy, task, seed) episodes on the worker pool; yield (job index, record) as each ends.
+
+    `envs` (task name -> env) are the ones this process built already; pool workers build their own.
+    """
+    _WORKER["envs"].update({task: envs[task.name] for _, task, _ in jobs if task.name in envs})
+    try:
+        yield from run_jobs(_episode_job, [(policy, task, seed, stats, data_dir, cache_dir) for policy, task, seed in jobs],
+                            workers)
+    except JobFailed as failure:
+        _, task, seed = jobs[failure.index]
+        raise EpisodeFailure(task, seed, failure.error) from failure.error
 
 
 def compute_references(protocol: Protocol, store: Store, data_dir=None, cache_dir=None, progress: bool = True,
@@ -148,7 +116,7 @@ def compute_references(protocol: Protocol, store: Store, data_dir=None, cache_di
             envs = {task.name: task.make_env(data_dir, cache_dir)}  # builds data and base checkpoint once, before any worker
             bar = tqdm(total=len(jobs), initial=len(jobs) - len(pending), desc=f"references {task.name}", unit="episode",
                        disable=not progress)
-            for index, record in run_jobs([(p, task, seed) for _, p, seed in pending], stats, envs, workers, data_dir,
+            for index, record in run_episodes([(p, task, seed) for _, p, seed in pending], stats, envs, workers, data_dir,
                                           cache_dir):
                 label, _, seed = pending[index]
                 store.add_reference_episode(protocol.version, task.name, label, seed, record["balanced"])
@@ -190,7 +158,7 @@ def submit(spec: str, name: str, protocol_version: str = "dmix-bench-v0", db: st
             pending += [(task, seed) for seed in task.seeds if (task.name, seed) not in done]
         bar = tqdm(total=len(pending), desc=f"{name} on {protocol.version}", unit="episode", disable=not progress)
         jobs = [(policy if workers <= 1 else spec, task, seed) for task, seed in pending]
-        for index, record in run_jobs(jobs, stats, envs, workers, data_dir, cache_dir):
+        for index, record in run_episodes(jobs, stats, envs, workers, data_dir, cache_dir):
             task, seed = pending[index]
             store.add_episode(name, protocol.version, task.name, seed, **record)
             bar.update(1)

@@ -13,12 +13,12 @@ from agents.agent import TransformerAgent
 from agents.features import from_unit, last_window, to_unit, windows
 from agents.networks import AgentConfig, Block, count_parameters
 from agents.offline import OfflineData, load_offline
-from agents.policy import History, ScenarioInfo, rollout
 from agents.sft import SFTConfig, train_sft
 from datasets_builder.collection import collect
-from datasets_builder.domains import DomainSpace
 from datasets_builder.publish import publish
-from tests.conftest import tiny_scenario
+from dmix_gym.data.domains import DomainSpace
+from dmix_gym.policy import History, ScenarioInfo, rollout
+from tests.helpers import tiny_scenario
 
 SMALL = AgentConfig(window=4, d_model=32, layers=2, heads=2, ffn=64)
 
@@ -229,7 +229,7 @@ def test_agent_acts_through_collapse_domains_in_the_source_based_space(tiny_offl
     import gymnasium as gym
 
     from dmix_gym import CollapseDomains
-    from tests.conftest import tiny_spec
+    from tests.helpers import tiny_spec
 
     fine_env = gym.make("DataMix-v0", scenario=tiny_offline.scenario, data_dir=str(tiny_data), progress=False)
     fine_space = fine_env.unwrapped.domain_space

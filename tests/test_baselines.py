@@ -5,14 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agents.policy import History, ScenarioInfo, rollout
 from baselines import BASELINES, make_baseline
 from baselines.dbl import DBL, DBLConfig, balanced_start, dbl_update, field_losses, reference_losses
-from baselines.regmix import (RegMix, RegMixConfig, cross_validated_r2, make_regressor, sample_mixtures, search_optimum,
-                              token_prior)
+from baselines.regmix import RegMix, RegMixConfig, cross_validated_r2, make_regressor, sample_mixtures, search_optimum, token_prior
 from baselines.static import StaticPolicy
-from datasets_builder.domains import DomainSpace
-from tests.conftest import tiny_scenario
+from dmix_gym.data.domains import DomainSpace
+from dmix_gym.policy import History, ScenarioInfo, rollout
+from tests.helpers import tiny_scenario
 
 SPACE = DomainSpace(
     names=("general/a", "general/b", "general/c", "math/x", "math/y"),
@@ -57,7 +56,7 @@ def test_dbl_policy_follows_planted_losses_at_field_level():
     policy = DBL(DBLConfig(eta=2.0, level="field"))
     key_info = INFO
     policy.references = {}
-    from datasets_builder.atomic import stable_hash
+    from dmix_gym.utils.atomic import stable_hash
 
     base_loss, naive_loss = np.array([3.0, 3.0, 3.0, 6.0, 6.0]), np.array([5.0, 5.0, 5.0, 2.0, 2.0])
     reference = reference_losses(base_loss, naive_loss, SPACE)

@@ -2,9 +2,9 @@
 
 import numpy as np
 
-from datasets_builder import build_data, load_data_spec
-from datasets_builder.decontaminate import eval_fingerprint, is_contaminated
-from tests.conftest import needs_shared_data
+from dmix_gym.data import build_data, load_data_spec
+from dmix_gym.data.decontaminate import eval_fingerprint, is_contaminated
+from tests.helpers import needs_shared_data
 
 
 @needs_shared_data

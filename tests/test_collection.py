@@ -15,7 +15,7 @@ import pytest
 from datasets_builder.collection import CollectionError, collect, finished, staging_dir
 from datasets_builder.publish import check_scenario, dataset_scenario, dmix_metadata, episodes_of_quality, publish
 from dmix_gym.scenario import override
-from tests.conftest import tiny_scenario
+from tests.helpers import tiny_scenario
 
 QUALITIES = (1, 50)
 

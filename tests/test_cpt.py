@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 
 import dmix_gym  # noqa: F401
-from agents.policy import rollout
-from agents.registry import load_policy
 from cpt.models import count_meta_parameters, resolve_model
-from tests.conftest import tiny_scenario
+from dmix_gym.policy import rollout
+from leaderboard.registry import load_policy
+from tests.helpers import tiny_scenario
 
 STEPS = 4
 TOKENS = 2048  # 32 sequences of 64 tokens a step: the tiny corpus lasts 4 steps
@@ -45,7 +45,8 @@ def test_model_choices_are_checked(tmp_path):
 
 
 def _launch(scenario: Path, data: Path, out: Path, cache: Path, ranks: int = 2, device: str = "cpu") -> subprocess.Popen:
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(ranks), "--master-port", str(29000 + os.getpid() % 500),
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(ranks),
+               "--master-port", str(29000 + os.getpid() % 500),
                "-m", "dmix", "cpt", "--scenario", str(scenario), "--policy", "baseline:dbl", "--max-steps", str(STEPS),
                "--tokens-per-step", str(TOKENS), "--data-dir", str(data), "--cache-dir", str(cache), "--out", str(out),
                "--device", device]

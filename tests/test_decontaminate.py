@@ -1,6 +1,6 @@
-from datasets_builder import build_data
-from datasets_builder.decontaminate import eval_fingerprint, is_contaminated
-from tests.conftest import tiny_spec, write_jsonl, write_tiny_corpus
+from dmix_gym.data import build_data
+from dmix_gym.data.decontaminate import eval_fingerprint, is_contaminated
+from tests.helpers import tiny_spec, write_jsonl, write_tiny_corpus
 
 QUESTION = "Which planet of the solar system has the longest day compared with its own year length?"
 ANSWER = "Venus, whose sidereal day is longer than the time it takes to go round the Sun once."

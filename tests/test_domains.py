@@ -1,9 +1,9 @@
+import random
+
 import numpy as np
 
-from datasets_builder.domains import DomainSpace, cluster_domains, collapse, expand, label_domains
-from tests.conftest import general_sentence, math_sentence
-
-import random
+from dmix_gym.data.domains import DomainSpace, cluster_domains, collapse, expand, label_domains
+from tests.helpers import general_sentence, math_sentence
 
 
 def _texts(n=120):

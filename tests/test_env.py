@@ -10,9 +10,9 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import dmix_gym  # noqa: F401
-from dmix_gym import CollapseDomains, HistoryWindow, Scenario, make_scenario
+from dmix_gym import CollapseDomains, HistoryWindow, Scenario
 from dmix_gym.scenario import PRESETS, override
-from tests.conftest import needs_shared_data, tiny_scenario, tiny_spec
+from tests.helpers import needs_shared_data, tiny_scenario, tiny_spec
 
 
 @pytest.fixture(scope="module")

@@ -8,17 +8,17 @@ import os
 import numpy as np
 import pytest
 
-from agents.policy import History, Policy
 from datasets_builder.collection import collect
 from datasets_builder.publish import publish
 from datasets_builder.trajectories import plan_episodes
+from dmix_gym.policy import History, Policy
 from leaderboard import protocol as protocol_module
 from leaderboard.protocol import EVAL_SEED_BASE, PROTOCOLS, Protocol, Task
 from leaderboard.scores import balanced_score, mean_std, normalised_score
 from leaderboard.store import Store
 from leaderboard.submit import compute_references, submit
 from leaderboard.table import ranked
-from tests.conftest import tiny_scenario, tiny_spec
+from tests.helpers import tiny_scenario, tiny_spec
 
 
 class NegativeMixture(Policy):

@@ -1,10 +1,9 @@
-import json
 
 import numpy as np
 import pytest
 
-from datasets_builder import ShardError, build_data, load_shard_set
-from tests.conftest import tiny_spec
+from dmix_gym.data import ShardError, build_data, load_shard_set
+from tests.helpers import tiny_spec
 
 
 @pytest.fixture()

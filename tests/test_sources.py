@@ -4,9 +4,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from datasets_builder.sources import DataFileError, function_pairs, python_files, read_documents, read_eval_pairs
-from datasets_builder.spec import SourceSpec
-from tests.conftest import write_jsonl
+from dmix_gym.data.sources import DataFileError, function_pairs, python_files, read_documents, read_eval_pairs
+from dmix_gym.data.spec import SourceSpec
+from tests.helpers import write_jsonl
 
 
 def test_jsonl_and_gz(tmp_path):

@@ -8,7 +8,12 @@ import numpy as np
 import pytest
 
 from datasets_builder.trajectories import (
-    SamplerConfig, choose, js_divergence, nearest_js, plan_episodes, sample_trajectories,
+    SamplerConfig,
+    choose,
+    js_divergence,
+    nearest_js,
+    plan_episodes,
+    sample_trajectories,
 )
 
 P0 = np.array([0.4, 0.3, 0.2, 0.1, 0.0, 0.0, 0.0, 0.0])

@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from .atomic import stable_hash
+from ..utils.atomic import stable_hash
+from ..utils.paths import resolve_cache_dir, resolve_data_dir
 from .decontaminate import eval_fingerprint, is_contaminated
 from .domains import DomainSpace, assign_domains
-from .paths import resolve_cache_dir, resolve_data_dir
-from .shards import FORMAT, MANIFEST, ShardError, ShardSet, load_shard_set, token_dtype, write_eval_set, write_manifest, write_shard
+from .shards import FORMAT, MANIFEST, ShardSet, load_shard_set, token_dtype, write_eval_set, write_manifest, write_shard
 from .sources import Document, EvalPair, read_documents, read_eval_pairs
 from .spec import DataSpec
 from .tokenizer import load_tokenizer, tokenizer_key, train_tokenizer

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from .atomic import atomic_path, sha256_file, write_json
+from ..utils.atomic import atomic_path, sha256_file, write_json
 from .domains import DomainSpace
 from .sources import EvalPair
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from .atomic import atomic_dir, stable_hash
+from ..utils.atomic import atomic_dir, stable_hash
 
 EOS = "<|endoftext|>"
 PAD = "<|pad|>"

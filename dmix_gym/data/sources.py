@@ -6,7 +6,6 @@ import ast
 import glob
 import gzip
 import hashlib
-
 import json
 import sysconfig
 import textwrap

@@ -40,9 +40,51 @@ def atomic_path(final: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
             tmp.unlink()
 
 
+_RENAME_EXCHANGE = 2  # renameat2 flag (Linux >= 3.15): swap two paths in one atomic step
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap the paths `a` and `b` (both must exist); False where the OS or file system cannot."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd = -100
+    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), _RENAME_EXCHANGE) == 0
+
+
+def _swap_in(tmp: Path, final: Path) -> None:
+    """Put the folder `tmp` at `final`; an existing `final` ends at `tmp`. `final` is never missing where the OS can swap.
+
+    Elsewhere the old folder is moved aside first and moved back if the new one cannot take its place.
+    """
+    if not final.exists():
+        os.replace(tmp, final)
+        return
+    if _exchange(tmp, final):
+        return
+    aside = final.with_name(f".{final.name}.old")
+    if aside.exists():
+        shutil.rmtree(aside)
+    os.replace(final, aside)
+    try:
+        os.replace(tmp, final)
+    except BaseException:
+        os.replace(aside, final)
+        raise
+    os.replace(aside, tmp)
+
+
 @contextmanager
 def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary folder beside `final`; on success rename it into place (replacing none)."""
+    """Yield a temporary folder beside `final`; on success put it in place of `final`.
+
+    An existing `final` stays whole until the new folder replaces it in one step (a failure inside
+    the block, or a crash, leaves the old folder as it was).
+    """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
@@ -52,9 +94,7 @@ def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
             if file.is_file():
                 with open(file, "rb") as handle:
                     os.fsync(handle.fileno())
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
+        _swap_in(tmp, final)
         _fsync_dir(final.parent)
     finally:
         if tmp.exists():

@@ -11,7 +11,7 @@ CACHE_DIR_ENV = "DMIX_CACHE_DIR"
 
 def _shared_data_candidates() -> list[Path]:
     """`../shared/data` seen from the working directory and from the repository."""
-    repo = Path(__file__).resolve().parents[1]
+    repo = Path(__file__).resolve().parents[2]
     return [Path.cwd().parent / "shared" / "data", repo.parent / "shared" / "data"]
 
 

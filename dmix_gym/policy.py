@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from datasets_builder.domains import DomainSpace
+from .data.domains import DomainSpace
 
 
 @dataclass(frozen=True)
@@ -92,25 +92,41 @@ def check_mixture(p: np.ndarray, size: int, who: str) -> np.ndarray:
     """`p` as float64 if it is a distribution over `size` domains; a ValueError naming `who` otherwise."""
     p = np.asarray(p, dtype=np.float64)
     if p.shape != (size,) or not np.all(np.isfinite(p)) or np.any(p < 0) or not np.isclose(p.sum(), 1.0, atol=1e-5):
-        raise ValueError(f"policy {who} returned an invalid mixture {np.round(p, 4).tolist()} (want {size} non-negative weights summing to 1)")
+        raise ValueError(f"policy {who} returned an invalid mixture {np.round(p, 4).tolist()} "
+                         f"(want {size} non-negative weights summing to 1)")
     return p
 
 
 @dataclass(frozen=True)
 class Episode:
-    """One policy episode in DataMix-v0: mixtures, feedback and rewards at every step."""
+    """One policy episode in DataMix-v0: what the env showed and did at every step."""
 
     policy: str
     seed: int
     domains: tuple[str, ...]
     fields: tuple[str, ...]
+    observations: np.ndarray  # (T+1, obs_dim): reset's, then each step's
     mixtures: np.ndarray  # (T+1, D): p_0, then each action the env carried out
-    feedback: np.ndarray  # (T+1, K): at reset, then after each step
     rewards: np.ndarray  # (T,)
-    tokens: np.ndarray  # (T, D) tokens drawn per domain
-    domain_loss: np.ndarray  # (T+1, D) held-out LM loss per domain: at reset, then after each step
+    infos: dict[str, np.ndarray]  # key -> (T+1, ...): reset's info, then each step's
     terminated: bool
+    truncated: bool
     seconds: float
+
+    @property
+    def feedback(self) -> np.ndarray:
+        """(T+1, K) feedback at reset, then after each step."""
+        return np.asarray(self.infos["feedback"], np.float64)
+
+    @property
+    def domain_loss(self) -> np.ndarray:
+        """(T+1, D) held-out LM loss per domain at reset, then after each step."""
+        return np.asarray(self.infos["domain_loss"], np.float64)
+
+    @property
+    def tokens(self) -> np.ndarray:
+        """(T, D) tokens drawn per domain at each step."""
+        return np.asarray(self.infos["tokens"][1:], np.int64)
 
     @property
     def episode_return(self) -> float:
@@ -128,6 +144,24 @@ class Episode:
         }
 
 
+class Replay(Policy):
+    """Plays given mixtures in order: a (T, D) plan, or one (D,) mixture held for the whole episode."""
+
+    def __init__(self, mixtures: np.ndarray, name: str = "replay"):
+        self.mixtures = np.asarray(mixtures, np.float64)
+        if self.mixtures.ndim not in (1, 2):
+            raise ValueError(f"Replay takes a (D,) mixture or a (T, D) plan, got shape {self.mixtures.shape}")
+        self.name = name
+
+    def act(self, history: History) -> np.ndarray:
+        if self.mixtures.ndim == 1:
+            return self.mixtures / self.mixtures.sum()
+        t = len(history) - 1
+        if t >= len(self.mixtures):
+            raise ValueError(f"{self.name}: the plan has {len(self.mixtures)} mixtures, the episode asks for step {t + 1}")
+        return self.mixtures[t] / self.mixtures[t].sum()
+
+
 def adapt_env(env, policy: Policy):
     """`env` as a policy of a fixed domain space sees it: unchanged if the spaces match, else bridged
     through the source-based space (fine -> per-field shares -> the env's domains, by p_0/p*)."""
@@ -139,7 +173,7 @@ def adapt_env(env, policy: Policy):
         return env
     if tuple(have.fields) != tuple(wanted.fields):
         raise ValueError(f"policy {policy.name!r} knows fields {list(wanted.fields)}, the env has {list(have.fields)}")
-    from dmix_gym.wrappers import CollapseDomains
+    from .wrappers import CollapseDomains
 
     coarse = env if have.size == len(have.fields) else CollapseDomains(env, to="source")
     return CollapseDomains(coarse, to="fine", fine_space=wanted)
@@ -148,8 +182,10 @@ def adapt_env(env, policy: Policy):
 def rollout(policy: Policy, env, seed: int = 0, progress: bool = False) -> Episode:
     """Run `policy` for one episode of `env` (a DataMix-v0, possibly wrapped) and return it.
 
-    A policy of another domain space (an agent trained on other domains) acts through the
-    source-based space (`adapt_env`).
+    The one env loop of dmix: the leaderboard, the baselines' proxy runs, trajectory collection
+    (a `Replay` of the planned mixtures) and `dmix env episode` all run through it. A policy of
+    another domain space (an agent trained on other domains) acts through the source-based space
+    (`adapt_env`).
     """
     from tqdm.auto import tqdm
 
@@ -162,8 +198,7 @@ def rollout(policy: Policy, env, seed: int = 0, progress: bool = False) -> Episo
     history = History()
     history.append(obs, step_info)
     d = env.action_space.shape[0]
-    mixtures, feedback, rewards, tokens = [obs[:d].astype(np.float64)], [step_info["feedback"]], [], []
-    losses = [step_info["domain_loss"]]
+    mixtures, rewards = [obs[:d].astype(np.float64)], []
     terminated = truncated = False
     with tqdm(total=info.max_steps, desc=f"{policy.name} seed {seed}", unit="step", disable=not progress) as bar:
         while not (terminated or truncated):
@@ -171,13 +206,10 @@ def rollout(policy: Policy, env, seed: int = 0, progress: bool = False) -> Episo
             obs, reward, terminated, truncated, step_info = env.step(action)
             history.append(obs, step_info)
             mixtures.append(action)
-            feedback.append(step_info["feedback"])
             rewards.append(reward)
-            tokens.append(step_info["tokens"])
-            losses.append(step_info["domain_loss"])
             bar.update(1)
             bar.set_postfix(reward=f"{reward:+.3f}")
     space = info.domain_space
-    return Episode(policy.name, seed, space.names, space.fields, np.array(mixtures), np.array(feedback, np.float64),
-                   np.array(rewards, np.float64), np.array(tokens, np.int64), np.array(losses, np.float64), bool(terminated),
-                   time.perf_counter() - started)
+    infos = {key: np.asarray([i[key] for i in history.infos]) for key in history.infos[0]}
+    return Episode(policy.name, seed, space.names, space.fields, history.stacked(), np.array(mixtures),
+                   np.array(rewards, np.float64), infos, bool(terminated), bool(truncated), time.perf_counter() - started)

@@ -1,0 +1,164 @@
+"""The jobs behind the `dmix` command as plain functions: each stage, and the whole pipeline `dmix run` runs."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .views import console, peak_rss_mib, print_dataset_summary, print_episode_steps, print_leaderboard, print_manifest
+
+PathLike = str | Path | None
+
+
+def build(scenario: str, preset: str, data_dir: PathLike = None, cache_dir: PathLike = None, force: bool = False) -> None:
+    """Build (or verify) a scenario's data at a preset and print its manifest."""
+    from dmix_gym.data import build_data, load_data_spec
+
+    spec = load_data_spec(scenario, preset)
+    started = time.perf_counter()
+    shards = build_data(spec, data_dir, cache_dir, force=force)
+    console.print(f"[bold]{spec.name}[/] at preset [bold]{preset}[/]: {shards.root}")
+    console.print(f"ready in {time.perf_counter() - started:.1f} s (build took {shards.manifest['build_seconds']} s), "
+                  f"peak memory {peak_rss_mib():.0f} MiB")
+    print_manifest(shards.manifest)
+
+
+def fixed_mixture(base, mixture: str) -> np.ndarray:
+    """`start` (p0), `target` (p*), `uniform`, or a target share s in [0, 1]: (1 - s) p0 + s p*."""
+    named = {"start": base.p0, "target": base.p_star, "uniform": np.ones(base.num_domains) / base.num_domains}
+    if mixture in named:
+        return named[mixture]
+    try:
+        share = float(mixture)
+    except ValueError:
+        raise ValueError(f"mixture {mixture!r} is not start, target, uniform or a target share in [0, 1]") from None
+    if not 0 <= share <= 1:
+        raise ValueError(f"target share must be in [0, 1], got {share}")
+    return (1 - share) * base.p0 + share * base.p_star
+
+
+def fixed_mixture_episode(scenario: str, preset: str, mixture: str = "start", seed: int = 0, device: str = "auto",
+                          data_dir: PathLike = None, cache_dir: PathLike = None, plot: PathLike = None) -> None:
+    """One DataMix-v0 episode holding a fixed mixture; print each step, optionally save the mixture plot."""
+    import gymnasium as gym
+
+    import dmix_gym  # noqa: F401  (registers DataMix-v0)
+    from dmix_gym.policy import Replay, rollout
+
+    env = gym.make("DataMix-v0", scenario=scenario, preset=preset, device=device, data_dir=data_dir, cache_dir=cache_dir,
+                   render_mode="rgb_array")
+    base = env.unwrapped
+    episode = rollout(Replay(fixed_mixture(base, mixture), name=f"mixture {mixture}"), env, seed=seed)
+    print_episode_steps(episode, f"{base.scenario.name}: episode with mixture {mixture!r}, seed {seed}")
+    if plot:
+        from PIL import Image
+
+        Image.fromarray(env.render()).save(plot)
+        console.print(f"plot: {plot}")
+
+
+def publish_collection(scenario: str, preset: str, name: str = "trajectories", overwrite: bool = False,
+                       partial: bool = False, cache_dir: PathLike = None) -> None:
+    """Publish a staged collection as a local Minari dataset and print its summary."""
+    from datasets_builder.collection import staging_dir
+    from datasets_builder.publish import publish
+    from dmix_gym.scenario import make_scenario
+
+    folder = staging_dir(make_scenario(scenario, preset).name, name, cache_dir)
+    print_dataset_summary(publish(folder, name=name, overwrite=overwrite, partial=partial))
+
+
+def collect_trajectories(scenario: str, preset: str, trajectories: int = 64, qualities: tuple[int, ...] = (1, 100, 1000, 10000),
+                         name: str = "trajectories", workers: int = 2, backend: str = "process", seed: int = 0,
+                         publish: bool = True, overwrite: bool = False, data_dir: PathLike = None,
+                         cache_dir: PathLike = None) -> None:
+    """Collect Algorithm 1 trajectories through DataMix-v0 (resumable), then publish them to Minari."""
+    from datasets_builder.collection import collect
+    from dmix_gym.scenario import make_scenario
+
+    started = time.perf_counter()
+    folder = collect(make_scenario(scenario, preset), name=name, total=trajectories, qualities=qualities, workers=workers,
+                     backend=backend, data_dir=str(data_dir) if data_dir else None,
+                     cache_dir=str(cache_dir) if cache_dir else None, seed=seed)
+    console.print(f"staged {trajectories} episodes in {folder} ({time.perf_counter() - started:.0f} s this run)")
+    if publish:
+        publish_collection(scenario, preset, name, overwrite=overwrite, cache_dir=cache_dir)
+
+
+def train_agent(dataset: str, algo: str, out: Path, window: int = 16, d_model: int = 256, layers: int = 2,
+                epochs: int = 150, quality: int = 10000, steps: int = 1500, seed: int = 0, progress: bool = True) -> Path:
+    """Train the Data Mixing Agent on a dmix Minari dataset (SFT, then CQL from it); return the saved policy's path."""
+    from agents.agent import TransformerAgent
+    from agents.networks import AgentConfig, count_parameters
+    from agents.offline import load_offline
+    from agents.sft import SFTConfig, train_sft
+
+    if algo not in ("sft", "cql"):
+        raise ValueError(f"algo must be 'sft' or 'cql', got {algo!r}")
+    data = load_offline(dataset, window)
+    agent_config = AgentConfig(window=window, d_model=d_model, layers=layers, ffn=4 * d_model)
+    console.print(f"{dataset}: {len(data)} transitions, {len(set(data.episode.tolist()))} episodes, "
+                  f"{len(data.domains)} domains, {len(data.fields)} fields")
+    sft_path = Path(out) / "sft.pt"
+    if algo == "sft" or not sft_path.exists():
+        agent, metrics = train_sft(data, out, agent_config, SFTConfig(quality=quality, epochs=epochs, seed=seed), progress)
+        console.print(f"SFT: {count_parameters(agent.net):,} parameters, {metrics['seconds']:.0f} s, best validation MSE "
+                      f"{metrics['best_val_mse']:.2e} at epoch {metrics['best_epoch']} -> [bold]{sft_path}[/]")
+    if algo == "sft":
+        return sft_path
+    from agents.cql import CQLSettings, train_cql
+
+    _, metrics, _ = train_cql(data, out, TransformerAgent.load(sft_path), CQLSettings(steps=steps, seed=seed), progress)
+    final = metrics["final"] or {}
+    console.print(f"CQL: {metrics['seconds']:.0f} s, critic loss {final.get('critic_loss', float('nan')):.3f}, "
+                  f"actor loss {final.get('actor_loss', float('nan')):.3f} -> [bold]{Path(out) / 'cql.pt'}[/]")
+    return Path(out) / "cql.pt"
+
+
+def submit_to_leaderboard(policy: str, name: str, protocol: str, db: Path, workers: int = 1, data_dir: PathLike = None,
+                          cache_dir: PathLike = None) -> str:
+    """Compute the protocol's missing references, run `policy` through it (resumable); return 'done' or 'failed'."""
+    from leaderboard.store import Store
+    from leaderboard.submit import compute_references, submit
+
+    compute_references(_protocol(protocol), Store(db), data_dir, cache_dir, workers=workers)
+    status = submit(policy, name, protocol, db, data_dir, cache_dir, workers)
+    console.print(f"{name}: [bold]{status}[/]")
+    return status
+
+
+def _protocol(version: str):
+    from leaderboard.protocol import get_protocol
+
+    return get_protocol(version)
+
+
+def run_pipeline(scenario: str = "general-math", preset: str = "smoke", trajectories: int = 16, workers: int = 2,
+                 cql_steps: int = 300, out: Path = Path("runs/main"), protocol: str = "dmix-bench-smoke-v0",
+                 data_dir: PathLike = None, cache_dir: PathLike = None) -> None:
+    """The whole pipeline on the default data: data, an episode, trajectories -> Minari, SFT + CQL agents, leaderboard."""
+    from datasets_builder.publish import dataset_id
+    from dmix_gym.scenario import make_scenario
+    from leaderboard.submit import default_db
+
+    _protocol(protocol)  # a bad version fails before an hour of work, not after
+    console.rule("[bold]1/5 data")
+    build(scenario, preset, data_dir, cache_dir)
+    console.rule("[bold]2/5 environment")
+    fixed_mixture_episode(scenario, preset, mixture="0.5", seed=0, data_dir=data_dir, cache_dir=cache_dir)
+    console.rule("[bold]3/5 trajectories -> Minari")
+    collect_trajectories(scenario, preset, trajectories, workers=workers, overwrite=True, data_dir=data_dir,
+                         cache_dir=cache_dir)
+    console.rule("[bold]4/5 agents: SFT warm-up, then CQL through d3rlpy")
+    made = make_scenario(scenario, preset)
+    train_agent(dataset_id(made.name, "trajectories"), "cql", out, window=min(16, made.train.max_steps),
+                d_model=256 if preset != "smoke" else 64, steps=cql_steps)
+    console.rule(f"[bold]5/5 leaderboard {protocol}: agents and baselines on held-out tasks")
+    db = default_db(cache_dir)
+    entries = [("agent-sft", str(out / "sft.pt")), ("agent-cql", str(out / "cql.pt"))]
+    entries += [(name, f"baseline:{name}") for name in ("naive", "uniform", "start-state", "regmix", "dbl")]
+    for name, spec in entries:
+        submit_to_leaderboard(spec, name, protocol, db, 1, data_dir, cache_dir)
+    print_leaderboard(protocol, db)

@@ -1,0 +1,147 @@
+"""What the `dmix` command prints: rich tables of a data manifest, an episode, a dataset and a leaderboard."""
+
+from __future__ import annotations
+
+import resource
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from dmix_gym.policy import Episode
+
+console = Console()
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def print_manifest(manifest: dict) -> None:
+    """A built data folder's domains (docs, tokens, p0, p*) and fields."""
+    space = manifest["domain_space"]
+    table = Table(title=f"{manifest['scenario']} / {manifest['preset']}: {len(manifest['domains'])} domains, "
+                        f"seq_len {manifest['seq_len']}, vocab {manifest['tokenizer']['vocab_size']}")
+    for column in ("#", "domain", "docs", "tokens", "train seqs", "p0", "p*"):
+        table.add_column(column, justify="left" if column == "domain" else "right")
+    for i, d in enumerate(manifest["domains"]):
+        table.add_row(str(i), d["name"], f"{d['documents']:,}", f"{d['tokens']:,}", f"{d['train_sequences']:,}",
+                      f"{space['p0'][i]:.3f}", f"{space['p_star'][i]:.3f}")
+    table.add_row("", "sum", "", f"{sum(d['tokens'] for d in manifest['domains']):,}", "",
+                  f"{sum(space['p0']):.3f}", f"{sum(space['p_star']):.3f}")
+    console.print(table)
+    fields = Table(title="fields")
+    for column in ("field", "role", "docs", "tokens", "eval pairs", "dropped (eval overlap)"):
+        fields.add_column(column)
+    for name, f in manifest["fields"].items():
+        fields.add_row(name, f["role"], f"{f['documents']:,}", f"{f['tokens']:,}", str(f["eval_pairs"]), str(f["decontaminated"]))
+    console.print(fields)
+
+
+def print_episode_steps(episode: Episode, title: str) -> None:
+    """Per step: feedback per field, reward, train loss and timings (when the env reports them)."""
+    infos = episode.infos
+    timed = "train_seconds" in infos
+    table = Table(title=title)
+    for column in ["step", *[f"f({f})" for f in episode.fields], "reward", "train loss",
+                   *(["train s", "eval s"] if timed else [])]:
+        table.add_column(column, justify="right")
+    for t, feedback in enumerate(episode.feedback):
+        step = [f"{episode.rewards[t - 1]:+.4f}", f"{infos['train_loss'][t]:.3f}"] if t else ["", ""]
+        timing = [f"{infos['train_seconds'][t]:.2f}" if t else "", f"{infos['eval_seconds'][t]:.2f}"] if timed else []
+        table.add_row(str(t), *[f"{v:.4f}" for v in feedback], *step, *timing)
+    console.print(table)
+    end = "terminated" if episode.terminated else "truncated"
+    console.print(f"return {episode.episode_return:+.4f} over {len(episode.rewards)} steps in {episode.seconds:.1f} s ({end})")
+
+
+def print_policy_episode(episode: Episode, target_domains: np.ndarray, title: str) -> None:
+    """Per step: target share, top domain, feedback per field and reward of a policy's episode."""
+    table = Table(title=title)
+    for column in ["step", "target share", "top domain", *[f"f({f})" for f in episode.fields], "reward"]:
+        table.add_column(column, justify="right")
+    for t, (p, f) in enumerate(zip(episode.mixtures, episode.feedback)):
+        top = int(np.argmax(p))
+        table.add_row(str(t), f"{p[target_domains].sum():.3f}", f"{episode.domains[top]} {p[top]:.2f}",
+                      *[f"{v:.4f}" for v in f], f"{episode.rewards[t - 1]:+.4f}" if t else "")
+    console.print(table)
+    summary = episode.summary()
+    console.print(f"return {episode.episode_return:+.4f}; final feedback "
+                  + ", ".join(f"{k}={v:.4f}" for k, v in summary["final_feedback"].items())
+                  + f"; {summary['tokens']:,} tokens in {episode.seconds:.1f} s")
+
+
+def print_dataset_summary(dataset) -> None:
+    """A published dmix dataset's mean return per Algorithm 1 quality level."""
+    from datasets_builder.publish import dmix_metadata
+
+    meta = dmix_metadata(dataset)
+    table = Table(title=f"{dataset.spec.dataset_id}: {dataset.total_episodes} episodes, {dataset.total_steps} transitions")
+    for column in ["quality N", "episodes", "mean return", "std"]:
+        table.add_column(column, justify="right")
+    returns = np.array([float(np.sum(e.rewards)) for e in dataset.iterate_episodes()])
+    quality = np.array(meta["episode_quality"])
+    for n in sorted(set(quality)):
+        r = returns[quality == n]
+        table.add_row(str(n), str(len(r)), f"{r.mean():+.4f}", f"{r.std():.4f}")
+    console.print(table)
+
+
+def print_leaderboard(protocol: str, db: Path, as_markdown: bool = False) -> None:
+    """The ranked table of a protocol's results in `db` (what show, submit and run print)."""
+    from leaderboard.protocol import get_protocol
+    from leaderboard.store import Store
+    from leaderboard.table import markdown, ranked, table_cells
+
+    rows = ranked(Store(db), protocol)
+    tasks = [t.name for t in get_protocol(protocol).tasks]
+    if as_markdown:
+        print(markdown(rows, tasks), end="")
+        return
+    header, cells = table_cells(rows, tasks)
+    table = Table(title=f"{protocol}: normalised score (0 = random mixtures, 100 = best static target share), mean ± std "
+                        "over seeds; * = balanced score (the task's references do not normalise)")
+    for column in header:
+        table.add_column(column, justify="right")
+    for row, line in zip(rows, cells):
+        table.add_row(*line[:-1], row.status)  # a failure's reason is printed below the table
+    console.print(table)
+    for row in rows:
+        if row.status == "failed":
+            console.print(f"[red]{row.name} failed[/]: {row.reason}")
+
+
+def print_cpt_records(records: list[dict], title: str) -> None:
+    """Per step of a `dmix cpt` run: the top of the mixture, reward, train loss, tokens/s and feedback."""
+    table = Table(title=title)
+    for column in ["step", "mixture (top 3)", "reward", "train loss", "tok/s", "f(source)", "f(target)"]:
+        table.add_column(column, justify="right")
+    for r in records:
+        top = sorted(enumerate(r["policy_mixture"]), key=lambda x: -x[1])[:3]
+        table.add_row(str(r["step"]), " ".join(f"{i}:{p:.2f}" for i, p in top), f"{r['reward']:+.4f}", f"{r['train_loss']:.3f}",
+                      f"{r['train_tokens_per_second']:,.0f}", f"{r['feedback'][0]:.3f}", f"{np.mean(r['feedback'][1:]):.3f}")
+    console.print(table)
+
+
+def print_cpt_dry_run(config, gpus: int, micro_batch: int | None) -> None:
+    """The model of a `dmix cpt` run on the meta device: parameters and memory per GPU under FSDP."""
+    from cpt.models import count_meta_parameters, memory_per_gpu, resolve_model
+
+    scenario = config.make_scenario()
+    data = scenario.data.preset
+    seq_len = data.seq_len
+    choice = resolve_model(config.model, data.vocab_size, seq_len)
+    if choice.config is None:
+        raise ValueError("--dry-run needs --model llama-3b, a LlamaConfig JSON or a model dir")
+    params = count_meta_parameters(choice.config)
+    mb = micro_batch or scenario.train.micro_batch
+    table = Table(title=f"{choice.name}: {params:,} parameters ({params / 1e9:.2f}B), vocab {data.vocab_size}, "
+                        f"{choice.config.num_hidden_layers} layers; FSDP, bf16 compute, micro-batch {mb} x {seq_len} tokens")
+    for column in ["GPUs", "weights+grads+AdamW (GiB)", "gathered layers (GiB)", "activations (GiB)", "total per GPU (GiB)"]:
+        table.add_column(column, justify="right")
+    for n in sorted({1, 2, 4, 8, gpus}):
+        m = memory_per_gpu(choice.config, params, n, mb, seq_len)
+        table.add_row(str(n), f"{m.sharded_state_gib:.1f}", f"{m.gathered_layers_gib:.2f}", f"{m.activations_gib:.2f}",
+                      f"{m.total_gib:.1f}")
+    console.print(table)

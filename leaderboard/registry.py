@@ -1,0 +1,50 @@
+"""Policies by name: `baseline:<name>`, the path of a saved agent or baseline, or `package.module:factory`."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+from pathlib import Path
+
+from dmix_gym.policy import Policy
+from dmix_gym.utils.atomic import sha256_file
+
+
+def load_policy(spec: str | Path) -> Policy:
+    """`baseline:naive|uniform|start-state|regmix|dbl`, a saved agent (.pt), or a saved baseline (.json)."""
+    text = str(spec)
+    if text.startswith("baseline:"):
+        from baselines import make_baseline
+
+        return make_baseline(text)
+    path = Path(text)
+    if not path.exists():
+        raise FileNotFoundError(f"no policy {text!r}: not a baseline:<name> and no such file")
+    if path.suffix == ".json":
+        saved = json.loads(path.read_text())
+        if "policy" not in saved:
+            raise ValueError(f"{path} is not a saved dmix policy (no 'policy' key)")
+        policy = load_policy(saved["policy"])
+        if "config" in saved:
+            policy.config = type(policy.config)(**saved["config"])
+        return policy
+    from agents.agent import TransformerAgent
+
+    return TransformerAgent.load(path)
+
+
+def resolve_policy(spec: str) -> tuple[Policy, str]:
+    """(policy, fingerprint) of `package.module:factory`, `baseline:<name>`, or a saved policy file."""
+    if ":" in spec and not spec.startswith("baseline:") and not Path(spec).exists():
+        module_name, _, factory_name = spec.partition(":")
+        module = importlib.import_module(module_name)
+        policy = getattr(module, factory_name)()
+        if not isinstance(policy, Policy):
+            raise TypeError(f"{spec} returned {type(policy).__name__}, not a dmix_gym.Policy")
+        source = getattr(module, "__file__", None)
+        digest = sha256_file(source) if source else hashlib.sha256(spec.encode()).hexdigest()
+        return policy, f"entry:{spec}:{digest[:16]}"
+    policy = load_policy(spec)
+    path = Path(spec)
+    return policy, (f"file:{sha256_file(path)[:16]}" if path.exists() else f"builtin:{spec}")
