@@ -41,6 +41,23 @@ def matmul_peak(device: torch.device, seconds: float = 3.0) -> float:
     return best
 
 
+def eval_parts(env) -> dict[str, float]:
+    """Seconds of each part of one evaluation: the rewarded Q/A sets, the held-out text, the probes."""
+    from dmix_gym.feedback import domain_loss_sums, feedback_sums
+
+    base = env.unwrapped
+    model, evalset = base.model.eval(), base.evalset
+    parts = {"qa": lambda: feedback_sums(model, evalset.answers, evalset.num_fields),
+             "heldout": lambda: domain_loss_sums(model, evalset.heldout, evalset.num_domains),
+             "probes": lambda: feedback_sums(model, evalset.probes, evalset.num_probes)}
+    seconds = {}
+    for name, run in parts.items():
+        started = time.perf_counter()
+        run()
+        seconds[f"eval_{name}_s"] = round(time.perf_counter() - started, 3)
+    return seconds
+
+
 def bench_preset(preset: str, device: str, episodes: int, peak: float) -> dict:
     env = gym.make("DataMix-v0", preset=preset, device=device, progress=True)
     base = env.unwrapped
@@ -79,6 +96,7 @@ def bench_preset(preset: str, device: str, episodes: int, peak: float) -> dict:
         "eval_share_median_step": round(float(np.median(np.divide(eval_s, step_s))), 3),
         "steps_per_minute": round(60 / float(np.mean(step_s)), 1),
         "episode_s": round(float(np.mean(episode_s)), 1),
+        **eval_parts(env),
     }
 
 

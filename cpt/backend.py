@@ -20,7 +20,7 @@ from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding
 from dmix_gym.backend import ProxyBackend
 from dmix_gym.base import load_or_pretrain_base
 from dmix_gym.data.shards import ShardSet
-from dmix_gym.feedback import EvalSet, domain_loss_sums, feedback_sums
+from dmix_gym.feedback import EvalSet, Evaluation, domain_loss_sums, feedback_sums, ratio
 from dmix_gym.model import build_model
 from dmix_gym.scenario import Scenario
 from dmix_gym.trainer import ProxyTrainer
@@ -113,16 +113,17 @@ class ShardedBackend(ProxyBackend):
         loss, tokens_seen = all_sum([np.array([stats["loss"]]), np.array([stats["tokens"]])], self.ranks)
         return {**stats, "loss": float(loss[0]) / world, "tokens": int(tokens_seen[0])}
 
-    def evaluate(self, evalset: EvalSet) -> tuple[np.ndarray, np.ndarray]:
-        """(feedback per field, held-out loss per domain), each rank evaluating a share of the batches."""
+    def evaluate(self, evalset: EvalSet) -> Evaluation:
+        """Q/A per field, held-out loss per domain and probes, each rank evaluating a share of the batches."""
         self.model.eval()
         self.model.unshard()  # the root's weights (embeddings, final norm, LM head): eval calls its submodules directly
-        answers, answer_padding = _rank_share(evalset.answers, self.ranks)
-        heldout, heldout_padding = _rank_share(evalset.heldout, self.ranks)
-        f_sums, f_counts = feedback_sums(self.model, answers, evalset.num_fields)
-        feedback_sums(self.model, answer_padding, evalset.num_fields)
-        l_sums, l_counts = domain_loss_sums(self.model, heldout, evalset.num_domains)
-        domain_loss_sums(self.model, heldout_padding, evalset.num_domains)
+        sums = []
+        for batches, groups, measure in ((evalset.answers, evalset.num_fields, feedback_sums),
+                                         (evalset.heldout, evalset.num_domains, domain_loss_sums),
+                                         (evalset.probes, evalset.num_probes, feedback_sums)):
+            mine, padding = _rank_share(batches, self.ranks)
+            sums += measure(self.model, mine, groups)
+            measure(self.model, padding, groups)  # FSDP's forwards stay in lockstep across ranks
         self.model.reshard()
-        f_sums, f_counts, l_sums, l_counts = all_sum([f_sums, f_counts, l_sums, l_counts], self.ranks)
-        return f_sums / f_counts, l_sums / l_counts
+        qa_s, qa_n, loss_s, loss_n, probe_s, probe_n = all_sum(sums, self.ranks)
+        return Evaluation(ratio(qa_s, qa_n), ratio(loss_s, loss_n), ratio(probe_s, probe_n))

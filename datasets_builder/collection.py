@@ -36,9 +36,16 @@ class CollectionError(RuntimeError):
     """A staging folder that does not match the collection asked for, or an unreadable staged episode."""
 
 
-def staging_dir(scenario_name: str, name: str, cache_dir: str | os.PathLike | None = None) -> Path:
-    """Where the collection `name` of a scenario (e.g. general-math-cpu) is staged."""
-    return resolve_cache_dir(cache_dir) / "staging" / f"{scenario_name}-{name}"
+DATASET_VERSION = 1  # v1: source fields fed back by held-out text (v0: by Q/A pairs)
+SHIPPED = Path(__file__).resolve().parent / "collections"  # the benchmark's own collections, plan and episodes, in the package
+
+
+def staging_dir(scenario_name: str, name: str, cache_dir: str | os.PathLike | None = None,
+                version: int = DATASET_VERSION) -> Path:
+    """Where the collection `name` of a scenario (e.g. general-math-cpu) is staged: the shipped copy when the
+    package has one (the benchmark's datasets, committed episode by episode), else under the cache directory."""
+    folder = f"{scenario_name}-{name}-v{version}"
+    return SHIPPED / folder if (SHIPPED / folder).is_dir() else resolve_cache_dir(cache_dir) / "staging" / folder
 
 
 def episode_path(folder: Path, index: int) -> Path:
@@ -125,7 +132,7 @@ def stage_episode(folder: Path, arrays: dict[str, np.ndarray]) -> Path:
     final = episode_path(folder, int(arrays["index"]))
     with atomic_path(final, suffix=".npz") as tmp:
         with open(tmp, "wb") as handle:
-            np.savez(handle, **arrays)
+            np.savez_compressed(handle, **arrays)
     return final
 
 

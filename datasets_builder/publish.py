@@ -1,6 +1,6 @@
 """Minari publication of a staged collection, and the checks a consumer runs on a loaded dataset.
 
-The dataset id is `dmix/<scenario>-<preset>/<name>-v0`. Besides Minari's own fields, the
+The dataset id is `dmix/<scenario>-<preset>/<name>-v1` (v1: source fields fed back by held-out text). Besides Minari's own fields, the
 metadata key `dmix` carries what agents and the leaderboard need: the scenario (so
 `recover_environment()` and `dataset_scenario()` rebuild the same task), domain and field
 names, `p_0`, `p*`, per-field feedback mean/std over the dataset, and each episode's
@@ -20,13 +20,13 @@ from dmix_gym.data.build import build_data
 from dmix_gym.env import make_spaces
 from dmix_gym.scenario import Scenario
 
-from .collection import EPISODE_PATTERN, CollectionError, Plan, load_episode
+from .collection import DATASET_VERSION, EPISODE_PATTERN, CollectionError, Plan, load_episode
 
-INFO_KEYS = ("feedback", "domain_loss", "tokens", "mixture", "train_loss")  # timings are left out: wall-clock
+INFO_KEYS = ("feedback", "domain_loss", "probes", "tokens", "mixture", "train_loss")  # timings are left out: wall-clock
 METADATA_KEY = "dmix"
 
 
-def dataset_id(scenario_name: str, name: str, version: int = 0) -> str:
+def dataset_id(scenario_name: str, name: str, version: int = DATASET_VERSION) -> str:
     return f"dmix/{scenario_name}/{name}-v{version}"
 
 
@@ -92,7 +92,8 @@ def publish(folder: str | Path, name: str | None = None, author: str = "dmix", d
     feedback = np.concatenate([e["info/feedback"] for e in episodes])
     spec = env_spec(plan.scenario)
     # The built data (cached by the collection) gives the spaces; no proxy or base checkpoint is needed.
-    space = build_data(scenario.data, progress=False).domain_space
+    shards = build_data(scenario.data, progress=False)
+    space = shards.domain_space
     action_space, observation_space = make_spaces(space)
     dataset = minari.create_dataset_from_buffers(
         dataset_id=ident,
@@ -114,6 +115,7 @@ def publish(folder: str | Path, name: str | None = None, author: str = "dmix", d
         "scenario": plan.scenario,
         "collection": plan.name,
         "fields": list(space.fields),
+        "probes": list(shards.probe_pairs),
         "target_fields": list(space.target_fields),
         "domains": list(space.names),
         "field_of": [int(f) for f in space.field_of],

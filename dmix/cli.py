@@ -26,7 +26,8 @@ Preset = Annotated[str, typer.Option(help="scale preset: smoke | cpu | paper")]
 DataDir = Annotated[Optional[Path], typer.Option(help="raw data root (default: $DMIX_DATA_DIR, ../shared/data, ~/.cache/dmix/data)")]
 CacheDir = Annotated[Optional[Path], typer.Option(help="generated-files root (default: $DMIX_CACHE_DIR, ~/.cache/dmix)")]
 Device = Annotated[str, typer.Option(help="auto | cpu | cuda")]
-Protocol = Annotated[str, typer.Option(help="protocol version: dmix-bench-v0 (cpu) | dmix-bench-smoke-v0")]
+Protocol = Annotated[str, typer.Option(
+    help="protocol version: dmix-bench-v1 (cpu) | dmix-bench-smoke-v1 | dmix-bench-v0 (frozen, readable)")]
 Db = Annotated[Optional[Path], typer.Option(help="results database (default: <cache>/leaderboard.sqlite)")]
 
 
@@ -139,7 +140,7 @@ def run(
     workers: Annotated[int, typer.Option(help="parallel env workers")] = 2,
     cql_steps: Annotated[int, typer.Option(help="CQL gradient steps")] = 300,
     out: Annotated[Path, typer.Option(help="where the trained agents go")] = Path("runs/main"),
-    protocol: Protocol = "dmix-bench-smoke-v0",
+    protocol: Protocol = "dmix-bench-smoke-v1",
     data_dir: DataDir = None,
     cache_dir: CacheDir = None,
 ) -> None:
@@ -255,7 +256,7 @@ def agents_compare(
 def leaderboard_submit(
     policy: Annotated[str, typer.Option(help="package.module:factory, a saved policy file, or baseline:<name>")],
     name: Annotated[str, typer.Option(help="the submission's name in the table (re-using it replaces that entry)")],
-    protocol: Protocol = "dmix-bench-v0",
+    protocol: Protocol = "dmix-bench-v1",
     workers: Annotated[int, typer.Option(help="episodes run in parallel processes")] = 1,
     db: Db = None,
     data_dir: DataDir = None,
@@ -273,7 +274,7 @@ def leaderboard_submit(
 
 @leaderboard_app.command("show")
 def leaderboard_show(
-    protocol: Protocol = "dmix-bench-v0",
+    protocol: Protocol = "dmix-bench-v1",
     db: Db = None,
     cache_dir: CacheDir = None,
     as_markdown: Annotated[bool, typer.Option("--markdown", help="print a Markdown table (for a README) instead")] = False,
@@ -285,7 +286,7 @@ def leaderboard_show(
 @leaderboard_app.command("report")
 def leaderboard_report(
     out: Annotated[Path, typer.Option(help="folder for index.html and its PNG plots")] = Path("runs/leaderboard"),
-    protocol: Protocol = "dmix-bench-v0",
+    protocol: Protocol = "dmix-bench-v1",
     db: Db = None,
     cache_dir: CacheDir = None,
 ) -> None:

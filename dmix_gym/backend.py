@@ -10,13 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from transformers import LlamaConfig
 
 from .base import load_or_pretrain_base
 from .data.shards import ShardSet
-from .feedback import EvalSet, evaluate
+from .feedback import EvalSet, Evaluation, evaluate
 from .model import build_model
 from .scenario import Scenario
 from .trainer import ProxyTrainer
@@ -51,6 +50,6 @@ class ProxyBackend:
         """Train on one step's (N, L) sequences; return mean loss, tokens and seconds."""
         return self.trainer.train_on(tokens)
 
-    def evaluate(self, evalset: EvalSet) -> tuple[np.ndarray, np.ndarray]:
-        """(feedback per field, held-out loss per domain) of the current model."""
+    def evaluate(self, evalset: EvalSet) -> Evaluation:
+        """Q/A log-prob per field, held-out loss per domain and probe scores of the current model."""
         return evaluate(self.model, evalset)

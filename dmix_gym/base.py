@@ -19,13 +19,16 @@ from .utils.atomic import atomic_dir, stable_hash
 from .utils.paths import resolve_cache_dir
 
 
-def base_key(scenario: Scenario, vocab_size: int, device: torch.device) -> str:
-    """Identity of a base checkpoint: model shape, data, pre-training budget, seed and device kind."""
+def base_key(scenario: Scenario, shards: ShardSet, vocab_size: int, device: torch.device) -> str:
+    """Identity of a base checkpoint: model shape, the source field's training tokens, pre-training budget, seed and
+    device kind. Evaluation sets, probes and feedback kinds do not change it."""
     t = scenario.train
+    source = [(e["sha256"], e["train_sequences"]) for e, f in zip(shards.manifest["domains"], shards.domain_space.field_of)
+              if f == 0]
     return stable_hash({
-        "model": scenario.model.__dict__, "vocab": vocab_size, "data": scenario.data.to_dict(),
-        "tokens": t.base_tokens, "lr": t.base_lr, "micro_batch": t.micro_batch, "seed": scenario.seed,
-        "device": device.type, "version": 1,
+        "model": scenario.model.__dict__, "vocab": vocab_size, "tokenizer": shards.manifest["tokenizer"]["hash"],
+        "source_shards": source, "seq_len": shards.seq_len, "tokens": t.base_tokens, "lr": t.base_lr,
+        "micro_batch": t.micro_batch, "seed": scenario.seed, "device": device.type, "version": 2,
     })
 
 
@@ -63,7 +66,7 @@ def pretrain_base(scenario: Scenario, shards: ShardSet, config, device: torch.de
 def load_or_pretrain_base(scenario: Scenario, shards: ShardSet, config, device: torch.device,
                           cache_dir: str | Path | None = None, progress: bool = True) -> dict[str, torch.Tensor]:
     """The cached base checkpoint of this scenario, pre-training (and caching) it on first use."""
-    path = resolve_cache_dir(cache_dir) / "checkpoints" / f"base-{base_key(scenario, config.vocab_size, device)}"
+    path = resolve_cache_dir(cache_dir) / "checkpoints" / f"base-{base_key(scenario, shards, config.vocab_size, device)}"
     weights = path / "model.safetensors"
     if weights.exists():
         return load_file(weights)

@@ -15,8 +15,9 @@ from gymnasium import spaces
 from .backend import ProxyBackend
 from .base import gather
 from .data.build import build_data
+from .data.domains import expand
 from .data.tokenizer import load_tokenizer
-from .feedback import EvalSet, encode_pairs, pack_answer_batches, reward
+from .feedback import EvalSet, Evaluation, encode_pairs, field_feedback, pack_answer_batches, reward
 from .model import llama_config
 from .render import ansi_table, mixture_area_plot
 from .sampler import MixtureSampler
@@ -61,8 +62,9 @@ class DataMixEnv(gym.Env):
     what it knew. Each step of this env is one domain re-weighting step of that training: the
     agent picks the mixture, i.e. the share of the next `tokens_per_step` training tokens drawn
     from each of D domains; the env trains a real LLaMA-architecture proxy LM
-    (`transformers.LlamaForCausalLM`) on real text drawn by that mixture, then evaluates it on
-    held-out question/answer pairs of every field. The source field (what the model already
+    (`transformers.LlamaForCausalLM`) on real text drawn by that mixture, then measures how much
+    it keeps of every field: the field's own held-out text (documents never trained on) and/or
+    its question/answer set, as the scenario says. The source field (what the model already
     knows) and the target fields (what it must learn) each split into domains. After the Data
     Mixing Agent paper (ACL 2026), section 2.
 
@@ -79,7 +81,7 @@ class DataMixEnv(gym.Env):
     | index | observation | min | max |
     | --- | --- | --- | --- |
     | 0 .. D-1 | the last mixture p_{t-1} (p_0 after reset) | 0 | 1 |
-    | D .. D+K-1 | feedback f_k(theta_{t-1}) per field, mean log-prob per answer token (eq. 1) | -inf | 0 |
+    | D .. D+K-1 | feedback f_k(theta_{t-1}) per field (eq. 1; see Rewards) | -inf | 0 |
     | D+K | progress t / T | 0 | 1 |
     | D+K+1 .. | fraction of each target field's training sequences not yet drawn | 0 | 1 |
 
@@ -88,6 +90,11 @@ class DataMixEnv(gym.Env):
     ## Rewards
 
     `r_t = sum_k lambda_k (f_k(theta_t) - f_k(theta_{t-1}))`, lambda equal by default (eq. 6).
+    A field's feedback f_k is a weighted sum (the field's `feedback` in the scenario JSON) of
+    its Q/A log-prob (mean log-prob per answer token) and its held-out log-prob (mean log-prob
+    per token of its held-out documents, its domains weighted like p_0 or p*). By default a
+    source field is fed back by its held-out text, which falls whenever the model forgets it,
+    and a target field by its Q/A set.
 
     ## Starting State
 
@@ -118,8 +125,10 @@ class DataMixEnv(gym.Env):
 
     ## Info
 
-    `feedback` (K,), `domain_loss` (D,) held-out LM loss per domain, `tokens` (D,) tokens drawn
-    per domain this step, `mixture` (D,) the mixture actually drawn, `train_loss`,
+    `feedback` (K,), `domain_loss` (D,) held-out LM loss per domain, `probes` (P,) mean
+    log-prob per answer token of each probe benchmark (named by `env.probe_names`, never
+    rewarded), `tokens` (D,) tokens drawn per domain this step, `mixture` (D,) the mixture
+    actually drawn, `train_loss`,
     `train_seconds`, `eval_seconds` (when `timing=True`). `reset()` returns the same keys.
 
     ## Examples
@@ -180,7 +189,7 @@ class DataMixEnv(gym.Env):
         self.action_space, self.observation_space = make_spaces(space)
 
         self._t: int | None = None
-        self._base_eval: tuple[np.ndarray, np.ndarray] | None = None
+        self._base_eval: Evaluation | None = None
         self.history: list[np.ndarray] = []
         self._last_reward: float | None = None
 
@@ -193,24 +202,35 @@ class DataMixEnv(gym.Env):
     def _prepare_eval(self) -> None:
         preset = self.scenario.data.preset
         tokenizer = load_tokenizer(self.shards.tokenizer_dir)
-        encoded = [
-            encode_pairs(tokenizer, self.shards.eval_pairs[name], preset.max_question_tokens, preset.max_answer_tokens,
-                         self.scenario.qa_separator)
-            for name in self.domain_space.fields
-        ]
-        batch = self.scenario.train.eval_batch
+
+        def encoded(pairs: list[tuple[str, str]]) -> list[tuple[list[int], int]]:
+            return encode_pairs(tokenizer, pairs, preset.max_question_tokens, preset.max_answer_tokens, self.scenario.qa_separator)
+
+        batch, pad = self.scenario.train.eval_batch, tokenizer.pad_token_id
+        answers = pack_answer_batches([encoded(self.shards.eval_pairs.get(name, [])) for name in self.domain_space.fields],
+                                      batch, pad)
+        self.probe_names = tuple(self.shards.probe_pairs)
+        probes = pack_answer_batches([encoded(self.shards.probe_pairs[name]) for name in self.probe_names], batch, pad)
         picks = [(d, self.shards.train_sequences(d) + i) for d in range(self.num_domains) for i in range(self.shards.heldout_sequences(d))]
         heldout = zip(gather(self.shards, picks).split(batch), torch.tensor([d for d, _ in picks]).split(batch))
-        self.evalset = EvalSet(pack_answer_batches(encoded, batch, tokenizer.pad_token_id), list(heldout),
-                               self.num_fields, self.num_domains)
+        self.evalset = EvalSet(answers, list(heldout), self.num_fields, self.num_domains, probes, len(self.probe_names))
+        fields = {f.name: f for f in self.scenario.data.fields}
+        self.qa_weight = np.array([fields[name].feedback_weight("qa") for name in self.domain_space.fields])
+        self.heldout_weight = np.array([fields[name].feedback_weight("heldout") for name in self.domain_space.fields])
+        self._within = expand(np.ones(self.num_fields), self.domain_space)
 
     @property
     def model(self) -> torch.nn.Module:
         return self.backend.model
 
-    def evaluate(self) -> tuple[np.ndarray, np.ndarray]:
-        """(feedback per field, held-out loss per domain) of the current proxy."""
+    def evaluate(self) -> Evaluation:
+        """What the current proxy scores: Q/A per field, held-out loss per domain, probes."""
         return self.backend.evaluate(self.evalset)
+
+    def feedback(self, evaluation: Evaluation) -> np.ndarray:
+        """f_k per field (eq. 1, as the scenario combines Q/A and held-out text) of an evaluation."""
+        return field_feedback(evaluation.qa, evaluation.domain_loss, self.qa_weight, self.heldout_weight, self._within,
+                              np.asarray(self.domain_space.field_of))
 
     # --- Gymnasium API --------------------------------------------------------------------------
 
@@ -224,14 +244,15 @@ class DataMixEnv(gym.Env):
         self._mixture = self.p0.copy()
         started = time.perf_counter()
         if self.backend.fixed_start and self._base_eval is not None:
-            self._feedback, losses = self._base_eval
+            evaluation = self._base_eval
         else:
-            self._feedback, losses = self.evaluate()
+            evaluation = self.evaluate()
             if self.backend.fixed_start:
-                self._base_eval = (self._feedback, losses)
+                self._base_eval = evaluation
+        self._feedback = self.feedback(evaluation)
         self.history = [self._mixture.copy()]
         self._last_reward = None
-        info = self._info(losses, np.zeros(self.num_domains, np.int64), float("nan"), 0.0, time.perf_counter() - started)
+        info = self._info(evaluation, np.zeros(self.num_domains, np.int64), float("nan"), 0.0, time.perf_counter() - started)
         return self._observation(), info
 
     def step(self, action):
@@ -243,7 +264,8 @@ class DataMixEnv(gym.Env):
         tokens = gather(self.shards, picks)[torch.from_numpy(self._rng.permutation(len(picks)))]
         stats = self.backend.train_on(tokens)
         started = time.perf_counter()
-        new_feedback, losses = self.evaluate()
+        evaluation = self.evaluate()
+        new_feedback = self.feedback(evaluation)
         eval_seconds = time.perf_counter() - started
 
         r = reward(self._feedback, new_feedback, self.weights)
@@ -252,7 +274,7 @@ class DataMixEnv(gym.Env):
         self._last_reward = r
         terminated = bool(np.any(self.sampler.field_fraction_left()[self.target_index] == 0))
         truncated = self._t >= self.max_steps and not terminated
-        info = self._info(losses, counts * self.shards.seq_len, stats["loss"], stats["seconds"], eval_seconds)
+        info = self._info(evaluation, counts * self.shards.seq_len, stats["loss"], stats["seconds"], eval_seconds)
         return self._observation(), r, terminated, truncated, info
 
     def episode_state(self) -> dict[str, Any]:
@@ -287,11 +309,13 @@ class DataMixEnv(gym.Env):
         left = self.sampler.field_fraction_left()[self.target_index]
         return np.concatenate([self._mixture, self._feedback, [self._t / self.max_steps], left]).astype(np.float32)
 
-    def _info(self, losses: np.ndarray, tokens: np.ndarray, train_loss: float, train_seconds: float, eval_seconds: float) -> dict:
+    def _info(self, evaluation: Evaluation, tokens: np.ndarray, train_loss: float, train_seconds: float,
+              eval_seconds: float) -> dict:
         total = tokens.sum()
         info = {
             "feedback": np.asarray(self._feedback, dtype=np.float32),
-            "domain_loss": np.asarray(losses, dtype=np.float32),
+            "domain_loss": np.asarray(evaluation.domain_loss, dtype=np.float32),
+            "probes": np.asarray(evaluation.probes, dtype=np.float32),
             "tokens": np.asarray(tokens, dtype=np.int64),
             "mixture": (tokens / total if total else self._mixture).astype(np.float32),
             "train_loss": np.float32(train_loss),

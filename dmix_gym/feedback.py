@@ -1,8 +1,17 @@
-"""Environment feedback (eq. 1), per-domain held-out loss, and the reward (eq. 6)."""
+"""Environment feedback (eq. 1), per-domain held-out loss, probes, and the reward (eq. 6).
+
+A field's feedback f_k combines, with the scenario's weights, the two things dmix can measure of it:
+its Q/A set (mean log-prob per answer token, eq. 1) and its own held-out text (mean log-prob per
+held-out token, its domains weighted like p0 or p*). At proxy scale a source field's Q/A set
+measures answer format more than knowledge (it can rise under target-only training); its held-out
+text falls whenever the model forgets the field, so that is a source field's default feedback.
+Probes are Q/A benchmarks evaluated at every step and reported, never rewarded.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -14,6 +23,8 @@ from .trainer import autocast
 def encode_pairs(tokenizer, pairs: list[tuple[str, str]], max_question_tokens: int, max_answer_tokens: int,
                  separator: str = "\n") -> list[tuple[list[int], int]]:
     """Token ids of question + separator + answer and where the answer starts (question cut from the left, answer from the right)."""
+    if not pairs:
+        return []
     questions = tokenizer([q.rstrip() + separator for q, _ in pairs], add_special_tokens=False)["input_ids"]
     answers = tokenizer([a.strip() for _, a in pairs], add_special_tokens=False)["input_ids"]
     eos = tokenizer.eos_token_id
@@ -54,12 +65,23 @@ def pack_answer_batches(encoded_by_field: list[list[tuple[list[int], int]]], bat
 
 @dataclass
 class EvalSet:
-    """What every evaluation of the proxy reads: answer batches of every field, held-out LM batches of every domain."""
+    """What every evaluation of the proxy reads: the rewarded Q/A batches, held-out LM batches of every domain, probes."""
 
-    answers: list[AnswerBatch]
+    answers: list[AnswerBatch]  # row groups are fields
     heldout: list[tuple[torch.Tensor, torch.Tensor]]  # (sequences, domain of each sequence)
     num_fields: int
     num_domains: int
+    probes: list[AnswerBatch]  # row groups are probes
+    num_probes: int
+
+
+class Evaluation(NamedTuple):
+    """What one evaluation measures: Q/A log-prob per field (NaN without a rewarded Q/A set), held-out loss per domain,
+    Q/A log-prob per probe."""
+
+    qa: np.ndarray  # (K,)
+    domain_loss: np.ndarray  # (D,)
+    probes: np.ndarray  # (P,)
 
 
 def selected_logprobs(model: torch.nn.Module, input_ids: torch.Tensor, select: torch.Tensor | None = None) -> torch.Tensor:
@@ -109,12 +131,30 @@ def domain_loss_sums(model: torch.nn.Module, batches: list[tuple[torch.Tensor, t
     return sums.numpy(), counts.numpy()
 
 
-def evaluate(model: torch.nn.Module, evalset: EvalSet) -> tuple[np.ndarray, np.ndarray]:
-    """(feedback per field, held-out loss per domain) of a model."""
+def ratio(sums: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """sums / counts, NaN where nothing was counted."""
+    return np.divide(sums, counts, out=np.full(len(sums), np.nan), where=counts > 0)
+
+
+def evaluate(model: torch.nn.Module, evalset: EvalSet) -> Evaluation:
+    """Q/A log-prob per field, held-out loss per domain and Q/A log-prob per probe of a model."""
     model.eval()
-    f_sums, f_counts = feedback_sums(model, evalset.answers, evalset.num_fields)
-    l_sums, l_counts = domain_loss_sums(model, evalset.heldout, evalset.num_domains)
-    return f_sums / f_counts, l_sums / l_counts
+    qa = feedback_sums(model, evalset.answers, evalset.num_fields)
+    loss = domain_loss_sums(model, evalset.heldout, evalset.num_domains)
+    probes = feedback_sums(model, evalset.probes, evalset.num_probes)
+    return Evaluation(ratio(*qa), ratio(*loss), ratio(*probes))
+
+
+def field_feedback(qa: np.ndarray, domain_loss: np.ndarray, qa_weight: np.ndarray, heldout_weight: np.ndarray,
+                   within: np.ndarray, field_of: np.ndarray) -> np.ndarray:
+    """f_k(theta) (eq. 1, per field): qa_weight_k * (Q/A log-prob) + heldout_weight_k * (held-out log-prob).
+
+    The held-out log-prob of field k is -sum_{d in k} within_d * loss_d, `within` the field's own domain
+    distribution (p0 on the source field, p* on a target field, each normalised to sum 1 per field).
+    """
+    heldout = -np.bincount(field_of, weights=within * np.asarray(domain_loss, np.float64), minlength=len(qa_weight))
+    qa_part = np.where(qa_weight > 0, qa_weight * np.nan_to_num(np.asarray(qa, np.float64), nan=0.0), 0.0)
+    return qa_part + heldout_weight * heldout
 
 
 def reward(previous_feedback: np.ndarray, feedback_now: np.ndarray, weights: np.ndarray) -> float:

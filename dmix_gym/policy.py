@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -164,19 +164,26 @@ class Replay(Policy):
 
 def adapt_env(env, policy: Policy):
     """`env` as a policy of a fixed domain space sees it: unchanged if the spaces match, else bridged
-    through the source-based space (fine -> per-field shares -> the env's domains, by p_0/p*)."""
+    through the source-based space (fine -> per-field shares -> the env's domains, by p_0/p*).
+
+    Fields pair up by role (the source field, then the target fields in order), so a policy trained
+    on one target field (math) acts on another (code) by the share it gives each field.
+    """
     wanted: DomainSpace | None = getattr(policy, "domain_space", None)
     if wanted is None:  # the policy adapts to any space (the baselines)
         return env
     have: DomainSpace = env.get_wrapper_attr("domain_space")
     if tuple(have.names) == tuple(wanted.names):
         return env
-    if tuple(have.fields) != tuple(wanted.fields):
-        raise ValueError(f"policy {policy.name!r} knows fields {list(wanted.fields)}, the env has {list(have.fields)}")
+    if len(have.fields) != len(wanted.fields) or len(have.target_fields) != len(wanted.target_fields):
+        raise ValueError(f"policy {policy.name!r} knows fields {list(wanted.fields)} (targets {list(wanted.target_fields)}), "
+                         f"the env has {list(have.fields)} (targets {list(have.target_fields)}): no field-by-field match")
     from .wrappers import CollapseDomains
 
+    # The policy's space under the env's field names: collapse and expand only read field_of, p0 and p*.
+    renamed = replace(wanted, fields=have.fields, target_fields=have.target_fields)
     coarse = env if have.size == len(have.fields) else CollapseDomains(env, to="source")
-    return CollapseDomains(coarse, to="fine", fine_space=wanted)
+    return CollapseDomains(coarse, to="fine", fine_space=renamed)
 
 
 def rollout(policy: Policy, env, seed: int = 0, progress: bool = False) -> Episode:

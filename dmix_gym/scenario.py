@@ -84,8 +84,11 @@ class Scenario:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Scenario":
         weights = data.get("reward_weights")
+        spec = dict(data["data"])
+        # Scenarios saved before feedback kinds existed (dmix-bench-v0 datasets) fed every field by its Q/A set.
+        spec["fields"] = [f if "feedback" in f else {**f, "feedback": [{"kind": "qa"}]} for f in spec["fields"]]
         return cls(
-            data=DataSpec.from_dict(data["data"]),
+            data=DataSpec.from_dict(spec),
             model=ProxyConfig(**data.get("model", {})),
             train=TrainConfig(**data.get("train", {})),
             reward_weights=tuple(weights) if weights is not None else None,

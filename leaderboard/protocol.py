@@ -3,8 +3,9 @@
 Tasks cover what the paper claims of the agent: the scenario it was trained on, an unseen proxy
 model (another "target model"), an unseen source corpus (other domains: a fine-space agent acts
 through the source-based space), and the source-based (2-dim) collapse of the fine space.
-Evaluation seeds start at `EVAL_SEED_BASE`, far from the env seeds trajectory collection uses
-(plan seed * 100_000 + episode index), so no evaluated episode was seen in training.
+`dmix-bench-v1` adds an unseen target field (code). Evaluation seeds start at `EVAL_SEED_BASE`,
+far from the env seeds trajectory collection uses (plan seed * 100_000 + episode index), so no
+evaluated episode was seen in training.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ class Protocol:
     reference_grid: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)  # target shares of the static mixtures behind ref_max
     reference_seeds: int = 1  # episodes per reference policy (the task's first seeds)
     random_episodes: int = 3  # random-mixture episodes behind ref_min
+    frozen: str | None = None  # why the protocol takes no new submissions (its stored results stay readable)
 
     def task(self, name: str) -> Task:
         for task in self.tasks:
@@ -63,7 +65,9 @@ def _seeds(offset: int, n: int) -> tuple[int, ...]:
     return tuple(EVAL_SEED_BASE + offset + i for i in range(n))
 
 
-def _tasks(preset: str, n_seeds: int, other_model: dict[str, Any]) -> tuple[Task, ...]:
+def _tasks(preset: str, n_seeds: int, other_model: dict[str, Any], unseen_target: bool = False) -> tuple[Task, ...]:
+    extra = (Task("unseen-target", "general-code", preset, _seeds(400, n_seeds),
+                  description="another target field (code): an agent trained on math acts through the per-field space"),)
     return (
         Task("in-distribution", "general-math", preset, _seeds(0, n_seeds),
              description="the scenario the dataset was collected on"),
@@ -73,20 +77,34 @@ def _tasks(preset: str, n_seeds: int, other_model: dict[str, Any]) -> tuple[Task
              description="another source corpus (WikiText-103 alone) with its own domains"),
         Task("source-space", "general-math", preset, _seeds(300, n_seeds), space="source",
              description="the per-field (2-dim) collapse of the fine space"),
-    )
+    ) + (extra if unseen_target else ())
+
+
+V0_FROZEN = ("dmix-bench-v0 fed the source field back by MMLU-style Q/A pairs, which rose under target-only training; "
+             "its scenarios now feed it by held-out text. Its results stay readable; submit to dmix-bench-v1")
+CPU_OTHER_MODEL = {"hidden_size": 96, "num_layers": 6, "num_heads": 4, "intermediate_size": 256}
+SMOKE_OTHER_MODEL = {"hidden_size": 32, "num_layers": 3, "num_heads": 2, "intermediate_size": 88}
 
 
 PROTOCOLS: dict[str, Protocol] = {
+    "dmix-bench-v1": Protocol(
+        "dmix-bench-v1", "dmix/general-math-cpu/trajectories-v1", (0, EVAL_SEED_BASE),
+        _tasks("cpu", 5, CPU_OTHER_MODEL, unseen_target=True),
+    ),
+    "dmix-bench-smoke-v1": Protocol(
+        "dmix-bench-smoke-v1", "dmix/general-math-smoke/trajectories-v1", (0, EVAL_SEED_BASE),
+        _tasks("smoke", 3, SMOKE_OTHER_MODEL, unseen_target=True), reference_grid=(0.0, 0.5, 1.0), random_episodes=2,
+    ),
     "dmix-bench-v0": Protocol(
-        "dmix-bench-v0", "dmix/general-math-cpu/trajectories-v0", (0, EVAL_SEED_BASE),
-        _tasks("cpu", 3, {"hidden_size": 96, "num_layers": 6, "num_heads": 4, "intermediate_size": 256}),
+        "dmix-bench-v0", "dmix/general-math-cpu/trajectories-v0", (0, EVAL_SEED_BASE), _tasks("cpu", 3, CPU_OTHER_MODEL),
+        frozen=V0_FROZEN,
     ),
     "dmix-bench-smoke-v0": Protocol(
         "dmix-bench-smoke-v0", "dmix/general-math-smoke/trajectories-v0", (0, EVAL_SEED_BASE),
-        _tasks("smoke", 2, {"hidden_size": 32, "num_layers": 3, "num_heads": 2, "intermediate_size": 88}),
-        reference_grid=(0.0, 0.5, 1.0), random_episodes=2,
+        _tasks("smoke", 2, SMOKE_OTHER_MODEL), reference_grid=(0.0, 0.5, 1.0), random_episodes=2, frozen=V0_FROZEN,
     ),
 }
+DEFAULT_PROTOCOL = "dmix-bench-v1"
 
 
 def get_protocol(version: str) -> Protocol:

@@ -26,3 +26,25 @@ def mean_std(values) -> tuple[float, float]:
     """Mean and (population) standard deviation; (nan, nan) for no values."""
     v = np.asarray(list(values), dtype=np.float64)
     return (float(v.mean()), float(v.std())) if len(v) else (float("nan"), float("nan"))
+
+
+def iqm(values) -> float:
+    """Interquartile mean: the mean of the middle 50% of the values (Agarwal et al. 2021, as rliable computes it)."""
+    from scipy.stats import trim_mean
+
+    v = np.asarray(list(values), dtype=np.float64)
+    return float(trim_mean(v, 0.25)) if len(v) else float("nan")
+
+
+def stratified_bootstrap_ci(per_task: list, statistic=iqm, reps: int = 2000, confidence: float = 0.95,
+                            seed: int = 0) -> tuple[float, float]:
+    """Percentile confidence interval of `statistic` over all runs, resampling runs within each task (stratified
+    bootstrap, as rliable does; rliable itself does not import with this stack's pandas and arch)."""
+    columns = [np.asarray(c, dtype=np.float64) for c in per_task if len(c)]
+    if not columns:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    draws = [statistic(np.concatenate([c[rng.integers(0, len(c), len(c))] for c in columns])) for _ in range(reps)]
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(draws, [tail, 100 - tail])
+    return float(low), float(high)

@@ -11,7 +11,7 @@ from dmix_gym.policy import Episode, Policy, rollout
 from dmix_gym.utils.paths import resolve_cache_dir
 from dmix_gym.utils.pool import JobFailed, run_jobs
 
-from .protocol import Protocol, Task, get_protocol
+from .protocol import DEFAULT_PROTOCOL, Protocol, Task, get_protocol
 from .registry import resolve_policy
 from .scores import balanced_score, mean_std
 from .store import Store
@@ -102,7 +102,7 @@ def compute_references(protocol: Protocol, store: Store, data_dir=None, cache_di
 
     from baselines.static import RandomMixture, TargetShare
 
-    stats = feedback_stats(protocol)
+    stats = None
     for task in protocol.tasks:
         if store.reference(protocol.version, task.name) is not None:
             continue
@@ -113,6 +113,8 @@ def compute_references(protocol: Protocol, store: Store, data_dir=None, cache_di
         done = store.reference_episodes(protocol.version, task.name)
         pending = [job for job in jobs if (job[0], job[2]) not in done]
         if pending:
+            refuse_frozen(protocol)
+            stats = stats or feedback_stats(protocol)
             envs = {task.name: task.make_env(data_dir, cache_dir)}  # builds data and base checkpoint once, before any worker
             bar = tqdm(total=len(jobs), initial=len(jobs) - len(pending), desc=f"references {task.name}", unit="episode",
                        disable=not progress)
@@ -133,12 +135,22 @@ def compute_references(protocol: Protocol, store: Store, data_dir=None, cache_di
                             {"grid": grid, "best_static": best, "random": random})
 
 
-def submit(spec: str, name: str, protocol_version: str = "dmix-bench-v0", db: str | Path | None = None, data_dir=None,
+class FrozenProtocol(ValueError):
+    """A protocol that takes no new episodes."""
+
+
+def refuse_frozen(protocol: Protocol) -> None:
+    if protocol.frozen:
+        raise FrozenProtocol(f"protocol {protocol.version} is frozen: {protocol.frozen}")
+
+
+def submit(spec: str, name: str, protocol_version: str = DEFAULT_PROTOCOL, db: str | Path | None = None, data_dir=None,
            cache_dir=None, workers: int = 1, progress: bool = True) -> str:
     """Run `spec` through the protocol (resuming a crashed run) and store its results; return 'done' or 'failed'."""
     from tqdm.auto import tqdm
 
     protocol = get_protocol(protocol_version)
+    refuse_frozen(protocol)
     store = Store(db or default_db(cache_dir))
     try:
         policy, fingerprint = resolve_policy(spec)

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from .protocol import get_protocol
-from .scores import mean_std, normalised_score
+from .scores import iqm, mean_std, normalised_score, stratified_bootstrap_ci
 from .store import Store
 
 
@@ -19,6 +19,7 @@ class Row:
     reason: str | None
     tasks: dict[str, dict[str, Any]] = field(default_factory=dict)  # task -> balanced/normalised mean, std, n, ...
     overall: float = float("nan")  # mean normalised score over the tasks that have valid references
+    iqm: tuple[float, float, float] = (float("nan"),) * 3  # IQM of every (task, seed) normalised score, 95% CI
     source_tokens: float = float("nan")
     compute: dict[str, Any] | None = None
 
@@ -30,7 +31,7 @@ def ranked(store: Store, protocol_version: str) -> list[Row]:
     for sub in store.submissions(protocol.version):
         row = Row(sub["name"], sub["status"], sub["reason"], compute=sub["compute"])
         episodes = store.episodes(protocol.version, sub["name"])
-        per_task = []
+        per_task, runs = [], []
         for task in protocol.tasks:
             mine = [e for e in episodes if e["task"] == task.name]
             if not mine:
@@ -40,12 +41,15 @@ def ranked(store: Store, protocol_version: str) -> list[Row]:
             stats: dict[str, Any] = {"n": len(mine), "balanced": mean_std(balanced),
                                      "final_feedback": np.mean([e["final_feedback"] for e in mine], axis=0).tolist()}
             if ref is not None and ref["ref_max"] > ref["ref_min"]:
-                stats["normalised"] = mean_std(normalised_score(b, ref["ref_min"], ref["ref_max"]) for b in balanced)
+                scores = [normalised_score(b, ref["ref_min"], ref["ref_max"]) for b in balanced]
+                stats["normalised"] = mean_std(scores)
+                runs.append(scores)
             row.tasks[task.name] = stats
             if "normalised" in stats:
                 per_task.append(stats["normalised"][0])
         if per_task:
             row.overall = float(np.mean(per_task))
+            row.iqm = (iqm(np.concatenate(runs)), *stratified_bootstrap_ci(runs))
         if episodes:
             row.source_tokens = float(np.mean([e["source_tokens"] for e in episodes]))
         rows.append(row)
@@ -68,11 +72,12 @@ def _number(value: float, fmt: str) -> str:
 
 def table_cells(rows: list[Row], tasks: list[str]) -> tuple[list[str], list[list[str]]]:
     """The ranked table as text: its header and one row of cells per submission (what show, report and markdown print)."""
-    header = ["#", "submission", "overall", *tasks, "source tokens", "status"]
+    header = ["#", "submission", "overall", "IQM [95% CI]", *tasks, "source tokens", "status"]
     body = []
     for rank, row in enumerate(rows, 1):
         status = row.status if row.status != "failed" else f"failed: {row.reason}"
-        body.append([str(rank) if row.status == "done" else "", row.name, _number(row.overall, "{:.1f}"),
+        interval = (f"{row.iqm[0]:.1f} [{row.iqm[1]:.1f}, {row.iqm[2]:.1f}]" if np.isfinite(row.iqm[0]) else "–")
+        body.append([str(rank) if row.status == "done" else "", row.name, _number(row.overall, "{:.1f}"), interval,
                      *[score_cell(row, t) for t in tasks], _number(row.source_tokens, "{:,.0f}"), status])
     return header, body
 

@@ -220,9 +220,15 @@ def test_agent_refuses_an_env_of_other_fields_and_bridges_other_domains(tiny_off
     # rollout() bridges other domains of the same fields through the source-based space.
     episode = rollout(stranger, env, seed=0)
     assert episode.domains == ("a", "b", "c", "d") and np.allclose(episode.mixtures.sum(1), 1)
-    other_fields = TransformerAgent.create(dataclasses.replace(renamed, fields=("web", "code")), np.zeros(2), np.ones(2), SMALL)
-    with pytest.raises(ValueError, match="knows fields"):
-        rollout(other_fields, env, seed=0)
+    # Fields pair up by role: an agent of another target field (an unseen target) acts by its per-field shares.
+    other_target = TransformerAgent.create(dataclasses.replace(renamed, fields=("web", "code"), target_fields=("code",)),
+                                           np.zeros(2), np.ones(2), SMALL)
+    episode = rollout(other_target, env, seed=0)
+    assert episode.fields == env.unwrapped.domain_space.fields and np.allclose(episode.mixtures.sum(1), 1)
+    three_fields = TransformerAgent.create(dataclasses.replace(renamed, fields=("web", "code", "law"),
+                                                               target_fields=("code", "law")), np.zeros(3), np.ones(3), SMALL)
+    with pytest.raises(ValueError, match="no field-by-field match"):
+        rollout(three_fields, env, seed=0)
 
 
 def test_agent_acts_through_collapse_domains_in_the_source_based_space(tiny_offline, tiny_data):

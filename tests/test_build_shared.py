@@ -18,13 +18,23 @@ def test_smoke_scenario_builds_from_shared_data():
     assert per_field == {"general": 2, "math": 2}
     assert np.isclose(sum(shards.domain_space.p0), 1) and np.isclose(sum(shards.domain_space.p_star), 1)
     assert all(len(pairs) == spec.preset.eval_pairs for pairs in shards.eval_pairs.values())
-    # No evaluation pair survives in the shards' source documents.
-    fingerprint = eval_fingerprint(p for pairs in shards.eval_pairs.values() for p in pairs)
+    assert list(shards.eval_pairs) == ["math"]  # the general field is fed back by its held-out text
+    assert sorted(shards.probe_pairs) == ["general/mmlu_stem", "math/gsm8k"]
+    assert all(len(pairs) == spec.preset.probe_pairs for pairs in shards.probe_pairs.values())
+    # No evaluation or probe pair survives in the shards' source documents.
+    pairs = [p for named in (shards.eval_pairs, shards.probe_pairs) for group in named.values() for p in group]
+    fingerprint = eval_fingerprint(pairs)
     from transformers import PreTrainedTokenizerFast
 
     tok = PreTrainedTokenizerFast.from_pretrained(str(shards.tokenizer_dir))
     sample = tok.decode(np.asarray(shards.shards[0][:20_000]).tolist())
     assert not is_contaminated(sample, fingerprint)
+    # The held-out text is whole documents that share no 13-word window with the domain's training text.
+    entry, length = m["domains"][0], m["seq_len"]
+    assert entry["heldout_documents"] >= 1
+    split = entry["train_sequences"] * length
+    heldout = tok.decode(np.asarray(shards.shards[0][split:]).tolist())
+    assert not is_contaminated(tok.decode(np.asarray(shards.shards[0][:split]).tolist()), eval_fingerprint([(heldout, "")]))
 
 
 @needs_shared_data

@@ -61,7 +61,28 @@ def test_protocol_seeds_are_disjoint_from_collection_seeds(version):
     for plan_seed in range(10):
         planned = plan_episodes(np.full(4, 0.25), np.full(4, 0.25), 2, 1000, (1,), seed=plan_seed)
         assert all(low <= e.seed < high for e in planned)
-    assert {t.name for t in protocol.tasks} == {"in-distribution", "unseen-model", "unseen-source", "source-space"}
+    tasks = {"in-distribution", "unseen-model", "unseen-source", "source-space"}
+    assert {t.name for t in protocol.tasks} == (tasks if protocol.frozen else tasks | {"unseen-target"})
+
+
+def test_v1_is_the_default_and_v0_stays_readable_but_takes_no_submissions(tmp_path):
+    from leaderboard.submit import submit
+
+    assert protocol_module.DEFAULT_PROTOCOL == "dmix-bench-v1"
+    assert all(len(t.seeds) >= 5 for t in PROTOCOLS["dmix-bench-v1"].tasks)
+    with pytest.raises(ValueError, match="dmix-bench-v0 is frozen"):
+        submit("baseline:naive", "late", "dmix-bench-v0", tmp_path / "lb.sqlite")
+
+
+def test_iqm_and_its_stratified_bootstrap_interval():
+    from leaderboard.scores import iqm, stratified_bootstrap_ci
+
+    assert iqm([1.0, 2.0, 3.0, 4.0, 100.0]) == pytest.approx(3.0)  # the outlier is trimmed
+    assert iqm(range(8)) == pytest.approx(3.5)
+    runs = [[10.0, 12.0, 11.0, 50.0, 9.0], [20.0, 21.0, 19.0, 22.0, 18.0]]
+    low, high = stratified_bootstrap_ci(runs, reps=500, seed=0)
+    assert low <= iqm(np.concatenate(runs)) <= high and high - low > 0
+    assert stratified_bootstrap_ci(runs, reps=500, seed=0) == (low, high)  # seeded
 
 
 @pytest.fixture(scope="module")
@@ -209,7 +230,7 @@ def test_report_is_written_with_table_and_plots(tiny_protocol, tiny_data, tmp_pa
         assert f'src="{image}"' in text
         assert (tmp_path / "report" / image).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     table = (tmp_path / "report" / "table.md").read_text().splitlines()  # the README's form of the table
-    assert table[0].startswith("| # | submission | overall |") and len(table) == 4
+    assert table[0].startswith("| # | submission | overall | IQM [95% CI] |") and len(table) == 4
     assert table[2].startswith("| 1 | naive |") and "failed: policy did not load" in table[3]
 
     from typer.testing import CliRunner

@@ -25,8 +25,9 @@ class FieldData:
     """A field's documents after decontamination, and its chosen evaluation pairs."""
 
     documents: list[Document]
-    eval_pairs: list[EvalPair]
-    removed: int  # training documents dropped for overlapping an evaluation pair
+    eval_pairs: list[EvalPair]  # the Q/A set its feedback rewards (empty when it does not use one)
+    probes: dict[str, list[EvalPair]]  # probe name -> its chosen pairs
+    removed: int  # training documents dropped for overlapping an evaluation or probe pair
 
 
 def data_spec_hash(spec: DataSpec) -> str:
@@ -46,22 +47,49 @@ def choose_eval_pairs(pairs: list[EvalPair], count: int, seed: int) -> list[Eval
 
 
 def read_fields(spec: DataSpec, data_dir: Path, progress: bool = True) -> dict[str, FieldData]:
-    """Read every field and drop training documents that overlap any field's evaluation pairs."""
-    chosen = {}
+    """Read every field and drop training documents that overlap any pair of any field's evaluation or probe sets.
+
+    Every pair of those sets counts, not only the ones a preset samples, so the training data (and the base
+    checkpoint trained on it) does not depend on how many pairs a preset evaluates.
+    """
+    chosen, probes, everything = {}, {}, []
     for f in spec.fields:
-        pairs = read_eval_pairs(f.eval, data_dir)
-        if not pairs:
-            raise ValueError(f"field {f.name!r} has no evaluation pairs")
-        chosen[f.name] = choose_eval_pairs(pairs, spec.preset.eval_pairs, spec.seed)
-    fingerprint = eval_fingerprint((p.question, p.answer) for pairs in chosen.values() for p in pairs)
+        rewarded = f.eval is not None and f.feedback_weight("qa") > 0
+        sets = [(None, f.eval, spec.preset.eval_pairs)] if rewarded else []  # None: the rewarded Q/A set
+        sets += [(p.name, p.source, spec.preset.probe_pairs) for p in f.all_probes]
+        chosen[f.name], probes[f.name] = [], {}
+        for probe, source, count in sets:
+            pairs = read_eval_pairs(source, data_dir)
+            if not pairs:
+                raise ValueError(f"field {f.name!r}" + (f", probe {probe!r}," if probe else "") + " has no evaluation pairs")
+            everything += pairs
+            if probe is None:
+                chosen[f.name] = choose_eval_pairs(pairs, count, spec.seed)
+            else:
+                probes[f.name][probe] = choose_eval_pairs(pairs, count, spec.seed)
+    fingerprint = eval_fingerprint((p.question, p.answer) for p in everything)
     result = {}
     for f in tqdm(spec.fields, desc="read fields", disable=not progress):
         docs = read_documents(f.train, data_dir, limit=spec.preset.max_docs_per_field)
         clean = [d for d in docs if not is_contaminated(d.text, fingerprint)]
         if not clean:
             raise ValueError(f"field {f.name!r} has no training documents left")
-        result[f.name] = FieldData(clean, chosen[f.name], len(docs) - len(clean))
+        result[f.name] = FieldData(clean, chosen[f.name], probes[f.name], len(docs) - len(clean))
     return result
+
+
+def split_heldout(pieces: list[np.ndarray], tokens_wanted: int) -> int:
+    """How many documents, counted from the end, to hold out whole for at least `tokens_wanted` tokens.
+
+    0 when that would take more than a quarter of the domain's tokens or all its documents
+    (the held-out text is then the tail of the token stream instead).
+    """
+    total, held = sum(len(p) + 1 for p in pieces), 0
+    for count, piece in enumerate(reversed(pieces), 1):
+        held += len(piece) + 1
+        if held >= tokens_wanted:
+            return count if count < len(pieces) and held <= total // 4 else 0
+    return 0
 
 
 def tokenizer_sample(fields: dict[str, FieldData], chars_per_field: int) -> list[str]:
@@ -138,29 +166,56 @@ def build_data(
     (root / "tokenizer").mkdir(exist_ok=True)
     tokenizer.save_pretrained(root / "tokenizer")
     domains = []
-    for d, docs in enumerate(tqdm(domain_docs, desc="tokenize shards", disable=not progress)):
-        pieces = _tokenize(tokenizer, [doc.text for doc in docs])
-        stream = np.concatenate([np.append(p, eos) for p in pieces]).astype(dtype)
-        sequences = len(stream) // preset.seq_len
-        heldout = min(preset.heldout_seqs_per_domain, max(1, sequences // 4))
-        if sequences - heldout < 1:
-            raise ValueError(f"domain {names[d]!r} has {len(stream)} tokens: too few for seq_len {preset.seq_len}")
-        stream = stream[: sequences * preset.seq_len]
+    pieces = [_tokenize(tokenizer, [doc.text for doc in docs]) for docs in tqdm(domain_docs, desc="tokenize", disable=not progress)]
+    # Held-out text: whole documents at the end of each domain's shuffled list, never drawn for training; training
+    # documents of the same field that share a 13-word window with them are dropped, as for evaluation pairs.
+    wanted = preset.heldout_seqs_per_domain * preset.seq_len + preset.seq_len
+    held_counts = [split_heldout(p, wanted) for p in pieces]
+    for k, f in enumerate(spec.fields):
+        mine = [d for d in range(len(domain_docs)) if field_of[d] == k]
+        fingerprint = eval_fingerprint((doc.text, "") for d in mine for doc in domain_docs[d][len(domain_docs[d]) - held_counts[d]:]
+                                       if held_counts[d])
+        dropped = 0
+        for d in mine:
+            cut = len(domain_docs[d]) - held_counts[d]
+            keep = [i for i in range(cut) if not fingerprint or not is_contaminated(domain_docs[d][i].text, fingerprint)]
+            dropped += cut - len(keep)
+            pieces[d] = [pieces[d][i] for i in keep] + pieces[d][cut:]
+            held_counts[d] = held_counts[d] if len(keep) else 0
+        field_stats[f.name]["overlapping_heldout"] = dropped
+    for d, domain_pieces in enumerate(tqdm(pieces, desc="write shards", disable=not progress)):
+        cut = len(domain_pieces) - held_counts[d]
+        train = np.concatenate([np.append(p, eos) for p in domain_pieces[:cut]]).astype(dtype)
+        if held_counts[d]:
+            held = np.concatenate([np.append(p, eos) for p in domain_pieces[cut:]]).astype(dtype)
+            heldout = min(preset.heldout_seqs_per_domain, len(held) // preset.seq_len)
+            sequences = len(train) // preset.seq_len
+        else:  # too few documents to hold whole ones out: the tail of the stream
+            sequences = len(train) // preset.seq_len
+            heldout = min(preset.heldout_seqs_per_domain, max(1, sequences // 4))
+            sequences -= heldout
+            train, held = train[: sequences * preset.seq_len], train[sequences * preset.seq_len :]
+        if sequences < 1 or heldout < 1:
+            raise ValueError(f"domain {names[d]!r} has {len(train)} tokens: too few for seq_len {preset.seq_len}")
+        stream = np.concatenate([train[: sequences * preset.seq_len], held[: heldout * preset.seq_len]])
         shard = f"shards/{d:03d}.npy"
         domains.append({
             "name": names[d], "field": spec.fields[field_of[d]].name, "documents": doc_counts[d],
-            "tokens": int(len(stream)), "train_sequences": sequences - heldout, "heldout_sequences": heldout,
-            "shard": shard, "sha256": write_shard(root / shard, stream),
+            "tokens": int(len(stream)), "train_sequences": sequences, "heldout_sequences": heldout,
+            "heldout_documents": held_counts[d], "shard": shard, "sha256": write_shard(root / shard, stream),
         })
     for f in spec.fields:
-        eval_file = f"eval/{f.name}.jsonl"
-        field_stats[f.name].update({
-            "role": f.role,
-            "tokens": sum(e["tokens"] for e in domains if e["field"] == f.name),
-            "eval_pairs": len(fields[f.name].eval_pairs),
-            "eval_file": eval_file,
-            "eval_sha256": write_eval_set(root / eval_file, fields[f.name].eval_pairs),
-        })
+        data = fields[f.name]
+        stats = field_stats[f.name]
+        stats.update({"role": f.role, "tokens": sum(e["tokens"] for e in domains if e["field"] == f.name),
+                      "feedback": {t.kind: t.weight for t in f.feedback}, "eval_pairs": len(data.eval_pairs)})
+        if data.eval_pairs:
+            stats["eval_file"] = f"eval/{f.name}.jsonl"
+            stats["eval_sha256"] = write_eval_set(root / stats["eval_file"], data.eval_pairs)
+        stats["probes"] = {}
+        for name, pairs in data.probes.items():
+            file = f"eval/{f.name}.probe-{name}.jsonl"
+            stats["probes"][name] = {"file": file, "pairs": len(pairs), "sha256": write_eval_set(root / file, pairs)}
 
     space = domain_space(names, field_of, doc_counts, spec)
     write_manifest(root, {

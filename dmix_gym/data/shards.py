@@ -50,7 +50,8 @@ class ShardSet:
     manifest: dict[str, Any]
     domain_space: DomainSpace
     shards: list[np.ndarray]  # memory-mapped token stream per domain
-    eval_pairs: dict[str, list[tuple[str, str]]]  # field -> (question, answer)
+    eval_pairs: dict[str, list[tuple[str, str]]]  # field -> (question, answer), for fields whose feedback uses them
+    probe_pairs: dict[str, list[tuple[str, str]]]  # "<field>/<probe>" -> (question, answer)
 
     @property
     def seq_len(self) -> int:
@@ -102,16 +103,23 @@ def load_shard_set(root: Path, expect_scenario: str | None = None, expect_spec_h
         if array.dtype != dtype or array.shape != (entry["tokens"],):
             raise ShardError(f"{path}: shape {array.shape} dtype {array.dtype}, manifest says ({entry['tokens']},) {dtype}")
         shards.append(array)
-    eval_pairs = {}
+    eval_pairs, probe_pairs = {}, {}
     for name, info in manifest["fields"].items():
-        path = root / info["eval_file"]
-        if not path.exists():
-            raise ShardError(f"{path}: evaluation set of field {name!r} is missing")
-        if verify and sha256_file(path) != info["eval_sha256"]:
-            raise ShardError(f"{path}: evaluation set of field {name!r} is corrupt (sha256 mismatch)")
-        with open(path, encoding="utf-8") as handle:
-            eval_pairs[name] = [(r["question"], r["answer"]) for r in map(json.loads, handle)]
-    return ShardSet(root, manifest, DomainSpace.from_dict(manifest["domain_space"]), shards, eval_pairs)
+        if "eval_file" in info:
+            eval_pairs[name] = _read_pairs(root / info["eval_file"], info["eval_sha256"], f"evaluation set of field {name!r}", verify)
+        for probe, entry in info.get("probes", {}).items():
+            probe_pairs[f"{name}/{probe}"] = _read_pairs(root / entry["file"], entry["sha256"],
+                                                         f"probe {probe!r} of field {name!r}", verify)
+    return ShardSet(root, manifest, DomainSpace.from_dict(manifest["domain_space"]), shards, eval_pairs, probe_pairs)
+
+
+def _read_pairs(path: Path, sha256: str, what: str, verify: bool) -> list[tuple[str, str]]:
+    if not path.exists():
+        raise ShardError(f"{path}: {what} is missing")
+    if verify and sha256_file(path) != sha256:
+        raise ShardError(f"{path}: {what} is corrupt (sha256 mismatch)")
+    with open(path, encoding="utf-8") as handle:
+        return [(r["question"], r["answer"]) for r in map(json.loads, handle)]
 
 
 def write_manifest(root: Path, manifest: dict[str, Any]) -> None:

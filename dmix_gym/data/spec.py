@@ -54,29 +54,116 @@ class SourceSpec:
         return cls(**data)
 
 
+FEEDBACK_KINDS = ("qa", "heldout")
+
+
+@dataclass(frozen=True)
+class FeedbackTerm:
+    """One part of a field's feedback f_k: its Q/A set (eq. 1) or its own held-out text, with a weight."""
+
+    kind: Literal["qa", "heldout"]  # qa: mean log-prob per answer token; heldout: mean log-prob per held-out token
+    weight: float = 1.0
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "FeedbackTerm":
+        if not isinstance(data, dict):
+            raise ValueError(f"a feedback term is an object like {{'kind': 'heldout', 'weight': 1.0}}, got {data!r}")
+        unknown = set(data) - {"kind", "weight"}
+        if unknown:
+            raise ValueError(f"unknown feedback key(s) {sorted(unknown)}; known: ['kind', 'weight']")
+        if data.get("kind") not in FEEDBACK_KINDS:
+            raise ValueError(f"feedback kind {data.get('kind')!r} is not one of {list(FEEDBACK_KINDS)}")
+        weight = data.get("weight", 1.0)
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight > 0:
+            raise ValueError(f"feedback weight {weight!r} of kind {data['kind']!r} must be a positive number")
+        return cls(data["kind"], float(weight))
+
+
+def default_feedback(role: str) -> tuple[FeedbackTerm, ...]:
+    """A source field is fed back by its own held-out text (it falls whenever the model forgets the field);
+    a target field by its Q/A set."""
+    return (FeedbackTerm("heldout"),) if role == "source" else (FeedbackTerm("qa"),)
+
+
+@dataclass(frozen=True)
+class ProbeSpec:
+    """A Q/A benchmark evaluated at every step and reported in `info["probes"]`, outside the observation and reward."""
+
+    name: str
+    source: SourceSpec
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ProbeSpec":
+        data = dict(data)
+        name = data.pop("name", None)
+        if not isinstance(name, str) or not name or "/" in name:
+            raise ValueError(f"a probe needs a 'name' without '/', got {name!r}")
+        return cls(name, SourceSpec.from_dict(data.pop("source", None) or data))
+
+
 @dataclass(frozen=True)
 class FieldSpec:
-    """A body of text with a purpose: its training corpus and its evaluation set."""
+    """A body of text with a purpose: its training corpus, how it is fed back, and the benchmarks probed on it."""
 
     name: str
     role: Literal["source", "target"]
     train: SourceSpec
-    eval: SourceSpec
+    eval: SourceSpec | None = None  # the field's Q/A set; a probe named "eval" when the feedback does not use it
     domains: Literal["cluster", "label", "source"] = "cluster"  # how the fine space splits it
+    feedback: tuple[FeedbackTerm, ...] = ()  # () = default_feedback(role)
+    probes: tuple[ProbeSpec, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.feedback:
+            object.__setattr__(self, "feedback", default_feedback(self.role))
+        kinds = [t.kind for t in self.feedback]
+        if len(set(kinds)) != len(kinds):
+            raise ValueError(f"field {self.name!r}: feedback lists kind(s) {kinds} more than once")
+        if "qa" in kinds and self.eval is None:
+            raise ValueError(f"field {self.name!r}: feedback kind 'qa' needs an 'eval' Q/A set")
+        names = [p.name for p in self.all_probes]
+        if len(set(names)) != len(names):
+            raise ValueError(f"field {self.name!r}: duplicate probe names {names}")
+
+    def feedback_weight(self, kind: str) -> float:
+        """The weight of one kind of feedback in f_k (0 when the field does not use it)."""
+        return sum(t.weight for t in self.feedback if t.kind == kind)
+
+    @property
+    def all_probes(self) -> tuple[ProbeSpec, ...]:
+        """The probes, with the field's own Q/A set first when the feedback does not reward it."""
+        own = (ProbeSpec("eval", self.eval),) if self.eval is not None and not self.feedback_weight("qa") else ()
+        return own + self.probes
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "FieldSpec":
-        if data.get("role") not in ("source", "target"):
-            raise ValueError(f"field {data.get('name')!r}: role must be 'source' or 'target', got {data.get('role')!r}")
-        if data.get("domains", "cluster") not in ("cluster", "label", "source"):
-            raise ValueError(f"field {data.get('name')!r}: domains must be cluster|label|source, got {data['domains']!r}")
-        return cls(
-            name=data["name"],
-            role=data["role"],
-            train=SourceSpec.from_dict(data["train"]),
-            eval=SourceSpec.from_dict(data["eval"]),
-            domains=data.get("domains", "cluster"),
-        )
+        name = data.get("name")
+        try:
+            known = {f.name for f in fields(cls)}
+            unknown = set(data) - known
+            if unknown:
+                raise ValueError(f"unknown field key(s) {sorted(unknown)}; known: {sorted(known)}")
+            if data.get("role") not in ("source", "target"):
+                raise ValueError(f"role must be 'source' or 'target', got {data.get('role')!r}")
+            if data.get("domains", "cluster") not in ("cluster", "label", "source"):
+                raise ValueError(f"domains must be cluster|label|source, got {data['domains']!r}")
+            feedback = data.get("feedback") or []
+            if isinstance(feedback, (str, dict)):  # "heldout" or one term
+                feedback = [feedback]
+            return cls(
+                name=name,
+                role=data["role"],
+                train=SourceSpec.from_dict(data["train"]),
+                eval=SourceSpec.from_dict(data["eval"]) if data.get("eval") else None,
+                domains=data.get("domains", "cluster"),
+                feedback=tuple(FeedbackTerm.from_dict({"kind": t} if isinstance(t, str) else t) for t in feedback),
+                probes=tuple(ProbeSpec.from_dict(p) for p in data.get("probes") or ()),
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            detail = f"missing key {error}" if isinstance(error, KeyError) else str(error)
+            if str(detail).startswith(f"field {name!r}"):
+                raise ValueError(detail) from None
+            raise ValueError(f"field {name!r}: {detail}") from None
 
 
 @dataclass(frozen=True)
@@ -93,16 +180,17 @@ class DataPreset:
     heldout_seqs_per_domain: int  # sequences per domain kept out of training for the domain loss
     max_docs_per_field: int | None = None  # cap on documents read per field (None: all)
     tokenizer_sample_chars: int = 4_000_000  # characters per field the tokenizer is trained on
+    probe_pairs: int = 32  # pairs per probe benchmark (reported, not rewarded: kept small)
 
 
 DATA_PRESETS: dict[str, DataPreset] = {
     "smoke": DataPreset("smoke", vocab_size=512, domains_per_field=2, seq_len=64, eval_pairs=16,
                         max_question_tokens=32, max_answer_tokens=24, heldout_seqs_per_domain=2,
-                        max_docs_per_field=1500, tokenizer_sample_chars=400_000),
-    "cpu": DataPreset("cpu", vocab_size=4096, domains_per_field=8, seq_len=128, eval_pairs=128,
-                      max_question_tokens=64, max_answer_tokens=48, heldout_seqs_per_domain=4),
+                        max_docs_per_field=1500, tokenizer_sample_chars=400_000, probe_pairs=8),
+    "cpu": DataPreset("cpu", vocab_size=4096, domains_per_field=8, seq_len=128, eval_pairs=64,
+                      max_question_tokens=64, max_answer_tokens=48, heldout_seqs_per_domain=4, probe_pairs=16),
     "paper": DataPreset("paper", vocab_size=8192, domains_per_field=26, seq_len=512, eval_pairs=500,
-                        max_question_tokens=192, max_answer_tokens=192, heldout_seqs_per_domain=8),
+                        max_question_tokens=192, max_answer_tokens=192, heldout_seqs_per_domain=8, probe_pairs=128),
 }
 
 
@@ -183,6 +271,13 @@ def load_data_spec(scenario: str | os.PathLike, preset: str | DataPreset = "cpu"
             )
     if isinstance(preset, str) and preset not in DATA_PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(DATA_PRESETS)}")
-    data = json.loads(path.read_text())
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: not valid JSON at line {error.lineno}, column {error.colno}: {error.msg}") from None
     data["preset"] = preset if isinstance(preset, str) else asdict(preset)
-    return DataSpec.from_dict(data)
+    try:
+        return DataSpec.from_dict(data)
+    except (KeyError, ValueError) as error:
+        detail = f"missing key {error}" if isinstance(error, KeyError) else str(error)
+        raise ValueError(f"{path}: {detail}") from None
