@@ -163,3 +163,17 @@ def test_ray_backend_finishes_a_collection_like_local_workers(staged, tiny_data)
             assert set(got.files) == set(want.files)
             for key in (k for k in want.files if not k.endswith("_seconds")):  # timings differ, the rest must not
                 assert np.allclose(got[key], want[key], rtol=1e-4, atol=1e-5, equal_nan=True), key
+
+
+def test_the_shipped_collection_plans_the_current_scenario():
+    """The benchmark's dataset ships as its plan and episodes: a change to the scenario or preset must be deliberate."""
+    from datasets_builder.collection import SHIPPED, Plan
+    from dmix_gym.scenario import make_scenario
+
+    scenario = make_scenario("general-math", "cpu")
+    folder = staging_dir(scenario.name, "trajectories")
+    assert folder.parent == SHIPPED
+    plan = Plan.from_json(json.loads((folder / "plan.json").read_text()))
+    assert plan.scenario == json.loads(scenario.to_json())
+    assert len(plan.episodes) == 128 and sorted({e.quality for e in plan.episodes}) == [1, 100, 1000, 10_000]
+    assert all(e.actions.shape == (scenario.train.max_steps, 16) for e in plan.episodes)
