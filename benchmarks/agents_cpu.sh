@@ -7,7 +7,7 @@ set -euo pipefail
 OUT=${1:-runs/agents-cpu}
 shift || true
 POLICIES=${*:-"sft cql baseline:naive baseline:uniform baseline:start-state baseline:dbl baseline:regmix"}
-DATASET=dmix/general-math-cpu/trajectories-v0
+DATASET=${DATASET:-dmix/general-math-cpu/trajectories-v1}
 mkdir -p "$OUT/rollouts"
 /usr/bin/time -f "train wall %e s, peak %M KB" dmix agents train --dataset "$DATASET" --algo cql --out "$OUT" --no-progress
 for policy in $POLICIES; do

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# Run every built-in method through the cpu protocol (dmix-bench-v0) and write the table and report.
+# Run every built-in method through a cpu protocol (default dmix-bench-v1) and write the table and report.
 # Resumable: stored reference and submission episodes are never re-run, so re-run this after a crash.
 # Needs the cpu Minari dataset and trained agents (bash benchmarks/agents_cpu.sh runs/agents-cpu-v2).
-#   bash benchmarks/leaderboard_cpu.sh [agents-dir] [workers]
+#   bash benchmarks/leaderboard_cpu.sh [agents-dir] [workers] [protocol]
 set -euo pipefail
 AGENTS=${1:-runs/agents-cpu-v2}
 WORKERS=${2:-2}
+PROTOCOL=${3:-dmix-bench-v1}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$((($(nproc) + WORKERS - 1) / WORKERS))}
-submit() { /usr/bin/time -f "$2: wall %e s" dmix leaderboard submit --protocol dmix-bench-v0 --workers "$WORKERS" --policy "$1" --name "$2" | tail -n 3; }
+submit() { /usr/bin/time -f "$2: wall %e s" dmix leaderboard submit --protocol "$PROTOCOL" --workers "$WORKERS" --policy "$1" --name "$2" | tail -n 3; }
 submit baseline:naive Naive
 submit baseline:uniform Uniform
 submit baseline:start-state Start-state
@@ -15,5 +16,5 @@ submit baseline:dbl DBL
 submit baseline:regmix RegMix
 submit "$AGENTS/sft.pt" "SFT agent"
 submit "$AGENTS/cql.pt" "CQL agent"
-dmix leaderboard show --protocol dmix-bench-v0
-dmix leaderboard report --protocol dmix-bench-v0 --out runs/leaderboard-cpu
+dmix leaderboard show --protocol "$PROTOCOL"
+dmix leaderboard report --protocol "$PROTOCOL" --out runs/leaderboard-cpu

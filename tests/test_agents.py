@@ -153,7 +153,9 @@ def test_cql_through_d3rlpy_ranks_a_planted_good_action_above_a_bad_one(tiny_off
     is_good = np.arange(len(tiny_offline)) % 2 == 0
     planted = dataclasses.replace(tiny_offline, actions=np.where(is_good[:, None], good, bad).astype(np.float32),
                                   rewards=np.where(is_good, 0.1, -0.1).astype(np.float32))
-    settings = CQLSettings(steps=300, steps_per_epoch=150, batch_size=32, critic_d_model=32, critic_ffn=64,
+    # 27 transitions: a light conservative weight lets the planted reward, not the penalty, order the two logged actions
+    # (with the held-out-text feedback in the states, weight 1.0 ranked 81% of states right at 300 steps, 70% at 600).
+    settings = CQLSettings(steps=300, steps_per_epoch=150, batch_size=32, critic_d_model=32, critic_ffn=64, conservative_weight=0.2,
                            n_action_samples=4, actor_warmup=50, device="cpu:0")
     agent, metrics, cql = train_cql(planted, tmp_path, small_agent(tiny_offline), settings, progress=False)
     states = planted.windows

@@ -78,6 +78,43 @@ def read_fields(spec: DataSpec, data_dir: Path, progress: bool = True) -> dict[s
     return result
 
 
+def drop_overlapping_heldout(domains: list[int], domain_docs: list[list[Document]], pieces: list[list[np.ndarray]],
+                             held_counts: list[int]) -> int:
+    """Drop (in place) the training documents of these domains that share a 13-word window with their held-out ones.
+
+    The held-out documents are the last `held_counts[d]` of each domain; return how many training documents went.
+    """
+    fingerprint = eval_fingerprint((doc.text, "") for d in domains if held_counts[d] for doc in domain_docs[d][-held_counts[d]:])
+    if not fingerprint:
+        return 0
+    dropped = 0
+    for d in domains:
+        cut = len(domain_docs[d]) - held_counts[d]
+        keep = [i for i in range(cut) if not is_contaminated(domain_docs[d][i].text, fingerprint)]
+        dropped += cut - len(keep)
+        pieces[d] = [pieces[d][i] for i in keep] + pieces[d][cut:]
+        if not keep:  # nothing left to train on: the held-out documents become the stream, split at its tail
+            held_counts[d] = 0
+    return dropped
+
+
+def domain_stream(train: np.ndarray, held: np.ndarray, seq_len: int, heldout_seqs: int, name: str) -> tuple[np.ndarray, int, int]:
+    """(shard stream, training sequences, held-out sequences): whole training sequences, then the held-out ones.
+
+    Without held-out documents (`held` empty) the held-out sequences are the tail of the training stream.
+    """
+    sequences = len(train) // seq_len
+    if len(held):
+        heldout = min(heldout_seqs, len(held) // seq_len)
+    else:
+        heldout = min(heldout_seqs, max(1, sequences // 4))
+        sequences -= heldout
+        train, held = train[: sequences * seq_len], train[sequences * seq_len :]
+    if sequences < 1 or heldout < 1:
+        raise ValueError(f"domain {name!r} has {len(train)} tokens: too few for seq_len {seq_len}")
+    return np.concatenate([train[: sequences * seq_len], held[: heldout * seq_len]]), sequences, heldout
+
+
 def split_heldout(pieces: list[np.ndarray], tokens_wanted: int) -> int:
     """How many documents, counted from the end, to hold out whole for at least `tokens_wanted` tokens.
 
@@ -167,37 +204,16 @@ def build_data(
     tokenizer.save_pretrained(root / "tokenizer")
     domains = []
     pieces = [_tokenize(tokenizer, [doc.text for doc in docs]) for docs in tqdm(domain_docs, desc="tokenize", disable=not progress)]
-    # Held-out text: whole documents at the end of each domain's shuffled list, never drawn for training; training
-    # documents of the same field that share a 13-word window with them are dropped, as for evaluation pairs.
     wanted = preset.heldout_seqs_per_domain * preset.seq_len + preset.seq_len
     held_counts = [split_heldout(p, wanted) for p in pieces]
     for k, f in enumerate(spec.fields):
         mine = [d for d in range(len(domain_docs)) if field_of[d] == k]
-        fingerprint = eval_fingerprint((doc.text, "") for d in mine for doc in domain_docs[d][len(domain_docs[d]) - held_counts[d]:]
-                                       if held_counts[d])
-        dropped = 0
-        for d in mine:
-            cut = len(domain_docs[d]) - held_counts[d]
-            keep = [i for i in range(cut) if not fingerprint or not is_contaminated(domain_docs[d][i].text, fingerprint)]
-            dropped += cut - len(keep)
-            pieces[d] = [pieces[d][i] for i in keep] + pieces[d][cut:]
-            held_counts[d] = held_counts[d] if len(keep) else 0
-        field_stats[f.name]["overlapping_heldout"] = dropped
+        field_stats[f.name]["overlapping_heldout"] = drop_overlapping_heldout(mine, domain_docs, pieces, held_counts)
     for d, domain_pieces in enumerate(tqdm(pieces, desc="write shards", disable=not progress)):
-        cut = len(domain_pieces) - held_counts[d]
-        train = np.concatenate([np.append(p, eos) for p in domain_pieces[:cut]]).astype(dtype)
-        if held_counts[d]:
-            held = np.concatenate([np.append(p, eos) for p in domain_pieces[cut:]]).astype(dtype)
-            heldout = min(preset.heldout_seqs_per_domain, len(held) // preset.seq_len)
-            sequences = len(train) // preset.seq_len
-        else:  # too few documents to hold whole ones out: the tail of the stream
-            sequences = len(train) // preset.seq_len
-            heldout = min(preset.heldout_seqs_per_domain, max(1, sequences // 4))
-            sequences -= heldout
-            train, held = train[: sequences * preset.seq_len], train[sequences * preset.seq_len :]
-        if sequences < 1 or heldout < 1:
-            raise ValueError(f"domain {names[d]!r} has {len(train)} tokens: too few for seq_len {preset.seq_len}")
-        stream = np.concatenate([train[: sequences * preset.seq_len], held[: heldout * preset.seq_len]])
+        train, held = (np.concatenate([np.append(p, eos) for p in part]).astype(dtype) if part else np.zeros(0, dtype)
+                       for part in (domain_pieces[: len(domain_pieces) - held_counts[d]],
+                                    domain_pieces[len(domain_pieces) - held_counts[d] :]))
+        stream, sequences, heldout = domain_stream(train, held, preset.seq_len, preset.heldout_seqs_per_domain, names[d])
         shard = f"shards/{d:03d}.npy"
         domains.append({
             "name": names[d], "field": spec.fields[field_of[d]].name, "documents": doc_counts[d],
