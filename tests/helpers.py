@@ -21,7 +21,9 @@ PLACES = ["forest", "river", "mountain", "coast", "desert", "marsh", "valley", "
 
 def general_sentence(rng: random.Random) -> str:
     a, p, q = rng.choice(ANIMALS), rng.choice(PLACES), rng.choice(PLACES)
-    return f"The {a} lives near the {p} and travels to the {q} in spring. Many {a}s gather there."
+    n, m = rng.randint(2, 99), rng.randint(2, 99)
+    # Every 13-word window holds a number, so documents rarely share one: holding some out drops few others.
+    return f"The {a} lives near the {p} and travels {n} miles to the {q} in spring. Many {a}s, {m} of them, gather there."
 
 
 def math_sentence(rng: random.Random) -> str:
