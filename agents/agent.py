@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from dmix_gym.data.domains import DomainSpace
+from dmix_gym.errors import ConfigError, MissingFileError
 from dmix_gym.policy import History, Policy, ScenarioInfo
 from dmix_gym.utils.atomic import atomic_path
 
@@ -49,7 +50,7 @@ class TransformerAgent(Policy):
     def reset(self, info: ScenarioInfo) -> None:
         names = tuple(info.domain_space.names)
         if names != self.domains:
-            raise ValueError(f"agent {self.name!r} was trained on domains {list(self.domains)[:4]}... ({len(self.domains)}), "
+            raise ConfigError(f"agent {self.name!r} was trained on domains {list(self.domains)[:4]}... ({len(self.domains)}), "
                              f"but the env has {list(names)[:4]}... ({len(names)}); roll it out with agents.rollout (which "
                              f"adapts the env through CollapseDomains) or train on this domain space")
         super().reset(info)
@@ -84,10 +85,10 @@ class TransformerAgent(Policy):
     def load(cls, path: str | Path) -> "TransformerAgent":
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"no saved agent at {path}")
+            raise MissingFileError(f"no saved agent at {path}")
         payload = torch.load(path, map_location="cpu", weights_only=True)
         if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-            raise ValueError(f"{path} is not a saved dmix agent (format {FORMAT})")
+            raise ConfigError(f"{path} is not a saved dmix agent (format {FORMAT})")
         space = DomainSpace.from_dict(payload["domain_space"])
         net = MixingNet(space.size, len(space.fields), AgentConfig(**payload["config"]))
         net.load_state_dict(payload["state_dict"])

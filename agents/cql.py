@@ -14,14 +14,20 @@ settings loads it and trains the remaining steps. d3rlpy's own metric CSVs go to
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import logging
+import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import structlog
 import torch
 
+from dmix_gym.errors import ConfigError
 from dmix_gym.utils.atomic import atomic_path, write_json
 
 from . import features
@@ -30,6 +36,8 @@ from .features import to_unit
 from .networks import MixingNet, StateActionEncoder, WindowEncoder
 from .offline import OfflineData
 
+with contextlib.redirect_stderr(io.StringIO()):  # gym, a d3rlpy dependency, prints an "unmaintained" banner on import
+    import gym  # noqa: F401
 try:
     import d3rlpy
     from d3rlpy.models.encoders import EncoderFactory, register_encoder_factory
@@ -38,6 +46,10 @@ try:
     from d3rlpy.optimizers.lr_schedulers import WarmupSchedulerFactory
 except ImportError as error:  # pragma: no cover - d3rlpy is a core dependency
     raise ImportError("agents.cql needs d3rlpy: pip install 'd3rlpy>=2.8.1,<2.9'") from error
+
+# d3rlpy logs every detail of a fit at info level; dmix shows its own progress. DMIX_VERBOSE=1 brings them back.
+if not os.environ.get("DMIX_VERBOSE"):
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
 
 
 class _AgentEncoder(Encoder):
@@ -193,7 +205,7 @@ def train_cql(data: OfflineData, out: str | Path, init: TransformerAgent, settin
     from d3rlpy.logging import FileAdapterFactory
 
     if init.domains != data.domains:
-        raise ValueError(f"initial agent has domains {init.domains[:3]}..., the dataset {data.domains[:3]}...")
+        raise ConfigError(f"initial agent has domains {init.domains[:3]}..., the dataset {data.domains[:3]}...")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     d3rlpy.seed(settings.seed)
@@ -208,7 +220,7 @@ def train_cql(data: OfflineData, out: str | Path, init: TransformerAgent, settin
     if checkpoint.exists() and state_file.exists():
         state = json.loads(state_file.read_text())
         if state["settings"] != json.loads(json.dumps(settings_json)):
-            raise ValueError(f"{checkpoint} was written with other settings; remove it or use another --out")
+            raise ConfigError(f"{checkpoint} was written with other settings; remove it or use another --out")
         cql.load_model(str(checkpoint))
         done, history, seconds = state["steps"], state["history"], state["seconds"]
     else:

@@ -7,8 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from datasets_builder.publish import dmix_metadata
+from datasets_builder.publish import dmix_metadata, load_dmix_dataset
 from dmix_gym.data.domains import DomainSpace
+from dmix_gym.errors import ConfigError
 
 from .features import tokens, windows
 
@@ -53,17 +54,15 @@ class OfflineData:
     def of_quality(self, quality: int) -> "OfflineData":
         mask = self.quality == quality
         if not mask.any():
-            raise ValueError(f"dataset {self.dataset_id!r} has no episode of quality N={quality} "
+            raise ConfigError(f"dataset {self.dataset_id!r} has no episode of quality N={quality} "
                              f"(has {sorted(set(self.quality.tolist()))})")
         return self.select(mask)
 
 
 def load_offline(dataset, window: int) -> OfflineData:
     """Windows, actions and rewards of every step of a dmix Minari dataset (an id or a loaded MinariDataset)."""
-    import minari
-
     if isinstance(dataset, str):
-        dataset = minari.load_dataset(dataset)
+        dataset = load_dmix_dataset(dataset)
     meta = dmix_metadata(dataset)
     d, k = len(meta["domains"]), len(meta["fields"])
     mean, std = np.asarray(meta["feedback_mean"], np.float32), np.maximum(np.asarray(meta["feedback_std"], np.float32), 1e-6)

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from dmix_gym.errors import ConfigError
 from dmix_gym.utils.atomic import atomic_path, write_json
 
 from .agent import FORMAT, TransformerAgent
@@ -53,7 +54,7 @@ def train_sft(data: OfflineData, out: str | Path, agent_config: AgentConfig = Ag
     from tqdm.auto import trange
 
     if agent_config.window != data.window:
-        raise ValueError(f"agent window {agent_config.window} != data window {data.window}")
+        raise ConfigError(f"agent window {agent_config.window} != data window {data.window}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     subset = data if config.quality is None else data.of_quality(config.quality)
@@ -71,7 +72,7 @@ def train_sft(data: OfflineData, out: str | Path, agent_config: AgentConfig = Ag
     if checkpoint.exists():
         state = torch.load(checkpoint, map_location="cpu", weights_only=True)
         if state["settings"] != settings:
-            raise ValueError(f"{checkpoint} was written with other settings; remove it or use another --out")
+            raise ConfigError(f"{checkpoint} was written with other settings; remove it or use another --out")
         net.load_state_dict(state["net"])
         optimizer.load_state_dict(state["optimizer"])
         start_epoch, history, seconds = state["epoch"], state["history"], state["seconds"]
@@ -112,9 +113,10 @@ def train_sft(data: OfflineData, out: str | Path, agent_config: AgentConfig = Ag
     if best["net"] is not None:
         net.load_state_dict(best["net"])
     net.eval()
+    # best_val_mse is None when the dataset has too few episodes to hold some out.
     metrics = {
         **settings, "train_transitions": len(x), "val_transitions": len(xv), "val_episodes": val_ids.tolist(),
-        "seconds": round(seconds, 2), "best_epoch": best["epoch"] or len(history), "best_val_mse": best["val_mse"],
+        "seconds": round(seconds, 2), "best_epoch": best["epoch"] or len(history), "best_val_mse": best["val_mse"] if len(xv) else None,
         "final": history[-1] if history else None, "history": history,
     }
     agent.meta = {"algo": "sft", "dataset": data.dataset_id, "scenario": data.scenario, "train_seconds": round(seconds, 2),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dmix_gym.errors import ConfigError
 from dmix_gym.policy import Policy
 
 BASELINES = ("naive", "uniform", "start-state", "random", "regmix", "dbl")
@@ -26,7 +27,7 @@ def make_baseline(name: str) -> Policy:
         from .dbl import DBL
 
         return DBL()
-    raise ValueError(f"unknown baseline {name!r}; choose one of {', '.join('baseline:' + b for b in BASELINES)}")
+    raise ConfigError(f"unknown baseline {name!r}; choose one of {', '.join('baseline:' + b for b in BASELINES)}")
 
 
 __all__ = ["BASELINES", "make_baseline"]

@@ -25,6 +25,7 @@ import numpy as np
 from datasets_builder.collection import Plan, episode_path, load_episode, load_or_write_plan, run_plan, staging_dir
 from datasets_builder.trajectories import PlannedEpisode
 from dmix_gym.data.domains import collapse
+from dmix_gym.errors import ConfigError
 from dmix_gym.policy import History, Policy, ScenarioInfo
 from dmix_gym.scenario import override
 from dmix_gym.utils.atomic import stable_hash, write_json
@@ -74,7 +75,7 @@ def make_regressor(kind: str, seed: int = 0):
         from sklearn.linear_model import Ridge
 
         return Ridge(alpha=1e-3)
-    raise ValueError(f"unknown regressor {kind!r}; choose 'lightgbm' or 'linear'")
+    raise ConfigError(f"unknown regressor {kind!r}; choose 'lightgbm' or 'linear'")
 
 
 def cross_validated_r2(kind: str, x: np.ndarray, y: np.ndarray, folds: int, seed: int = 0) -> float:

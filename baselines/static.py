@@ -8,6 +8,7 @@ from typing import Callable
 import numpy as np
 
 from dmix_gym.data.domains import DomainSpace
+from dmix_gym.errors import ConfigError
 from dmix_gym.policy import History, Policy, ScenarioInfo
 from dmix_gym.utils.atomic import write_json
 
@@ -34,7 +35,7 @@ class StaticPolicy(Policy):
 
     def __init__(self, kind: str):
         if kind not in STATIC:
-            raise ValueError(f"unknown static baseline {kind!r}; choose one of {sorted(STATIC)}")
+            raise ConfigError(f"unknown static baseline {kind!r}; choose one of {sorted(STATIC)}")
         self.kind, self.name = kind, f"baseline:{kind}"
         self._mixture_of: Callable[[DomainSpace], np.ndarray] = STATIC[kind]
 
@@ -77,7 +78,7 @@ class TargetShare(Policy):
 
     def __init__(self, share: float):
         if not 0.0 <= share <= 1.0:
-            raise ValueError(f"target share must be in [0, 1], got {share}")
+            raise ConfigError(f"target share must be in [0, 1], got {share}")
         self.share, self.name = share, f"static:target-share={share:g}"
 
     def reset(self, info: ScenarioInfo) -> None:

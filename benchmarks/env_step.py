@@ -59,7 +59,7 @@ def eval_parts(env) -> dict[str, float]:
 
 
 def bench_preset(preset: str, device: str, episodes: int, peak: float) -> dict:
-    env = gym.make("DataMix-v0", preset=preset, device=device, progress=True)
+    env = gym.make("DataMix-v0", preset=preset, device=device, progress=True, timing=True)
     base = env.unwrapped
     flops_per_token = train_flops_per_token(base.model_config, base.shards.seq_len)
     rng = np.random.default_rng(0)

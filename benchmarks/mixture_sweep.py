@@ -34,7 +34,7 @@ def _env(scenario: str, preset: str):
     import dmix_gym  # noqa: F401  (registers DataMix-v0)
 
     if (scenario, preset) not in _ENVS:
-        _ENVS[scenario, preset] = gym.make("DataMix-v0", scenario=scenario, preset=preset, progress=False)
+        _ENVS[scenario, preset] = gym.make("DataMix-v0", scenario=scenario, preset=preset, progress=False, timing=True)
     return _ENVS[scenario, preset]
 
 

@@ -9,6 +9,8 @@ from pathlib import Path
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
+from dmix_gym.errors import ConfigError, MissingFileError
+
 # The paper's target models: LLaMA-3 architecture, 32 layers, 3B parameters (section 4.1, appendix D.1).
 LLAMA_3B = {
     "hidden_size": 3072, "intermediate_size": 8192, "num_hidden_layers": 32, "num_attention_heads": 24,
@@ -40,23 +42,23 @@ def resolve_model(spec: str, vocab_size: int, seq_len: int, pad_id: int | None =
     if path.is_file() and path.suffix == ".json":
         fields = json.loads(path.read_text())
         if fields.get("vocab_size", vocab_size) != vocab_size:
-            raise ValueError(f"{path} has vocab_size {fields['vocab_size']}, but the data's tokenizer has {vocab_size}; "
+            raise ConfigError(f"{path} has vocab_size {fields['vocab_size']}, but the data's tokenizer has {vocab_size}; "
                              "drop vocab_size from the file or use the data's")
         config = LlamaConfig(**{**fields, **common})
         config._attn_implementation = "sdpa"
         return ModelChoice(path.stem, config)
     if path.is_dir():
         if not (path / "config.json").exists():
-            raise FileNotFoundError(f"{path} has no config.json: not a Hugging Face model dir")
+            raise MissingFileError(f"{path} has no config.json: not a Hugging Face model dir")
         config = LlamaConfig.from_pretrained(path)
         if config.vocab_size != vocab_size:
-            raise ValueError(f"model {path} has a vocabulary of {config.vocab_size} tokens, the data's tokenizer "
+            raise ConfigError(f"model {path} has a vocabulary of {config.vocab_size} tokens, the data's tokenizer "
                              f"{vocab_size}: its token ids would mean nothing to it; build the data with this model's tokenizer")
         if not any(path.glob("*.safetensors")):
-            raise FileNotFoundError(f"{path} has no *.safetensors weights")
+            raise MissingFileError(f"{path} has no *.safetensors weights")
         config._attn_implementation = "sdpa"
         return ModelChoice(path.name, config, path)
-    raise ValueError(f"--model {spec!r} is none of: proxy, llama-3b, a LlamaConfig .json file, a Hugging Face model dir")
+    raise ConfigError(f"--model {spec!r} is none of: proxy, llama-3b, a LlamaConfig .json file, a Hugging Face model dir")
 
 
 def count_meta_parameters(config: LlamaConfig) -> int:

@@ -18,6 +18,7 @@ import numpy as np
 
 from dmix_gym.data.build import build_data
 from dmix_gym.env import DataMixEnv
+from dmix_gym.errors import ConfigError
 from dmix_gym.model import train_flops_per_token
 from dmix_gym.policy import History, Policy, ScenarioInfo, adapt_env, check_mixture
 from dmix_gym.scenario import Scenario, override, resolve_scenario
@@ -72,7 +73,7 @@ def run_cpt(config: CPTConfig) -> list[dict[str, Any]]:
     backend = functools.partial(ShardedBackend, model=config.model, ranks=ranks,
                                 checkpointing=config.activation_checkpointing)
     base = DataMixEnv(scenario, None, config.data_dir, config.cache_dir, device=str(ranks.device), progress=ranks.main,
-                      backend=backend)
+                      backend=backend, timing=True)
     policy = load_policy(config.policy)  # every rank acts through the same space; only rank 0 asks the policy
     if ranks.main:
         _prepare_on_proxy(policy, config, scenario)
@@ -148,7 +149,7 @@ def _check_same_run(saved: dict[str, Any], config: CPTConfig) -> None:
     keys = ("policy", "model", "scenario", "preset", "tokens_per_step", "max_steps", "seed")
     changed = {k: (saved.get(k), now[k]) for k in keys if saved.get(k) != now[k]}
     if changed:
-        raise ValueError(f"{config.out} holds a run with other settings {changed} (saved, now); use another --out")
+        raise ConfigError(f"{config.out} holds a run with other settings {changed} (saved, now); use another --out")
 
 
 def _replay(policy: Policy, history: History, records: list[dict[str, Any]]) -> None:

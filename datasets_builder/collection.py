@@ -22,6 +22,7 @@ from typing import Any, Callable
 import numpy as np
 
 from dmix_gym.data.build import build_data
+from dmix_gym.errors import DmixError
 from dmix_gym.policy import Replay, rollout
 from dmix_gym.utils.atomic import atomic_path, write_json
 from dmix_gym.utils.paths import resolve_cache_dir
@@ -32,7 +33,7 @@ from .trajectories import QUALITY_LEVELS, PlannedEpisode, SamplerConfig, plan_ep
 EPISODE_PATTERN = "episode-*.npz"
 
 
-class CollectionError(RuntimeError):
+class CollectionError(DmixError, RuntimeError):
     """A staging folder that does not match the collection asked for, or an unreadable staged episode."""
 
 
@@ -182,7 +183,8 @@ def run_plan(folder: Path, plan: Plan, total: int | None = None, workers: int = 
     pending = [e for e in plan.episodes[:total] if e.index not in done]
     if not pending:
         return
-    env_kwargs = {"scenario": plan.scenario, "data_dir": data_dir, "cache_dir": cache_dir, "progress": False}
+    env_kwargs = {"scenario": plan.scenario, "data_dir": data_dir, "cache_dir": cache_dir, "progress": False,
+                  "timing": True}  # staged episodes keep their wall-clock times (throughput, RegMix's cost)
 
     from tqdm.auto import tqdm
 

@@ -18,12 +18,16 @@ import numpy as np
 
 from dmix_gym.data.build import build_data
 from dmix_gym.env import make_spaces
+from dmix_gym.errors import ConfigError, MissingFileError
 from dmix_gym.scenario import Scenario
 
 from .collection import DATASET_VERSION, EPISODE_PATTERN, CollectionError, Plan, load_episode
 
 INFO_KEYS = ("feedback", "domain_loss", "probes", "tokens", "mixture", "train_loss")  # timings are left out: wall-clock
 METADATA_KEY = "dmix"
+
+
+CONTACT = "the dmix issue tracker"  # Minari's author_email: any contact a dataset user can reach
 
 
 def dataset_id(scenario_name: str, name: str, version: int = DATASET_VERSION) -> str:
@@ -59,7 +63,7 @@ def staged_episodes(folder: Path) -> list[dict[str, np.ndarray]]:
 
 
 def publish(folder: str | Path, name: str | None = None, author: str = "dmix", description: str | None = None,
-            overwrite: bool = False, partial: bool = False):
+            overwrite: bool = False, partial: bool = False, contact: str = CONTACT):
     """Turn a staged collection into a local Minari dataset; return the MinariDataset.
 
     A collection with planned episodes still missing is refused unless `partial` is set.
@@ -102,6 +106,7 @@ def publish(folder: str | Path, name: str | None = None, author: str = "dmix", d
         eval_env=spec,
         algorithm_name="dmix-algorithm1",
         author=author,
+        author_email=contact,
         code_permalink=code_permalink(),
         action_space=action_space,
         observation_space=observation_space,
@@ -132,11 +137,23 @@ def publish(folder: str | Path, name: str | None = None, author: str = "dmix", d
 
 # --- what consumers use ------------------------------------------------------------------------
 
+
+def load_dmix_dataset(ident: str):
+    """A local Minari dataset by id; an error naming it and saying how to get it when it is not there."""
+    import minari
+
+    try:
+        return minari.load_dataset(ident)
+    except FileNotFoundError:
+        local = sorted(minari.list_local_datasets())
+        raise MissingFileError(f"no Minari dataset {ident!r} on this machine (local: {local or 'none'}); "
+                               f"build it with `dmix publish` from its collection") from None
+
 def dmix_metadata(dataset) -> dict[str, Any]:
     """The `dmix` metadata of a loaded Minari dataset; an error if it is not a dmix dataset."""
     metadata = dataset.storage.metadata
     if METADATA_KEY not in metadata:
-        raise ValueError(f"Minari dataset {metadata.get('dataset_id')!r} has no {METADATA_KEY!r} metadata: not a dmix dataset")
+        raise ConfigError(f"Minari dataset {metadata.get('dataset_id')!r} has no {METADATA_KEY!r} metadata: not a dmix dataset")
     return metadata[METADATA_KEY]
 
 
@@ -158,7 +175,7 @@ def check_scenario(dataset, scenario) -> None:
     differences = sorted(k for k in collected.keys() | wanted.keys() if collected.get(k) != wanted.get(k))
     if differences:
         ident = dataset.storage.metadata.get("dataset_id")
-        raise ValueError(f"dataset {ident!r} was collected on scenario {dataset_scenario(dataset).name!r}, which differs from "
+        raise ConfigError(f"dataset {ident!r} was collected on scenario {dataset_scenario(dataset).name!r}, which differs from "
                          f"the env's {scenario.name!r} in: {', '.join(differences[:8])}")
 
 

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+
+from dmix_gym.errors import user_error
 
 from .views import console, print_leaderboard, print_manifest
 
@@ -23,21 +27,20 @@ app.add_typer(leaderboard_app, name="leaderboard")
 
 Scenario = Annotated[str, typer.Option(help="scenario name or path to a scenario JSON file")]
 Preset = Annotated[str, typer.Option(help="scale preset: smoke | cpu | paper")]
-DataDir = Annotated[Optional[Path], typer.Option(help="raw data root (default: $DMIX_DATA_DIR, ../shared/data, ~/.cache/dmix/data)")]
+DataDir = Annotated[Optional[Path], typer.Option(help="raw data root (default: $DMIX_DATA_DIR, else the data shipped in the package)")]
 CacheDir = Annotated[Optional[Path], typer.Option(help="generated-files root (default: $DMIX_CACHE_DIR, ~/.cache/dmix)")]
 Device = Annotated[str, typer.Option(help="auto | cpu | cuda")]
 Protocol = Annotated[str, typer.Option(
     help="protocol version: dmix-bench-v1 (cpu) | dmix-bench-smoke-v1 | dmix-bench-v0 (frozen, readable)")]
+DEBUG_ENV = "DMIX_DEBUG"  # set (or --debug) to see the traceback of a user error
 Db = Annotated[Optional[Path], typer.Option(help="results database (default: <cache>/leaderboard.sqlite)")]
 
 
 def _checked_protocol(version: str) -> str:
+    """The version, once known to name a protocol (before any long work starts)."""
     from leaderboard.protocol import get_protocol
 
-    try:
-        get_protocol(version)
-    except ValueError as error:
-        raise typer.BadParameter(str(error)) from error
+    get_protocol(version)
     return version
 
 
@@ -339,8 +342,23 @@ def cpt(
         dist.destroy_process_group()
 
 
-def main() -> None:
-    app()
+@app.callback()
+def _options(debug: Annotated[bool, typer.Option("--debug", help="show the traceback of a user error too")] = False) -> None:
+    if debug:
+        os.environ[DEBUG_ENV] = "1"
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    """The `dmix` command: a user error is one line on stderr and exit status 2; a bug keeps its traceback."""
+    try:
+        app(args=argv)
+    except Exception as error:
+        mistake = user_error(error)
+        if mistake is None or os.environ.get(DEBUG_ENV):
+            raise
+        message = " ".join(str(mistake).split())
+        print(f"dmix: error: {message}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

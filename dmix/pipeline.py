@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from dmix_gym.errors import ConfigError
+
 from .views import console, peak_rss_mib, print_dataset_summary, print_episode_steps, print_leaderboard, print_manifest
 
 PathLike = str | Path | None
@@ -33,9 +35,9 @@ def fixed_mixture(base, mixture: str) -> np.ndarray:
     try:
         share = float(mixture)
     except ValueError:
-        raise ValueError(f"mixture {mixture!r} is not start, target, uniform or a target share in [0, 1]") from None
+        raise ConfigError(f"mixture {mixture!r} is not start, target, uniform or a target share in [0, 1]") from None
     if not 0 <= share <= 1:
-        raise ValueError(f"target share must be in [0, 1], got {share}")
+        raise ConfigError(f"target share must be in [0, 1], got {share}")
     return (1 - share) * base.p0 + share * base.p_star
 
 
@@ -48,7 +50,7 @@ def fixed_mixture_episode(scenario: str, preset: str, mixture: str = "start", se
     from dmix_gym.policy import Replay, rollout
 
     env = gym.make("DataMix-v0", scenario=scenario, preset=preset, device=device, data_dir=data_dir, cache_dir=cache_dir,
-                   render_mode="rgb_array")
+                   render_mode="rgb_array", timing=True)
     base = env.unwrapped
     episode = rollout(Replay(fixed_mixture(base, mixture), name=f"mixture {mixture}"), env, seed=seed)
     print_episode_steps(episode, f"{base.scenario.name}: episode with mixture {mixture!r}, seed {seed}")
@@ -96,7 +98,7 @@ def train_agent(dataset: str, algo: str, out: Path, window: int = 16, d_model: i
     from agents.sft import SFTConfig, train_sft
 
     if algo not in ("sft", "cql"):
-        raise ValueError(f"algo must be 'sft' or 'cql', got {algo!r}")
+        raise ConfigError(f"algo must be 'sft' or 'cql', got {algo!r}")
     data = load_offline(dataset, window)
     agent_config = AgentConfig(window=window, d_model=d_model, layers=layers, ffn=4 * d_model)
     console.print(f"{dataset}: {len(data)} transitions, {len(set(data.episode.tolist()))} episodes, "
@@ -104,8 +106,9 @@ def train_agent(dataset: str, algo: str, out: Path, window: int = 16, d_model: i
     sft_path = Path(out) / "sft.pt"
     if algo == "sft" or not sft_path.exists():
         agent, metrics = train_sft(data, out, agent_config, SFTConfig(quality=quality, epochs=epochs, seed=seed), progress)
-        console.print(f"SFT: {count_parameters(agent.net):,} parameters, {metrics['seconds']:.0f} s, best validation MSE "
-                      f"{metrics['best_val_mse']:.2e} at epoch {metrics['best_epoch']} -> [bold]{sft_path}[/]")
+        chosen = ("no validation episodes, last epoch kept" if metrics["best_val_mse"] is None
+                  else f"best validation MSE {metrics['best_val_mse']:.2e} at epoch {metrics['best_epoch']}")
+        console.print(f"SFT: {count_parameters(agent.net):,} parameters, {metrics['seconds']:.0f} s, {chosen} -> [bold]{sft_path}[/]")
     if algo == "sft":
         return sft_path
     from agents.cql import CQLSettings, train_cql

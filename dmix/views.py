@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import os
 import resource
+import sys
 from pathlib import Path
 
 import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from dmix_gym.errors import ConfigError
 from dmix_gym.policy import Episode
 
-console = Console()
+# Piped into a file or `tee`, rich would fold tables to 80 columns and cut their headers; print them whole.
+PIPED_WIDTH = 240
+console = Console(width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else PIPED_WIDTH)
 
 
 def peak_rss_mib() -> float:
@@ -133,7 +138,7 @@ def print_cpt_dry_run(config, gpus: int, micro_batch: int | None) -> None:
     seq_len = data.seq_len
     choice = resolve_model(config.model, data.vocab_size, seq_len)
     if choice.config is None:
-        raise ValueError("--dry-run needs --model llama-3b, a LlamaConfig JSON or a model dir")
+        raise ConfigError("--dry-run needs --model llama-3b, a LlamaConfig JSON or a model dir")
     params = count_meta_parameters(choice.config)
     mb = micro_batch or scenario.train.micro_batch
     table = Table(title=f"{choice.name}: {params:,} parameters ({params / 1e9:.2f}B), vocab {data.vocab_size}, "

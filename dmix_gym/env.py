@@ -117,8 +117,8 @@ class DataMixEnv(gym.Env):
     * `data_dir`, `cache_dir`: raw data root and generated-files root (see the README).
     * `device`: `"auto"`, `"cpu"` or `"cuda"`; `compile`: `torch.compile` the proxy.
     * `render_mode`: `"ansi"` (a table) or `"rgb_array"` (a stacked-area plot of the mixture).
-    * `timing`: report `train_seconds`/`eval_seconds` in `info` (wall-clock, so never equal
-      between two runs; `timing=False` makes `info` fully deterministic).
+    * `timing`: also report `train_seconds`/`eval_seconds` in `info`. Off by default: wall-clock
+      times never repeat, and `info` is otherwise fully determined by the seed.
     * `progress`: show progress bars for data building and base pre-training.
     * `backend`: what builds, trains and evaluates the model (default `ProxyBackend`, this
       process); `dmix cpt` passes an FSDP backend and keeps this step logic.
@@ -153,7 +153,7 @@ class DataMixEnv(gym.Env):
         render_mode: str | None = None,
         compile: bool = False,
         progress: bool = True,
-        timing: bool = True,
+        timing: bool = False,
         backend: Callable[..., ProxyBackend] = ProxyBackend,
     ):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:

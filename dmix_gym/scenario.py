@@ -17,7 +17,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from .data.spec import DataSpec, load_data_spec
+from .data.spec import DataSpec, load_data_spec, read_json
+from .errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ class Scenario:
         k = len(self.data.fields)
         weights = self.reward_weights or tuple(1.0 / k for _ in range(k))
         if len(weights) != k:
-            raise ValueError(f"reward_weights has {len(weights)} entries for {k} fields")
+            raise ConfigError(f"reward_weights has {len(weights)} entries for {k} fields")
         return tuple(float(w) for w in weights)
 
     def to_dict(self) -> dict[str, Any]:
@@ -121,7 +122,7 @@ PRESETS: dict[str, tuple[ProxyConfig, TrainConfig]] = {
 def make_scenario(scenario: str = "general-math", preset: str = "cpu", **overrides: Any) -> Scenario:
     """The named scenario at a preset; `overrides` replace TrainConfig/ProxyConfig/Scenario fields by name."""
     if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
+        raise ConfigError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
     model, train = PRESETS[preset]
     result = Scenario(data=load_data_spec(scenario, preset), model=model, train=train)
     return override(result, **overrides) if overrides else result
@@ -138,7 +139,7 @@ def override(scenario: Scenario, **overrides: Any) -> Scenario:
         elif key in Scenario.__dataclass_fields__ and key not in ("data", "model", "train"):
             parts["top"][key] = value
         else:
-            raise ValueError(f"unknown scenario override {key!r}")
+            raise ConfigError(f"unknown scenario override {key!r}")
     return replace(
         scenario,
         model=replace(scenario.model, **parts["model"]),
@@ -156,7 +157,10 @@ def resolve_scenario(scenario: "Scenario | dict | str | None", preset: str | Non
     if isinstance(scenario, str) and scenario.lstrip().startswith("{"):
         return Scenario.from_dict(json.loads(scenario))
     if isinstance(scenario, str) and scenario.endswith(".json") and Path(scenario).is_file():
-        saved = json.loads(Path(scenario).read_text())
+        saved = read_json(Path(scenario))
         if {"data", "model", "train"} <= saved.keys():  # a whole Scenario (Scenario.to_json), not a data spec
-            return Scenario.from_dict(saved)
+            try:
+                return Scenario.from_dict(saved)
+            except (KeyError, TypeError, ValueError) as error:
+                raise ConfigError(f"{scenario}: not a saved scenario ({type(error).__name__}: {error})") from None
     return make_scenario(scenario or "general-math", preset or "cpu")

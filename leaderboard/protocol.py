@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from dmix_gym.errors import ConfigError
+
 EVAL_SEED_BASE = 1_000_000
 
 
@@ -58,7 +60,7 @@ class Protocol:
         for task in self.tasks:
             if task.name == name:
                 return task
-        raise KeyError(f"protocol {self.version} has no task {name!r} (has {[t.name for t in self.tasks]})")
+        raise ConfigError(f"protocol {self.version} has no task {name!r} (has {[t.name for t in self.tasks]})")
 
 
 def _seeds(offset: int, n: int) -> tuple[int, ...]:
@@ -109,5 +111,5 @@ DEFAULT_PROTOCOL = "dmix-bench-v1"
 
 def get_protocol(version: str) -> Protocol:
     if version not in PROTOCOLS:
-        raise ValueError(f"unknown protocol {version!r}; choose one of {sorted(PROTOCOLS)}")
+        raise ConfigError(f"unknown protocol {version!r}; choose one of {sorted(PROTOCOLS)}")
     return PROTOCOLS[version]

@@ -7,6 +7,7 @@ import importlib
 import json
 from pathlib import Path
 
+from dmix_gym.errors import ConfigError
 from dmix_gym.policy import Policy
 from dmix_gym.utils.atomic import sha256_file
 
@@ -20,11 +21,11 @@ def load_policy(spec: str | Path) -> Policy:
         return make_baseline(text)
     path = Path(text)
     if not path.exists():
-        raise FileNotFoundError(f"no policy {text!r}: not a baseline:<name> and no such file")
+        raise ConfigError(f"no policy {text!r}: not a baseline:<name> and no such file")
     if path.suffix == ".json":
         saved = json.loads(path.read_text())
         if "policy" not in saved:
-            raise ValueError(f"{path} is not a saved dmix policy (no 'policy' key)")
+            raise ConfigError(f"{path} is not a saved dmix policy (no 'policy' key)")
         policy = load_policy(saved["policy"])
         if "config" in saved:
             policy.config = type(policy.config)(**saved["config"])

@@ -7,6 +7,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from dmix_gym.errors import ConfigError, MissingFileError
 from dmix_gym.policy import Episode, Policy, rollout
 from dmix_gym.utils.paths import resolve_cache_dir
 from dmix_gym.utils.pool import JobFailed, run_jobs
@@ -30,7 +31,7 @@ def feedback_stats(protocol: Protocol) -> tuple[np.ndarray, np.ndarray]:
     try:
         meta = dmix_metadata(minari.load_dataset(protocol.dataset))
     except Exception as error:
-        raise FileNotFoundError(f"protocol {protocol.version} standardises scores with dataset {protocol.dataset!r}, which "
+        raise MissingFileError(f"protocol {protocol.version} standardises scores with dataset {protocol.dataset!r}, which "
                                 f"is not available locally ({error}); collect and publish it first (see the README)") from error
     return np.asarray(meta["feedback_mean"]), np.asarray(meta["feedback_std"])
 
@@ -135,7 +136,7 @@ def compute_references(protocol: Protocol, store: Store, data_dir=None, cache_di
                             {"grid": grid, "best_static": best, "random": random})
 
 
-class FrozenProtocol(ValueError):
+class FrozenProtocol(ConfigError):
     """A protocol that takes no new episodes."""
 
 

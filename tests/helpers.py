@@ -1,4 +1,4 @@
-"""Test helpers: a tiny two-field corpus written by the test, its scenario, and the shared data when present."""
+"""Test helpers: a tiny two-field corpus written by the test, and its scenario."""
 
 from __future__ import annotations
 
@@ -7,13 +7,7 @@ import json
 import random
 from pathlib import Path
 
-import pytest
-
 from dmix_gym.data import DATA_PRESETS, DataSpec, FieldSpec, SourceSpec
-from dmix_gym.utils.paths import resolve_data_dir
-
-SHARED_DATA = resolve_data_dir()
-needs_shared_data = pytest.mark.skipif(not (SHARED_DATA / "math").is_dir(), reason=f"no shared data at {SHARED_DATA}")
 
 ANIMALS = ["fox", "owl", "whale", "beetle", "heron", "otter", "lynx", "salmon"]
 PLACES = ["forest", "river", "mountain", "coast", "desert", "marsh", "valley", "island"]

@@ -12,7 +12,7 @@ from gymnasium.utils.env_checker import check_env
 import dmix_gym  # noqa: F401
 from dmix_gym import CollapseDomains, HistoryWindow, Scenario
 from dmix_gym.scenario import PRESETS, override
-from tests.helpers import needs_shared_data, tiny_scenario, tiny_spec
+from tests.helpers import tiny_scenario, tiny_spec
 
 
 @pytest.fixture(scope="module")
@@ -22,16 +22,21 @@ def env(tiny_data):
     env.close()
 
 
-def test_check_env(tiny_data):
-    # Wall-clock timings in info can never repeat exactly; check_env compares infos, so leave them out.
-    env = gym.make("DataMix-v0", scenario=tiny_scenario(tiny_data).to_dict(), data_dir=str(tiny_data), progress=False,
-                   timing=False)
-    check_env(env.unwrapped, skip_render_check=True)
+def test_check_env_with_default_arguments(env):
+    check_env(env.unwrapped)
 
 
-def test_info_reports_timings(env):
+def test_check_env_on_the_default_scenario():
+    check_env(gym.make("DataMix-v0", preset="smoke", progress=False).unwrapped)
+
+
+def test_info_reports_timings_when_asked(env, tiny_data):
     _, info = env.reset(seed=0)
-    _, *_, info = env.step(np.ones(env.unwrapped.num_domains))
+    assert "train_seconds" not in info  # off by default: wall-clock times would break determinism checks
+    timed = gym.make("DataMix-v0", scenario=tiny_scenario(tiny_data).to_dict(), data_dir=str(tiny_data), progress=False,
+                     timing=True)
+    timed.reset(seed=0)
+    _, *_, info = timed.step(np.ones(timed.unwrapped.num_domains))
     assert info["train_seconds"] > 0 and info["eval_seconds"] > 0
 
 
@@ -179,7 +184,6 @@ def test_scenario_json_round_trip(tiny_data):
     assert Scenario.from_dict(scenario.to_dict()) == scenario
 
 
-@needs_shared_data
 def test_pure_target_training_shows_forgetting():
     """Training on target data only raises target feedback and lowers source feedback (smoke preset, real data)."""
     env = gym.make("DataMix-v0", preset="smoke", progress=False)

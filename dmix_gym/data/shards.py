@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import DmixError
 from ..utils.atomic import atomic_path, sha256_file, write_json
 from .domains import DomainSpace
 from .sources import EvalPair
@@ -17,7 +18,7 @@ MANIFEST = "manifest.json"
 FORMAT = "dmix-shards-v1"
 
 
-class ShardError(RuntimeError):
+class ShardError(DmixError, RuntimeError):
     """A built data folder is missing, corrupt, or belongs to another scenario; the message names the file."""
 
 

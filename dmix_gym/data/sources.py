@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+from ..errors import ConfigError, MissingFileError
 from .spec import SourceSpec
 
 CODE_HELDOUT_EVERY = 10  # one Python file in this many (by path hash) is held out for evaluation
@@ -37,7 +38,7 @@ class EvalPair:
     origin: str
 
 
-class DataFileError(ValueError):
+class DataFileError(MissingFileError):
     """A raw data file is missing or malformed; the message names the file (and line)."""
 
 
@@ -119,7 +120,7 @@ def _record_stream(spec: SourceSpec, data_dir: Path) -> Iterator[tuple[str, dict
     elif spec.kind == "hf":
         yield from _iter_hf(spec)
     else:
-        raise ValueError(f"unknown source kind {spec.kind!r}")
+        raise ConfigError(f"unknown source kind {spec.kind!r}")
 
 
 def _required(record: dict[str, Any], key: str, origin: str) -> str:

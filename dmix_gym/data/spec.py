@@ -23,6 +23,8 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from ..errors import ConfigError
+
 SCENARIO_DIR_ENV = "DMIX_SCENARIO_PATH"
 BUILTIN_SCENARIO_DIR = Path(__file__).resolve().parents[1] / "scenarios"
 
@@ -47,7 +49,7 @@ class SourceSpec:
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known
         if unknown:
-            raise ValueError(f"unknown source key(s) {sorted(unknown)}; known: {sorted(known)}")
+            raise ConfigError(f"unknown source key(s) {sorted(unknown)}; known: {sorted(known)}")
         data = dict(data)
         if "files" in data:
             data["files"] = tuple([data["files"]] if isinstance(data["files"], str) else data["files"])
@@ -67,15 +69,15 @@ class FeedbackTerm:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "FeedbackTerm":
         if not isinstance(data, dict):
-            raise ValueError(f"a feedback term is an object like {{'kind': 'heldout', 'weight': 1.0}}, got {data!r}")
+            raise ConfigError(f"a feedback term is an object like {{'kind': 'heldout', 'weight': 1.0}}, got {data!r}")
         unknown = set(data) - {"kind", "weight"}
         if unknown:
-            raise ValueError(f"unknown feedback key(s) {sorted(unknown)}; known: ['kind', 'weight']")
+            raise ConfigError(f"unknown feedback key(s) {sorted(unknown)}; known: ['kind', 'weight']")
         if data.get("kind") not in FEEDBACK_KINDS:
-            raise ValueError(f"feedback kind {data.get('kind')!r} is not one of {list(FEEDBACK_KINDS)}")
+            raise ConfigError(f"feedback kind {data.get('kind')!r} is not one of {list(FEEDBACK_KINDS)}")
         weight = data.get("weight", 1.0)
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight > 0:
-            raise ValueError(f"feedback weight {weight!r} of kind {data['kind']!r} must be a positive number")
+            raise ConfigError(f"feedback weight {weight!r} of kind {data['kind']!r} must be a positive number")
         return cls(data["kind"], float(weight))
 
 
@@ -97,7 +99,7 @@ class ProbeSpec:
         data = dict(data)
         name = data.pop("name", None)
         if not isinstance(name, str) or not name or "/" in name:
-            raise ValueError(f"a probe needs a 'name' without '/', got {name!r}")
+            raise ConfigError(f"a probe needs a 'name' without '/', got {name!r}")
         return cls(name, SourceSpec.from_dict(data.pop("source", None) or data))
 
 
@@ -118,12 +120,12 @@ class FieldSpec:
             object.__setattr__(self, "feedback", default_feedback(self.role))
         kinds = [t.kind for t in self.feedback]
         if len(set(kinds)) != len(kinds):
-            raise ValueError(f"field {self.name!r}: feedback lists kind(s) {kinds} more than once")
+            raise ConfigError(f"field {self.name!r}: feedback lists kind(s) {kinds} more than once")
         if "qa" in kinds and self.eval is None:
-            raise ValueError(f"field {self.name!r}: feedback kind 'qa' needs an 'eval' Q/A set")
+            raise ConfigError(f"field {self.name!r}: feedback kind 'qa' needs an 'eval' Q/A set")
         names = [p.name for p in self.all_probes]
         if len(set(names)) != len(names):
-            raise ValueError(f"field {self.name!r}: duplicate probe names {names}")
+            raise ConfigError(f"field {self.name!r}: duplicate probe names {names}")
 
     def feedback_weight(self, kind: str) -> float:
         """The weight of one kind of feedback in f_k (0 when the field does not use it)."""
@@ -142,11 +144,11 @@ class FieldSpec:
             known = {f.name for f in fields(cls)}
             unknown = set(data) - known
             if unknown:
-                raise ValueError(f"unknown field key(s) {sorted(unknown)}; known: {sorted(known)}")
+                raise ConfigError(f"unknown field key(s) {sorted(unknown)}; known: {sorted(known)}")
             if data.get("role") not in ("source", "target"):
-                raise ValueError(f"role must be 'source' or 'target', got {data.get('role')!r}")
+                raise ConfigError(f"role must be 'source' or 'target', got {data.get('role')!r}")
             if data.get("domains", "cluster") not in ("cluster", "label", "source"):
-                raise ValueError(f"domains must be cluster|label|source, got {data['domains']!r}")
+                raise ConfigError(f"domains must be cluster|label|source, got {data['domains']!r}")
             feedback = data.get("feedback") or []
             if isinstance(feedback, (str, dict)):  # "heldout" or one term
                 feedback = [feedback]
@@ -162,8 +164,8 @@ class FieldSpec:
         except (KeyError, TypeError, ValueError) as error:
             detail = f"missing key {error}" if isinstance(error, KeyError) else str(error)
             if str(detail).startswith(f"field {name!r}"):
-                raise ValueError(detail) from None
-            raise ValueError(f"field {name!r}: {detail}") from None
+                raise ConfigError(detail) from None
+            raise ConfigError(f"field {name!r}: {detail}") from None
 
 
 @dataclass(frozen=True)
@@ -207,12 +209,12 @@ class DataSpec:
     def __post_init__(self) -> None:
         roles = [f.role for f in self.fields]
         if roles.count("source") != 1 or "target" not in roles:
-            raise ValueError(f"scenario {self.name!r} needs exactly one source field and at least one target field, got roles {roles}")
+            raise ConfigError(f"scenario {self.name!r} needs exactly one source field and at least one target field, got roles {roles}")
         if self.fields[0].role != "source":
-            raise ValueError(f"scenario {self.name!r}: list the source field first")
+            raise ConfigError(f"scenario {self.name!r}: list the source field first")
         names = [f.name for f in self.fields]
         if len(set(names)) != len(names):
-            raise ValueError(f"scenario {self.name!r} has duplicate field names {names}")
+            raise ConfigError(f"scenario {self.name!r} has duplicate field names {names}")
 
     @property
     def source_field(self) -> FieldSpec:
@@ -256,6 +258,17 @@ def available_scenarios() -> list[str]:
     return sorted(names)
 
 
+def read_json(path: Path) -> dict[str, Any]:
+    """A scenario file's JSON object; a malformed file is an error naming it, the line and the column."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"{path}: not valid JSON at line {error.lineno}, column {error.colno}: {error.msg}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a scenario file holds a JSON object, got {type(data).__name__}")
+    return data
+
+
 def load_data_spec(scenario: str | os.PathLike, preset: str | DataPreset = "cpu") -> DataSpec:
     """Read a scenario by name (``general-math``) or by path to its JSON file."""
     path = Path(scenario)
@@ -265,19 +278,16 @@ def load_data_spec(scenario: str | os.PathLike, preset: str | DataPreset = "cpu"
                 path = folder / f"{scenario}.json"
                 break
         else:
-            raise FileNotFoundError(
+            raise ConfigError(
                 f"unknown scenario {str(scenario)!r}: no such file, and no {scenario}.json in "
                 f"{[str(p) for p in scenario_search_path()]}; available: {available_scenarios()}"
             )
     if isinstance(preset, str) and preset not in DATA_PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(DATA_PRESETS)}")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not valid JSON at line {error.lineno}, column {error.colno}: {error.msg}") from None
+        raise ConfigError(f"unknown preset {preset!r}; choose one of {sorted(DATA_PRESETS)}")
+    data = read_json(path)
     data["preset"] = preset if isinstance(preset, str) else asdict(preset)
     try:
         return DataSpec.from_dict(data)
     except (KeyError, ValueError) as error:
         detail = f"missing key {error}" if isinstance(error, KeyError) else str(error)
-        raise ValueError(f"{path}: {detail}") from None
+        raise ConfigError(f"{path}: {detail}") from None

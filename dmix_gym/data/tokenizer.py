@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
+from ..errors import MissingFileError
 from ..utils.atomic import atomic_dir, stable_hash
 
 EOS = "<|endoftext|>"
@@ -42,5 +43,5 @@ def load_tokenizer(path: Path):
     from transformers import PreTrainedTokenizerFast
 
     if not (path / "tokenizer.json").exists():
-        raise FileNotFoundError(f"no tokenizer at {path} (missing tokenizer.json); run `dmix data build`")
+        raise MissingFileError(f"no tokenizer at {path} (missing tokenizer.json); run `dmix data build`")
     return PreTrainedTokenizerFast.from_pretrained(str(path))

@@ -3,28 +3,28 @@
 from __future__ import annotations
 
 import os
+from importlib import resources
 from pathlib import Path
 
 DATA_DIR_ENV = "DMIX_DATA_DIR"
 CACHE_DIR_ENV = "DMIX_CACHE_DIR"
 
 
-def _shared_data_candidates() -> list[Path]:
-    """`../shared/data` seen from the working directory and from the repository."""
-    repo = Path(__file__).resolve().parents[2]
-    return [Path.cwd().parent / "shared" / "data", repo.parent / "shared" / "data"]
+def builtin_data_dir() -> Path:
+    """The real corpora and eval sets the built-in scenarios read, shipped inside the package (see its README.md)."""
+    root = resources.files("dmix_gym.data") / "builtin"
+    if not isinstance(root, Path):  # a zipped install: package data has no path of its own
+        raise RuntimeError(f"dmix's built-in data is not on the file system ({root}); install dmix unzipped")
+    return root
 
 
 def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
-    """Raw-data root: explicit > $DMIX_DATA_DIR > ../shared/data when it exists > ~/.cache/dmix/data."""
+    """Raw-data root: explicit > $DMIX_DATA_DIR > the data shipped in the package."""
     if data_dir is not None:
         return Path(data_dir).expanduser().resolve()
     if os.environ.get(DATA_DIR_ENV):
         return Path(os.environ[DATA_DIR_ENV]).expanduser().resolve()
-    for candidate in _shared_data_candidates():
-        if candidate.is_dir():
-            return candidate.resolve()
-    return Path("~/.cache/dmix/data").expanduser()
+    return builtin_data_dir()
 
 
 def resolve_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:

@@ -15,6 +15,8 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from typing import Any, Callable, Iterator, Literal, Sequence
 
+from ..errors import ConfigError
+
 Backend = Literal["process", "ray"]
 
 
@@ -48,7 +50,7 @@ def run_jobs(work: Callable[..., Any], jobs: Sequence[tuple], workers: int = 1, 
     `threads`: torch threads per worker (default: the cores shared over the workers; in-process runs keep theirs).
     """
     if backend not in ("process", "ray"):
-        raise ValueError(f"unknown backend {backend!r}; choose 'process' or 'ray'")
+        raise ConfigError(f"unknown backend {backend!r}; choose 'process' or 'ray'")
     if not jobs:
         return
     workers = max(1, min(workers, len(jobs)))

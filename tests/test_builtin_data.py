@@ -1,14 +1,26 @@
-"""Building the real default scenario from ../shared/data."""
+"""The real data shipped in the package: intact, and the default scenario builds from it."""
+
+import hashlib
 
 import numpy as np
 
 from dmix_gym.data import build_data, load_data_spec
 from dmix_gym.data.decontaminate import eval_fingerprint, is_contaminated
-from tests.helpers import needs_shared_data
+from dmix_gym.utils.paths import builtin_data_dir, resolve_data_dir
 
 
-@needs_shared_data
-def test_smoke_scenario_builds_from_shared_data():
+def test_builtin_data_matches_its_manifest(monkeypatch):
+    monkeypatch.delenv("DMIX_DATA_DIR", raising=False)
+    root = resolve_data_dir()
+    assert root == builtin_data_dir() and (root / "licenses").is_dir()
+    lines = (root / "MANIFEST.sha256").read_text().split("\n")
+    listed = dict(reversed(line.split("  ", 1)) for line in lines if line)
+    assert len(listed) == 12
+    for name, digest in listed.items():
+        assert hashlib.sha256((root / name).read_bytes()).hexdigest() == digest, name
+
+
+def test_smoke_scenario_builds_from_builtin_data():
     spec = load_data_spec("general-math", "smoke")
     shards = build_data(spec, progress=False)
     m = shards.manifest
@@ -37,7 +49,6 @@ def test_smoke_scenario_builds_from_shared_data():
     assert not is_contaminated(tok.decode(np.asarray(shards.shards[0][:split]).tolist()), eval_fingerprint([(heldout, "")]))
 
 
-@needs_shared_data
 def test_code_scenario_spec_loads():
     spec = load_data_spec("general-code", "smoke")
     assert spec.target_fields[0].train.kind == "python"
