@@ -21,7 +21,7 @@ from dmix_gym.env import make_spaces
 from dmix_gym.errors import ConfigError, MissingFileError
 from dmix_gym.scenario import Scenario
 
-from .collection import DATASET_VERSION, EPISODE_PATTERN, CollectionError, Plan, load_episode
+from .collection import DATASET_VERSION, EPISODE_PATTERN, SHIPPED, CollectionError, Plan, load_episode
 
 INFO_KEYS = ("feedback", "domain_loss", "probes", "tokens", "mixture", "train_loss")  # timings are left out: wall-clock
 METADATA_KEY = "dmix"
@@ -138,16 +138,27 @@ def publish(folder: str | Path, name: str | None = None, author: str = "dmix", d
 # --- what consumers use ------------------------------------------------------------------------
 
 
-def load_dmix_dataset(ident: str):
-    """A local Minari dataset by id; an error naming it and saying how to get it when it is not there."""
+def shipped_collection(ident: str) -> Path | None:
+    """The collection folder shipped in the package that publishes as dataset `ident`, if there is one."""
+    if not ident.startswith("dmix/") or ident.count("/") != 2:
+        return None
+    folder = SHIPPED / ident.removeprefix("dmix/").replace("/", "-")
+    return folder if (folder / "plan.json").is_file() else None
+
+
+def load_dmix_dataset(ident: str, install: bool = True):
+    """A dmix Minari dataset by id. One the package ships (plan and episodes) is published locally on first use."""
     import minari
 
-    try:
-        return minari.load_dataset(ident)
-    except FileNotFoundError:
-        local = sorted(minari.list_local_datasets())
-        raise MissingFileError(f"no Minari dataset {ident!r} on this machine (local: {local or 'none'}); "
-                               f"build it with `dmix publish` from its collection") from None
+    if ident not in minari.list_local_datasets():
+        folder = shipped_collection(ident) if install else None
+        if folder is None:
+            local = sorted(k for k in minari.list_local_datasets() if k.startswith("dmix/"))
+            raise MissingFileError(f"no Minari dataset {ident!r} on this machine (local dmix datasets: {local or 'none'}); "
+                                   f"build it with `dmix collect` or `dmix publish`")
+        return publish(folder)
+    return minari.load_dataset(ident)
+
 
 def dmix_metadata(dataset) -> dict[str, Any]:
     """The `dmix` metadata of a loaded Minari dataset; an error if it is not a dmix dataset."""

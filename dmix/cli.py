@@ -44,6 +44,12 @@ def _checked_protocol(version: str) -> str:
     return version
 
 
+def _protocol(version: str):
+    from leaderboard.protocol import get_protocol
+
+    return get_protocol(version)
+
+
 def _db(db: Optional[Path], cache_dir: Optional[Path]) -> Path:
     from leaderboard.submit import default_db
 
@@ -286,6 +292,25 @@ def leaderboard_show(
     print_leaderboard(_checked_protocol(protocol), _db(db, cache_dir), as_markdown)
 
 
+@leaderboard_app.command("export")
+def leaderboard_export(
+    protocol: Protocol = "dmix-bench-v1",
+    names: Annotated[Optional[str], typer.Option(help="comma-separated submissions to ship (default: every finished one)")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="where to write (default: the package's leaderboard/official/)")] = None,
+    db: Db = None,
+    cache_dir: CacheDir = None,
+) -> None:
+    """Write a protocol run's references, feedback statistics and finished rows as its official results file."""
+    from leaderboard.official import export_official
+    from leaderboard.store import Store
+    from leaderboard.submit import feedback_stats
+
+    version = _checked_protocol(protocol)
+    mean, std = feedback_stats(_protocol(version))
+    path = export_official(Store(_db(db, cache_dir)), _protocol(version), mean, std, names.split(",") if names else None, out)
+    console.print(f"official results of {version}: {path}")
+
+
 @leaderboard_app.command("report")
 def leaderboard_report(
     out: Annotated[Path, typer.Option(help="folder for index.html and its PNG plots")] = Path("runs/leaderboard"),
@@ -294,10 +319,10 @@ def leaderboard_report(
     cache_dir: CacheDir = None,
 ) -> None:
     """Write a static HTML page with the ranked table and plots (scores, mixtures over time, feedback over time)."""
+    from leaderboard.official import open_store
     from leaderboard.report import write_report
-    from leaderboard.store import Store
 
-    path = write_report(Store(_db(db, cache_dir)), _checked_protocol(protocol), out)
+    path = write_report(open_store(_db(db, cache_dir), _checked_protocol(protocol)), protocol, out)
     console.print(f"report: {path}")
 
 

@@ -123,10 +123,10 @@ def train_agent(dataset: str, algo: str, out: Path, window: int = 16, d_model: i
 def submit_to_leaderboard(policy: str, name: str, protocol: str, db: Path, workers: int = 1, data_dir: PathLike = None,
                           cache_dir: PathLike = None) -> str:
     """Compute the protocol's missing references, run `policy` through it (resumable); return 'done' or 'failed'."""
-    from leaderboard.store import Store
+    from leaderboard.official import open_store
     from leaderboard.submit import compute_references, submit
 
-    compute_references(_protocol(protocol), Store(db), data_dir, cache_dir, workers=workers)
+    compute_references(_protocol(protocol), open_store(db, protocol), data_dir, cache_dir, workers=workers)
     status = submit(policy, name, protocol, db, data_dir, cache_dir, workers)
     console.print(f"{name}: [bold]{status}[/]")
     return status

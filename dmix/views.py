@@ -95,11 +95,12 @@ def print_dataset_summary(dataset) -> None:
 
 def print_leaderboard(protocol: str, db: Path, as_markdown: bool = False) -> None:
     """The ranked table of a protocol's results in `db` (what show, submit and run print)."""
+    from leaderboard.official import disagreements, open_store
     from leaderboard.protocol import get_protocol
-    from leaderboard.store import Store
     from leaderboard.table import markdown, ranked, table_cells
 
-    rows = ranked(Store(db), protocol)
+    store = open_store(db, protocol)
+    rows = ranked(store, protocol)
     tasks = [t.name for t in get_protocol(protocol).tasks]
     if as_markdown:
         print(markdown(rows, tasks), end="")
@@ -115,6 +116,8 @@ def print_leaderboard(protocol: str, db: Path, as_markdown: bool = False) -> Non
     for row in rows:
         if row.status == "failed":
             console.print(f"[red]{row.name} failed[/]: {row.reason}")
+    for note in disagreements(store, protocol):
+        console.print(f"[yellow]differs from the official results[/]: {note}")
 
 
 def print_cpt_records(records: list[dict], title: str) -> None:

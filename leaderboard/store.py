@@ -100,6 +100,16 @@ class Store:
                 db.execute("UPDATE submissions SET status='failed', reason=?, policy=?, updated=? WHERE name=? AND protocol=?",
                            (reason, policy, time.time(), name, protocol))
 
+    def import_submission(self, name: str, protocol: str, policy: str, fingerprint: str, compute: dict | None,
+                          episodes: list[dict[str, Any]]) -> None:
+        """A finished submission and its episodes, written in one transaction (the official rows a package ships)."""
+        with self._connect() as db:
+            db.execute("INSERT OR REPLACE INTO submissions VALUES (?, ?, ?, ?, 'done', NULL, ?, ?)",
+                       (name, protocol, policy, fingerprint, json.dumps(compute) if compute is not None else None, time.time()))
+            db.executemany("INSERT OR REPLACE INTO episodes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [
+                (name, protocol, e["task"], e["seed"], json.dumps(e["final_feedback"]), e["balanced"], e["episode_return"],
+                 e["source_tokens"], e["seconds"], json.dumps(e["trace"])) for e in episodes])
+
     # --- references -------------------------------------------------------------------------------
 
     def set_reference(self, protocol: str, task: str, ref_min: float, ref_max: float, detail: dict[str, Any]) -> None:

@@ -12,6 +12,7 @@ from dmix_gym.policy import Episode, Policy, rollout
 from dmix_gym.utils.paths import resolve_cache_dir
 from dmix_gym.utils.pool import JobFailed, run_jobs
 
+from .official import load_official, open_store
 from .protocol import DEFAULT_PROTOCOL, Protocol, Task, get_protocol
 from .registry import resolve_policy
 from .scores import balanced_score, mean_std
@@ -23,16 +24,17 @@ def default_db(cache_dir=None) -> Path:
 
 
 def feedback_stats(protocol: Protocol) -> tuple[np.ndarray, np.ndarray]:
-    """The protocol dataset's per-field feedback mean and std."""
-    import minari
-
-    from datasets_builder.publish import dmix_metadata
+    """The per-field feedback mean and std that standardise scores: shipped with the official results, else the dataset's."""
+    official = load_official(protocol.version)
+    if official is not None:
+        return np.asarray(official["feedback_mean"]), np.asarray(official["feedback_std"])
+    from datasets_builder.publish import dmix_metadata, load_dmix_dataset
 
     try:
-        meta = dmix_metadata(minari.load_dataset(protocol.dataset))
-    except Exception as error:
-        raise MissingFileError(f"protocol {protocol.version} standardises scores with dataset {protocol.dataset!r}, which "
-                                f"is not available locally ({error}); collect and publish it first (see the README)") from error
+        meta = dmix_metadata(load_dmix_dataset(protocol.dataset))
+    except MissingFileError as error:
+        raise MissingFileError(f"protocol {protocol.version} standardises scores with dataset {protocol.dataset!r}: "
+                               f"{error}") from error
     return np.asarray(meta["feedback_mean"]), np.asarray(meta["feedback_std"])
 
 
@@ -152,7 +154,7 @@ def submit(spec: str, name: str, protocol_version: str = DEFAULT_PROTOCOL, db: s
 
     protocol = get_protocol(protocol_version)
     refuse_frozen(protocol)
-    store = Store(db or default_db(cache_dir))
+    store = open_store(db or default_db(cache_dir), protocol.version)
     try:
         policy, fingerprint = resolve_policy(spec)
     except Exception as error:  # an import error, a missing or corrupt file: recorded, nothing else touched

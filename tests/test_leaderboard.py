@@ -243,3 +243,35 @@ def test_report_is_written_with_table_and_plots(tiny_protocol, tiny_data, tmp_pa
     assert submitted.exit_code == 0 and "normalised score" in submitted.output and "| # |" not in submitted.output
     shown = cli.invoke(app, ["leaderboard", "show", "--protocol", tiny_protocol.version, "--db", str(db), "--markdown"])
     assert shown.exit_code == 0 and shown.output.splitlines() == table
+
+
+def test_official_results_ship_and_a_submission_runs_only_its_own_episodes(tiny_protocol, tiny_data, tmp_path,
+                                                                            monkeypatch):
+    from leaderboard import official
+    from leaderboard.submit import feedback_stats
+
+    made = Store(tmp_path / "made.sqlite")
+    compute_references(tiny_protocol, made, data_dir=str(tiny_data), progress=False)
+    assert run("baseline:uniform", "uniform", tiny_protocol, tiny_data, made.path) == "done"
+    monkeypatch.setattr(official, "OFFICIAL", tmp_path / "official")
+    mean, std = feedback_stats(tiny_protocol)
+    path = official.export_official(made, tiny_protocol, mean, std)
+    assert path.parent == tmp_path / "official"
+
+    fresh = tmp_path / "fresh.sqlite"
+    assert official.install_official(Store(fresh), tiny_protocol.version) == ["uniform"]
+    assert official.install_official(Store(fresh), tiny_protocol.version) == []  # taken in once
+    compute_references(tiny_protocol, Store(fresh), data_dir=str(tiny_data), progress=False)
+    for task in tiny_protocol.tasks:  # the shipped references are used: no reference episode ran here
+        assert Store(fresh).reference_episodes(tiny_protocol.version, task.name) == {}
+    assert run("baseline:uniform", "uniform-again", tiny_protocol, tiny_data, fresh) == "done"
+    assert {r.name for r in ranked(Store(fresh), tiny_protocol.version)} == {"uniform", "uniform-again"}
+    assert official.disagreements(Store(fresh), tiny_protocol.version) == []  # same policy, same seeds, same scores
+
+    store = Store(fresh)
+    episode = store.episodes(tiny_protocol.version, "uniform-again")[0]
+    store.add_episode("uniform-again", tiny_protocol.version, episode["task"], episode["seed"], episode["final_feedback"],
+                      episode["balanced"] + 10.0, episode["episode_return"], episode["source_tokens"], episode["seconds"],
+                      episode["trace"])
+    notes = official.disagreements(store, tiny_protocol.version)
+    assert len(notes) == 1 and "uniform-again" in notes[0] and episode["task"] in notes[0]

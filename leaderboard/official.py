@@ -1,0 +1,113 @@
+"""The official results of a protocol, shipped with the package: references, feedback statistics and the
+built-in methods' episodes, so a submission on a fresh machine runs only its own episodes.
+
+`leaderboard/official/<protocol>.json` is written by `dmix leaderboard export` from the store of the
+protocol run that produced the README's table. A local store takes them in once (`install_official`),
+never over local rows of the same name; a local re-run of a built-in method or of the references that
+disagrees with the shipped numbers beyond their seed std is reported by `disagreements`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dmix_gym.errors import ConfigError
+from dmix_gym.utils.atomic import write_json
+
+from .protocol import Protocol
+from .scores import mean_std
+from .store import Store
+
+OFFICIAL = Path(__file__).resolve().parent / "official"
+FORMAT = 1
+
+
+def official_path(version: str) -> Path:
+    return OFFICIAL / f"{version}.json"
+
+
+def load_official(version: str) -> dict[str, Any] | None:
+    """The shipped official results of a protocol version, or None when it has none yet."""
+    path = official_path(version)
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def export_official(store: Store, protocol: Protocol, feedback_mean: np.ndarray, feedback_std: np.ndarray,
+                    names: list[str] | None = None, path: Path | None = None) -> Path:
+    """Write the finished submissions (all, or `names`) and the references of a store as the protocol's official file."""
+    version = protocol.version
+    refs = {t.name: store.reference(version, t.name) for t in protocol.tasks}
+    missing = [task for task, ref in refs.items() if ref is None]
+    if missing:
+        raise ConfigError(f"protocol {version} has no references yet for tasks {missing}: compute them first")
+    subs = [s for s in store.submissions(version) if s["status"] == "done" and (names is None or s["name"] in names)]
+    official = {
+        "format": FORMAT, "protocol": version, "dataset": protocol.dataset,
+        "feedback_mean": np.asarray(feedback_mean).tolist(), "feedback_std": np.asarray(feedback_std).tolist(),
+        "references": refs,
+        "submissions": [{**{k: s[k] for k in ("name", "policy", "fingerprint", "compute")},
+                         "episodes": [{k: v for k, v in e.items() if k not in ("name", "protocol")}
+                                      for e in store.episodes(version, s["name"])]} for s in subs],
+    }
+    target = path or official_path(version)
+    write_json(target, official)
+    return target
+
+
+def open_store(db: str | Path, version: str) -> Store:
+    """The results store at `db`, holding the protocol's official results (taken in on first use)."""
+    store = Store(db)
+    install_official(store, version)
+    return store
+
+
+def install_official(store: Store, version: str) -> list[str]:
+    """Take the shipped official references and rows into `store` where it has none of its own; return the rows added."""
+    official = load_official(version)
+    if official is None:
+        return []
+    for task, ref in official["references"].items():
+        if store.reference(version, task) is None:
+            detail = {k: v for k, v in ref.items() if k not in ("ref_min", "ref_max")}
+            store.set_reference(version, task, ref["ref_min"], ref["ref_max"], {**detail, "official": True})
+    known = {s["name"] for s in store.submissions(version)}
+    added = []
+    for sub in official["submissions"]:
+        if sub["name"] not in known:
+            store.import_submission(sub["name"], version, sub["policy"], sub["fingerprint"], sub["compute"], sub["episodes"])
+            added.append(sub["name"])
+    return added
+
+
+def disagreements(store: Store, version: str) -> list[str]:
+    """Where local results of a built-in method or of the references differ from the shipped ones beyond seed std."""
+    official = load_official(version)
+    if official is None:
+        return []
+    notes = []
+    for task, ref in official["references"].items():
+        local = store.reference(version, task)
+        if local is not None and not local.get("official"):
+            for key in ("ref_min", "ref_max"):
+                if abs(local[key] - ref[key]) > max(1e-6, 0.05 * abs(ref[key])):
+                    notes.append(f"{task}: local {key} {local[key]:.3f} differs from the official {ref[key]:.3f}")
+    by_policy = {s["policy"]: s for s in official["submissions"]}
+    for sub in store.submissions(version):
+        shipped = by_policy.get(sub["policy"])
+        if shipped is None or sub["name"] == shipped["name"] or sub["status"] != "done":
+            continue
+        mine = store.episodes(version, sub["name"])
+        for task in sorted({e["task"] for e in mine}):
+            local = [e["balanced"] for e in mine if e["task"] == task]
+            theirs = [e["balanced"] for e in shipped["episodes"] if e["task"] == task]
+            if not theirs:
+                continue
+            (m1, _), (m2, s2) = mean_std(local), mean_std(theirs)
+            if abs(m1 - m2) > max(s2, 1e-3):  # beyond the shipped numbers' seed std (and float noise across machines)
+                notes.append(f"{sub['name']} ({sub['policy']}) on {task}: balanced {m1:.3f} here vs {m2:.3f} official "
+                             f"(seed std {s2:.3f})")
+    return notes
