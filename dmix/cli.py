@@ -161,7 +161,7 @@ def run(
 
 @agents_app.command("train")
 def agents_train(
-    dataset: Annotated[str, typer.Option(help="Minari dataset id, e.g. dmix/general-math-cpu/trajectories-v0")],
+    dataset: Annotated[str, typer.Option(help="Minari dataset id, e.g. dmix/general-math-cpu/trajectories-v1")],
     out: Annotated[Path, typer.Option(help="output folder: sft.pt / cql.pt, metrics, checkpoints (a re-run resumes)")],
     algo: Annotated[str, typer.Option(help="sft | cql (cql starts from <out>/sft.pt, training it first if missing)")] = "cql",
     window: Annotated[int, typer.Option(help="state tokens the agent reads")] = 16,
