@@ -1,11 +1,11 @@
-"""Baselines behind the policy interface: Naive, Uniform, Start-state, RegMix, DBL."""
+"""Baselines behind the policy interface: static mixtures, RegMix, DBL, DoReMi, Data Mixing Laws, ODM, Aioli, natural."""
 
 from __future__ import annotations
 
 from dmix_gym.errors import ConfigError
 from dmix_gym.policy import Policy
 
-BASELINES = ("naive", "uniform", "start-state", "random", "regmix", "dbl")
+BASELINES = ("naive", "uniform", "start-state", "random", "natural", "regmix", "dbl", "doremi", "mixing-laws", "odm", "aioli")
 
 
 def make_baseline(name: str) -> Policy:
@@ -27,6 +27,26 @@ def make_baseline(name: str) -> Policy:
         from .dbl import DBL
 
         return DBL()
+    if kind == "natural":
+        from .natural import Natural
+
+        return Natural()
+    if kind == "doremi":
+        from .doremi import DoReMi
+
+        return DoReMi()
+    if kind == "mixing-laws":
+        from .mixing_laws import MixingLaws
+
+        return MixingLaws()
+    if kind == "odm":
+        from .odm import ODM
+
+        return ODM()
+    if kind == "aioli":
+        from .aioli import Aioli
+
+        return Aioli()
     raise ConfigError(f"unknown baseline {name!r}; choose one of {', '.join('baseline:' + b for b in BASELINES)}")
 
 

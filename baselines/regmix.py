@@ -14,23 +14,16 @@ The fit is cached per scenario and configuration, with the proxy compute it spen
 
 from __future__ import annotations
 
-import json
-import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from datasets_builder.collection import Plan, episode_path, load_episode, load_or_write_plan, run_plan, staging_dir
-from datasets_builder.trajectories import PlannedEpisode
-from dmix_gym.data.domains import collapse
 from dmix_gym.errors import ConfigError
-from dmix_gym.policy import History, Policy, ScenarioInfo
-from dmix_gym.scenario import override
-from dmix_gym.utils.atomic import stable_hash, write_json
+from dmix_gym.policy import ScenarioInfo
 
-from .cache import cached, scenario_key
+from .fitted import FittedMixture
+from .proxy_runs import run_proxies
 
 
 @dataclass(frozen=True)
@@ -98,47 +91,16 @@ def search_optimum(model, prior: np.ndarray, samples: int, top_k: int, rng: np.r
     return p / p.sum()
 
 
-class RegMix(Policy):
+class RegMix(FittedMixture):
     """The RegMix mixture for the scenario, held static."""
 
-    name = "baseline:regmix"
+    name, kind = "baseline:regmix", "regmix"
 
     def __init__(self, config: RegMixConfig = RegMixConfig()):
-        self.config = config
-        self.fits: dict[str, dict[str, Any]] = {}
+        super().__init__(config)
 
-    def _key(self, info: ScenarioInfo) -> str:
-        return scenario_key(info, regmix=asdict(self.config))
-
-    def prepare(self, env, progress: bool = True) -> None:
-        """Run the proxy runs and fit the regression, or read a cached fit."""
-        self.fit_space = env.unwrapped.domain_space  # RegMix fits in the env's own space; wrappers may expose another
-        key = self._key(ScenarioInfo.from_env(env.unwrapped))
-        if key not in self.fits:
-            self.fits[key] = cached(env, "regmix", key, lambda: fit_regmix(env, self.config, progress))
-
-    def reset(self, info: ScenarioInfo) -> None:
-        super().reset(info)
-        fit = self.fits.get(self._key(info))
-        if fit is None:
-            raise RuntimeError("RegMix needs its fit: call prepare(env) first (rollout() does)")
-        self.mixture = np.asarray(fit["mixture"], np.float64)
-        if info.domain_space.size != len(self.mixture):  # acting through the source-based space
-            self.mixture = collapse(self.mixture, self.fit_space)
-        self.fit = fit
-
-    def act(self, history: History) -> np.ndarray:
-        return self.mixture
-
-    def compute(self) -> dict[str, Any]:
-        """Proxy compute of every fit this policy has made or read."""
-        fits = list(self.fits.values())
-        return {"proxy_runs": sum(f["compute"]["proxy_runs"] for f in fits), "tokens": sum(f["compute"]["tokens"] for f in fits),
-                "proxy_seconds": round(sum(f["compute"]["proxy_seconds"] for f in fits), 2)}
-
-    def save(self, path: str | Path) -> Path:
-        write_json(path, {"policy": self.name, "config": asdict(self.config)})
-        return Path(path)
+    def fit(self, env, progress: bool) -> dict[str, Any]:
+        return fit_regmix(env, self.config, progress)
 
 
 def fit_regmix(env, config: RegMixConfig, progress: bool = True) -> dict[str, Any]:
@@ -148,33 +110,13 @@ def fit_regmix(env, config: RegMixConfig, progress: bool = True) -> dict[str, An
     rng = np.random.default_rng(config.seed)
     prior = token_prior([base.shards.train_sequences(d) for d in range(base.num_domains)], config.temperature)
     mixtures = sample_mixtures(prior, config.runs, rng, config.min_strength, config.max_strength)
-    proxy = override(base.scenario, max_steps=config.proxy_steps)
-    scenario = json.loads(proxy.to_json())
-    name = f"regmix-{stable_hash({'regmix': asdict(config), 'scenario': scenario, 'version': 1})[:10]}"
-    folder = staging_dir(proxy.name, name, base.cache_dir)
-    episodes = tuple(PlannedEpisode(i, 0, config.seed * 100_003 + i, np.repeat(m[None].astype(np.float32), config.proxy_steps, 0))
-                     for i, m in enumerate(mixtures))
-    plan = load_or_write_plan(folder, scenario, config.runs, lambda: Plan(scenario, name, episodes))
-    started = time.perf_counter()
-    run_plan(folder, plan, config.runs, config.workers, "process", base.data_dir, base.cache_dir, progress)
-    wall = time.perf_counter() - started
-
-    weights = np.asarray(base.scenario.weights())
-    x, y, tokens, seconds = [], [], 0, 0.0
-    for planned in plan.episodes[:config.runs]:
-        arrays = load_episode(episode_path(folder, planned.index))
-        x.append(arrays["actions"][0])
-        y.append(float(arrays["info/feedback"][-1] @ weights))
-        tokens += int(arrays["info/tokens"].sum())
-        seconds += float(arrays.get("info/train_seconds", np.zeros(1)).sum() + arrays.get("info/eval_seconds", np.zeros(1)).sum())
-    x, y = np.asarray(x, np.float64), np.asarray(y)
+    runs = run_proxies(env, mixtures, config.proxy_steps, config.seed, "regmix", config.workers, progress)
+    x, y = runs.mixtures, runs.final_feedback @ np.asarray(base.scenario.weights())
     model = make_regressor("lightgbm", config.seed).fit(x, y)
     mixture = search_optimum(model, prior, config.search_samples, config.top_k, rng, config.min_strength, config.max_strength)
     return {
         "scenario": info.scenario_name, "config": asdict(config), "mixture": mixture.tolist(),
         "predicted_score": float(model.predict(mixture[None])[0]), "best_observed_score": float(y.max()),
         "r2": {kind: cross_validated_r2(kind, x, y, config.folds, config.seed) for kind in ("lightgbm", "linear")},
-        "compute": {"proxy_runs": config.runs, "proxy_steps": config.proxy_steps, "tokens": tokens,
-                    "proxy_seconds": round(seconds, 2), "wall_seconds_this_run": round(wall, 2)},
-        "staging": str(folder),
+        "compute": runs.compute(config.proxy_steps), "staging": str(runs.folder),
     }

@@ -1,4 +1,4 @@
-"""Baselines: Naive, Uniform, Start-state, DBL and RegMix behave as defined and always act on the simplex."""
+"""Baselines behave as their papers define them (on planted losses) and always act on the simplex in the env."""
 
 from __future__ import annotations
 
@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 
 from baselines import BASELINES, make_baseline
+from baselines.aioli import aioli_update, estimate_law, probe_mixture
 from baselines.dbl import DBL, DBLConfig, balanced_start, dbl_update, field_losses, reference_losses
+from baselines.doremi import group_dro_update
+from baselines.mixing_laws import MixingLaws, MixingLawsConfig, field_mixtures, fit_law, law
+from baselines.natural import natural_mixture
+from baselines.odm import ODM, exp3_policy, exploration_rate, update_estimates
 from baselines.regmix import RegMix, RegMixConfig, cross_validated_r2, make_regressor, sample_mixtures, search_optimum, token_prior
 from baselines.static import StaticPolicy
 from dmix_gym.data.domains import DomainSpace
@@ -108,24 +113,39 @@ def test_regmix_regression_recovers_a_planted_optimum():
     assert np.abs(found - optimum).sum() < 0.5 * np.abs(prior - optimum).sum()
 
 
+def small(name: str):
+    """A baseline with one-off work small enough for the tiny corpus (in this process: no worker start-up)."""
+    if name == "regmix":
+        return RegMix(RegMixConfig(runs=6, proxy_steps=1, workers=1, search_samples=2000, top_k=20, folds=3))
+    if name == "mixing-laws":
+        return MixingLaws(MixingLawsConfig(runs=4, heldout_runs=1, proxy_steps=2, starts=2, search_samples=2000, workers=1))
+    return make_baseline(name)
+
+
 def test_every_baseline_acts_on_the_simplex_in_the_env(tiny_data):
     import gymnasium as gym
 
     env = gym.make("DataMix-v0", scenario=tiny_scenario(tiny_data).to_dict(), data_dir=str(tiny_data), progress=False)
-    regmix = RegMix(RegMixConfig(runs=6, proxy_steps=1, workers=1, search_samples=2000, top_k=20, folds=3))
-    for name in BASELINES:
-        policy = regmix if name == "regmix" else make_baseline(name)
+    policies = {name: small(name) for name in BASELINES}
+    for name, policy in policies.items():
         episode = rollout(policy, env, seed=0)  # rollout() checks every action is a distribution
         assert np.allclose(episode.mixtures.sum(1), 1) and np.all(episode.mixtures >= 0), name
         assert len(episode.rewards) >= 1
         if name == "naive":
             source = np.asarray(env.unwrapped.domain_space.field_of) == 0
             assert np.all(episode.mixtures[1:, source] == 0)
-    fit = regmix.fit
+    regmix = policies["regmix"]
+    fit = regmix.fit_result
     assert fit["compute"]["proxy_runs"] == 6 and fit["compute"]["tokens"] > 0
     assert set(fit["r2"]) == {"lightgbm", "linear"}
+    laws = policies["mixing-laws"].fit_result
+    assert laws["compute"]["proxy_runs"] == 5 and np.isfinite(laws["heldout_error"])
+    doremi = policies["doremi"].fit_result
+    assert doremi["compute"]["proxy_runs"] == 2 and np.isclose(sum(doremi["mixture"]), 1)
+    for name in ("regmix", "mixing-laws", "doremi"):  # one-off work is charged to the policy
+        assert policies[name].compute()["tokens"] > 0, name
     # A second RegMix reads the cached fit instead of re-running its proxies.
-    again = RegMix(RegMixConfig(runs=6, proxy_steps=1, workers=1, search_samples=2000, top_k=20, folds=3))
+    again = small("regmix")
     again.prepare(env, progress=False)
     again.reset(ScenarioInfo.from_env(env))
     assert np.allclose(again.mixture, regmix.mixture)
@@ -138,8 +158,69 @@ def test_baselines_act_in_the_source_based_space(tiny_data):
 
     env = CollapseDomains(gym.make("DataMix-v0", scenario=tiny_scenario(tiny_data).to_dict(), data_dir=str(tiny_data),
                                    progress=False), to="source")
-    regmix = RegMix(RegMixConfig(runs=6, proxy_steps=1, workers=1, search_samples=2000, top_k=20, folds=3))
-    for policy in (regmix, make_baseline("dbl"), make_baseline("random"), make_baseline("naive")):
+    regmix = small("regmix")
+    for policy in (regmix, make_baseline("dbl"), make_baseline("random"), make_baseline("naive"), small("mixing-laws"),
+                   make_baseline("doremi"), make_baseline("odm"), make_baseline("natural"), make_baseline("aioli")):
         episode = rollout(policy, env, seed=1)
         assert episode.mixtures.shape[1] == 2 and np.allclose(episode.mixtures.sum(1), 1), policy.name
     assert np.allclose(regmix.mixture.sum(), 1) and regmix.mixture.shape == (2,)
+
+
+def test_natural_mix_is_token_proportional():
+    assert np.allclose(natural_mixture([10, 30, 60]), [0.1, 0.3, 0.6])
+
+
+def test_odm_moves_weight_to_the_domain_whose_loss_stays_high():
+    assert exploration_rate(5, 1) == pytest.approx(0.2) and exploration_rate(5, 1000) < 0.02
+    policy = ODM()
+    policy.prepare(type("Env", (), {"unwrapped": type("Base", (), {"domain_space": SPACE})()})())
+    policy.reset(INFO)
+    history = History()
+    history.append(np.zeros(9), {})
+    losses = np.array([5.0, 1.0, 1.0, 1.0, 1.0])  # domain 0 has the most left to learn
+    for _ in range(40):
+        p = policy.act(history)
+        assert np.isclose(p.sum(), 1) and np.all(p > 0)
+        history.append(np.zeros(9), {"domain_loss": losses, "tokens": np.full(5, 100)})
+    assert np.argmax(policy.act(history)) == 0
+    # Bandit feedback: a domain not drawn keeps its estimate; a drawn one is importance-weighted.
+    new = update_estimates(np.zeros(3), np.ones(3), np.array([0.5, 0.25, 0.25]), np.array([True, True, False]), 0.5)
+    assert np.allclose(new, [1.0, 2.0, 0.0])
+    assert np.allclose(exp3_policy(np.zeros(4), 0.1, 0.05), 0.25)
+
+
+def test_doremi_raises_the_weight_of_domains_above_their_reference_loss():
+    weights = np.full(4, 0.25)
+    reference = np.array([2.0, 2.0, 2.0, 2.0])
+    for _ in range(10):
+        weights = group_dro_update(weights, np.array([3.0, 2.0, 1.0, 2.5]), reference, eta=1.0, smoothing=1e-3)
+    assert np.isclose(weights.sum(), 1) and weights[0] > weights[3] > weights[1]
+    assert weights.min() >= 1e-3 / 4  # smoothing keeps every domain in play
+    assert np.isclose(weights[1], weights[2])  # below the reference is clipped to no excess: no gain, no loss
+
+
+def test_mixing_laws_recover_a_planted_law_and_its_optimum():
+    rng = np.random.default_rng(0)
+    planted = [np.array([2.0, 0.0, -3.0, 0.0]), np.array([1.5, 0.5, 0.0, -2.5])]  # c, log k, t (two fields)
+    r = field_mixtures(2, 8, rng)
+    assert np.allclose(r[:2], np.eye(2)) and np.allclose(r.sum(1), 1)
+    for params in planted:
+        loss = law(params, r) + rng.normal(0, 1e-4, len(r))
+        fitted = fit_law(r, loss, starts=8)
+        grid = np.stack([np.linspace(0, 1, 21), 1 - np.linspace(0, 1, 21)], axis=1)
+        assert np.abs(law(fitted, grid) - law(params, grid)).max() < 0.02
+    grid = np.stack([1 - np.linspace(0, 1, 101), np.linspace(0, 1, 101)], axis=1)
+    total = law(planted[0], grid) + law(planted[1], grid)
+    best = grid[np.argmin(total)]
+    assert 0 < best[1] < 1  # the planted trade-off has an interior optimum the laws can find
+
+
+def test_aioli_recovers_a_planted_linear_law_and_leans_toward_the_helpful_field():
+    law = np.array([[0.2, 0.05], [0.0, 0.6]])  # field 1's data lowers its own loss a lot, field 0's a little
+    p = np.array([0.5, 0.5])
+    mixtures = np.stack([probe_mixture(p, k, 0.5) for k in range(2)])
+    assert np.allclose(mixtures.sum(1), 1) and mixtures[0, 0] > p[0]
+    drops = mixtures @ law.T
+    assert np.allclose(estimate_law(mixtures, drops), law, atol=1e-4)
+    moved = aioli_update(p, law, eta=5.0, weights=np.ones(2))
+    assert moved[1] > p[1] and np.isclose(moved.sum(), 1)
