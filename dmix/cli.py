@@ -162,22 +162,21 @@ def run(
 @agents_app.command("train")
 def agents_train(
     dataset: Annotated[str, typer.Option(help="Minari dataset id, e.g. dmix/general-math-cpu/trajectories-v1")],
-    out: Annotated[Path, typer.Option(help="output folder: sft.pt / cql.pt, metrics, checkpoints (a re-run resumes)")],
-    algo: Annotated[str, typer.Option(help="sft | cql (cql starts from <out>/sft.pt, training it first if missing)")] = "cql",
+    out: Annotated[Path, typer.Option(help="output folder: sft.pt / <algo>.pt, metrics, checkpoints (a re-run resumes)")],
+    algo: Annotated[str, typer.Option(help="sft | cql | iql | td3bc | bc (the RL ones start from <out>/sft.pt, training it "
+                                           "first if missing)")] = "cql",
     window: Annotated[int, typer.Option(help="state tokens the agent reads")] = 16,
     d_model: Annotated[int, typer.Option(help="agent width")] = 256,
     layers: Annotated[int, typer.Option(help="agent Transformer layers")] = 2,
     epochs: Annotated[int, typer.Option(help="SFT epochs")] = 150,
     quality: Annotated[int, typer.Option(help="SFT imitates the episodes of this Algorithm 1 quality N")] = 10000,
-    steps: Annotated[int, typer.Option(help="CQL gradient steps")] = 1500,
-    seed: Annotated[int, typer.Option(help="seed of SFT and CQL")] = 0,
+    steps: Annotated[int, typer.Option(help="gradient steps of the RL algorithm")] = 1500,
+    seed: Annotated[int, typer.Option(help="seed of SFT and the RL algorithm")] = 0,
     progress: Annotated[bool, typer.Option(help="progress bars")] = True,
 ) -> None:
     """Train the Data Mixing Agent on a dmix Minari dataset; print where the saved policy is."""
     from .pipeline import train_agent
 
-    if algo not in ("sft", "cql"):
-        raise typer.BadParameter(f"algo must be 'sft' or 'cql', got {algo!r}", param_hint="--algo")
     train_agent(dataset, algo, out, window, d_model, layers, epochs, quality, steps, seed, progress)
 
 

@@ -91,14 +91,15 @@ def collect_trajectories(scenario: str, preset: str, trajectories: int = 64, qua
 
 def train_agent(dataset: str, algo: str, out: Path, window: int = 16, d_model: int = 256, layers: int = 2,
                 epochs: int = 150, quality: int = 10000, steps: int = 1500, seed: int = 0, progress: bool = True) -> Path:
-    """Train the Data Mixing Agent on a dmix Minari dataset (SFT, then CQL from it); return the saved policy's path."""
+    """Train the Data Mixing Agent on a dmix Minari dataset (SFT, then an offline RL algorithm from it); return the saved policy's path."""
     from agents.agent import TransformerAgent
     from agents.networks import AgentConfig, count_parameters
     from agents.offline import load_offline
+    from agents.offline_rl import ALGOS
     from agents.sft import SFTConfig, train_sft
 
-    if algo not in ("sft", "cql"):
-        raise ConfigError(f"algo must be 'sft' or 'cql', got {algo!r}")
+    if algo not in ("sft", *ALGOS):
+        raise ConfigError(f"unknown algorithm {algo!r}; choose one of sft, {', '.join(ALGOS)}")
     data = load_offline(dataset, window)
     agent_config = AgentConfig(window=window, d_model=d_model, layers=layers, ffn=4 * d_model)
     console.print(f"{dataset}: {len(data)} transitions, {len(set(data.episode.tolist()))} episodes, "
@@ -111,13 +112,13 @@ def train_agent(dataset: str, algo: str, out: Path, window: int = 16, d_model: i
         console.print(f"SFT: {count_parameters(agent.net):,} parameters, {metrics['seconds']:.0f} s, {chosen} -> [bold]{sft_path}[/]")
     if algo == "sft":
         return sft_path
-    from agents.cql import CQLSettings, train_cql
+    from agents.offline_rl import RLSettings, train_rl
 
-    _, metrics, _ = train_cql(data, out, TransformerAgent.load(sft_path), CQLSettings(steps=steps, seed=seed), progress)
+    _, metrics, _ = train_rl(data, out, TransformerAgent.load(sft_path), RLSettings(algo, steps=steps, seed=seed), progress)
     final = metrics["final"] or {}
-    console.print(f"CQL: {metrics['seconds']:.0f} s, critic loss {final.get('critic_loss', float('nan')):.3f}, "
-                  f"actor loss {final.get('actor_loss', float('nan')):.3f} -> [bold]{Path(out) / 'cql.pt'}[/]")
-    return Path(out) / "cql.pt"
+    losses = ", ".join(f"{k} {v:.3f}" for k, v in final.items() if k.endswith("loss"))
+    console.print(f"{algo.upper()}: {metrics['seconds']:.0f} s, {losses} -> [bold]{Path(out) / f'{algo}.pt'}[/]")
+    return Path(out) / f"{algo}.pt"
 
 
 def submit_to_leaderboard(policy: str, name: str, protocol: str, db: Path, workers: int = 1, data_dir: PathLike = None,
