@@ -55,9 +55,9 @@ try:
 except ImportError as error:  # pragma: no cover - d3rlpy is a core dependency
     raise ImportError("agents.offline_rl needs d3rlpy: pip install 'd3rlpy>=2.8.1,<2.9'") from error
 
-# d3rlpy logs every detail of a fit at info level; dmix shows its own progress. DMIX_VERBOSE=1 brings them back.
+# d3rlpy logs every detail of a fit (and benign warnings) itself; dmix shows its own progress. DMIX_VERBOSE=1 brings them back.
 if not os.environ.get("DMIX_VERBOSE"):
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
 
 
 class _AgentEncoder(Encoder):
