@@ -66,6 +66,19 @@ def data_build(scenario: Scenario = "general-math", preset: Preset = "cpu", data
     build(scenario, preset, data_dir, cache_dir, force)
 
 
+@data_app.command("estimate-start")
+def data_estimate_start(
+    scenario: Scenario = "general-math", preset: Preset = "cpu",
+    samples: Annotated[int, typer.Option(help="texts sampled from the base checkpoint")] = 256,
+    seed: Annotated[int, typer.Option(help="sampling seed")] = 0,
+    data_dir: DataDir = None, cache_dir: CacheDir = None, device: Device = "auto",
+) -> None:
+    """Estimate the start state p_0 from the base model's own samples (paper App. B), without the source data."""
+    from .pipeline import estimate_start
+
+    estimate_start(scenario, preset, samples, seed, data_dir, cache_dir, device)
+
+
 @data_app.command("info")
 def data_info(scenario: Scenario = "general-math", preset: Preset = "cpu", cache_dir: CacheDir = None,
               as_json: Annotated[bool, typer.Option("--json", help="print the manifest as JSON")] = False) -> None:

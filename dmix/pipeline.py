@@ -72,6 +72,28 @@ def publish_collection(scenario: str, preset: str, name: str = "trajectories", o
     print_dataset_summary(publish(folder, name=name, overwrite=overwrite, partial=partial))
 
 
+def estimate_start(scenario: str, preset: str, samples: int = 256, seed: int = 0, data_dir: PathLike = None,
+                   cache_dir: PathLike = None, device: str = "auto") -> dict:
+    """Estimate p_0 from the base checkpoint's samples; print it beside the corpus's and where it was written."""
+    import gymnasium as gym
+
+    import dmix_gym  # noqa: F401  (registers DataMix-v0)
+    from dmix_gym.start_state import estimate_path
+    from dmix_gym.start_state import estimate_start as estimate
+
+    env = gym.make("DataMix-v0", scenario=scenario, preset=preset, device=device, data_dir=data_dir, cache_dir=cache_dir)
+    base = env.unwrapped
+    base.backend.model.load_state_dict(base.backend.start_state)
+    result = estimate(base.backend.model, base.shards, samples, seed)
+    space = base.domain_space
+    top = sorted((i for i in range(space.size) if space.field_of[i] == 0), key=lambda i: -space.p0[i])[:5]
+    for i in top:
+        console.print(f"{space.names[i]:>32}  corpus {space.p0[i]:.3f}  estimated {result['p0'][i]:.3f}")
+    console.print(f"KL(corpus || estimate) = {result['kl']:.4f} nats from {samples} samples in {result['seconds']:.1f} s "
+                  f"-> {estimate_path(base.shards, samples, seed)}")
+    return result
+
+
 def collect_trajectories(scenario: str, preset: str, trajectories: int = 64, qualities: tuple[int, ...] = (1, 100, 1000, 10000),
                          name: str = "trajectories", workers: int = 2, backend: str = "process", seed: int = 0,
                          publish: bool = True, overwrite: bool = False, data_dir: PathLike = None,
