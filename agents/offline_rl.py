@@ -175,11 +175,16 @@ def d3rlpy_dataset(data: OfflineData, settings: RLSettings):
     )
 
 
+def resolve_device(name: str) -> str | bool:
+    """d3rlpy's device argument: 'auto' is the first GPU when there is one, else the CPU (False)."""
+    return name if name != "auto" else ("cuda:0" if torch.cuda.is_available() else False)
+
+
 def make_algo(agent: TransformerAgent, settings: RLSettings):
     """The d3rlpy algorithm `settings.algo`, its actor (and critic) encoders shaped like the agent."""
     cfg = agent.config
     token_dim = features.token_dim(agent.net.num_domains, agent.net.num_fields)
-    device = settings.device if settings.device != "auto" else ("cuda:0" if torch.cuda.is_available() else False)
+    device = resolve_device(settings.device)
     actor = AgentEncoderFactory(token_dim, cfg.window, cfg.d_model, cfg.layers, cfg.heads, cfg.ffn)
     critic = CriticEncoderFactory(token_dim, cfg.window, settings.critic_d_model, ffn=settings.critic_ffn)
     warmup = AdamFactory(lr_scheduler_factory=WarmupSchedulerFactory(max(1, settings.actor_warmup)))

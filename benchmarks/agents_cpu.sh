@@ -6,7 +6,7 @@
 set -euo pipefail
 OUT=${1:-runs/agents-cpu}
 shift || true
-ALGOS=${ALGOS:-"cql iql td3bc bc"}
+ALGOS=${ALGOS:-"cql iql td3bc bc dt"}
 POLICIES=${*:-"sft $ALGOS baseline:naive baseline:uniform baseline:start-state baseline:natural baseline:odm baseline:aioli baseline:dbl baseline:regmix baseline:doremi baseline:mixing-laws"}
 DATASET=${DATASET:-dmix/general-math-cpu/trajectories-v1}
 mkdir -p "$OUT/rollouts"
@@ -16,6 +16,7 @@ done
 for policy in $POLICIES; do
   case $policy in
     sft|cql|iql|td3bc|bc) spec="$OUT/$policy.pt" ;;
+    dt) spec="$OUT/dt.json" ;;
     *) spec=$policy ;;
   esac
   for seed in 0 1 2; do

@@ -24,5 +24,6 @@ submit "$AGENTS/cql.pt" "CQL agent"
 submit "$AGENTS/iql.pt" "IQL agent"
 submit "$AGENTS/td3bc.pt" "TD3+BC agent"
 submit "$AGENTS/bc.pt" "BC agent"
+submit "$AGENTS/dt.json" "DT agent"
 dmix leaderboard show --protocol "$PROTOCOL"
 dmix leaderboard report --protocol "$PROTOCOL" --out runs/leaderboard-cpu

@@ -176,8 +176,8 @@ def run(
 def agents_train(
     dataset: Annotated[str, typer.Option(help="Minari dataset id, e.g. dmix/general-math-cpu/trajectories-v1")],
     out: Annotated[Path, typer.Option(help="output folder: sft.pt / <algo>.pt, metrics, checkpoints (a re-run resumes)")],
-    algo: Annotated[str, typer.Option(help="sft | cql | iql | td3bc | bc (the RL ones start from <out>/sft.pt, training it "
-                                           "first if missing)")] = "cql",
+    algo: Annotated[str, typer.Option(help="sft | cql | iql | td3bc | bc | dt (cql, iql, td3bc and bc start from <out>/sft.pt, "
+                                           "training it first if missing)")] = "cql",
     window: Annotated[int, typer.Option(help="state tokens the agent reads")] = 16,
     d_model: Annotated[int, typer.Option(help="agent width")] = 256,
     layers: Annotated[int, typer.Option(help="agent Transformer layers")] = 2,

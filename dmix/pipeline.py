@@ -120,12 +120,19 @@ def train_agent(dataset: str, algo: str, out: Path, window: int = 16, d_model: i
     from agents.offline_rl import ALGOS
     from agents.sft import SFTConfig, train_sft
 
-    if algo not in ("sft", *ALGOS):
-        raise ConfigError(f"unknown algorithm {algo!r}; choose one of sft, {', '.join(ALGOS)}")
+    if algo not in ("sft", "dt", *ALGOS):
+        raise ConfigError(f"unknown algorithm {algo!r}; choose one of sft, dt, {', '.join(ALGOS)}")
     data = load_offline(dataset, window)
     agent_config = AgentConfig(window=window, d_model=d_model, layers=layers, ffn=4 * d_model)
     console.print(f"{dataset}: {len(data)} transitions, {len(set(data.episode.tolist()))} episodes, "
                   f"{len(data.domains)} domains, {len(data.fields)} fields")
+    if algo == "dt":
+        from agents.decision_transformer import DTSettings, train_dt
+
+        _, metrics = train_dt(data, out, DTSettings(steps=steps, context=window, seed=seed), progress)
+        console.print(f"DT: {metrics['seconds']:.0f} s, target return {metrics['target_return']:+.3f} "
+                      f"-> [bold]{Path(out) / 'dt.json'}[/]")
+        return Path(out) / "dt.json"
     sft_path = Path(out) / "sft.pt"
     if algo == "sft" or not sft_path.exists():
         agent, metrics = train_sft(data, out, agent_config, SFTConfig(quality=quality, epochs=epochs, seed=seed), progress)

@@ -290,3 +290,39 @@ def test_agent_acts_through_collapse_domains_in_the_source_based_space(tiny_offl
     episode = rollout(small_agent(tiny_offline), CollapseDomains(coarse_env, to="fine", fine_space=fine_space), seed=0)
     assert episode.domains == fine_space.names and np.allclose(episode.mixtures.sum(1), 1)
     assert len(episode.rewards) >= 1
+
+
+def test_decision_transformer_follows_the_return_it_is_asked_for(tiny_offline, tiny_data, tmp_path):
+    import gymnasium as gym
+
+    from agents.decision_transformer import DTAgent, DTSettings, train_dt
+    from dmix_gym.policy import rollout
+    from leaderboard.registry import load_policy
+
+    good, bad = planted_actions(tiny_offline)
+    n, data = len(tiny_offline), tiny_offline
+    planted = dataclasses.replace(  # every episode twice: always `good` (+0.1 a step) and always `bad` (-0.1)
+        data, windows=np.concatenate([data.windows, data.windows]),
+        actions=np.concatenate([np.repeat(good[None], n, 0), np.repeat(bad[None], n, 0)]).astype(np.float32),
+        rewards=np.concatenate([np.full(n, 0.1), np.full(n, -0.1)]).astype(np.float32),
+        terminals=np.concatenate([data.terminals, data.terminals]), timeouts=np.concatenate([data.timeouts, data.timeouts]),
+        episode=np.concatenate([data.episode, data.episode + data.episode.max() + 1]),
+        quality=np.concatenate([data.quality, data.quality]))
+    settings = DTSettings(steps=400, steps_per_epoch=200, batch_size=16, learning_rate=1e-3, context=4, hidden=32,
+                          layers=1, dropout=0.0, device="cpu:0")
+    agent, metrics = train_dt(planted, tmp_path, settings, progress=False)
+    assert metrics["steps"] == 400 and metrics["target_return"] == pytest.approx(metrics["best_logged_return"])
+    env = gym.make("DataMix-v0", scenario=tiny_scenario(tiny_data).to_dict(), data_dir=str(tiny_data), progress=False)
+    # Asked for the best logged return it starts like the `good` episodes, asked for the worst like the `bad` ones
+    # (later steps follow the env's real rewards, which differ from the planted ones, so only the start is exact).
+    high = rollout(agent, env, seed=0).mixtures[1:]
+    low = DTAgent(agent.algo, agent.domain_space, agent.feedback_mean, agent.feedback_std, settings,
+                  target_return=-metrics["best_logged_return"])
+    low_mixtures = rollout(low, env, seed=0).mixtures[1:]
+    assert closer_to(high[:1], good, bad) == 1.0 and closer_to(low_mixtures[:1], bad, good) == 1.0
+    steps = min(len(high), len(low_mixtures))  # leaning on one target domain can use its data up early
+    assert np.all(high[:steps, 0] > low_mixtures[:steps, 0])
+    loaded = load_policy(tmp_path / "dt.json")  # the leaderboard loads it like any saved policy
+    assert isinstance(loaded, DTAgent) and np.allclose(rollout(loaded, env, seed=0).mixtures[1:], high, atol=1e-5)
+    again, metrics2 = train_dt(planted, tmp_path, settings, progress=False)  # finished: resumes to nothing more
+    assert metrics2["steps"] == 400
