@@ -3,7 +3,7 @@
 `WindowEncoder` is the Transformer decoder body: causal self-attention over the window of state
 tokens [p_t ; f̂_t ; t/T] (see `agents.features`), returning the last position's hidden state. `MixingNet` adds the linear head
 whose softmax is the next mixture. `StateActionEncoder` is the critic's body: one Transformer layer
-over the same window plus a token for the action. The bodies are plain torch modules; `agents.cql`
+over the same window plus a token for the action. The bodies are plain torch modules; `agents.offline_rl`
 wraps them as d3rlpy encoders.
 """
 

@@ -1,18 +1,22 @@
 #!/usr/bin/env bash
-# Train SFT and CQL agents on the cpu Minari dataset, then roll each saved policy (and the
+# Train the SFT agent and, from it, each offline RL agent (CQL, IQL, TD3+BC, BC) on the cpu Minari dataset, then roll each saved policy (and the
 # baselines) out in DataMix-v0 over 3 seeds, each rollout in a fresh process. Resumable: a
 # finished training or rollout (its JSON) is skipped on a re-run.
 #   bash benchmarks/agents_cpu.sh [out-dir] [policies...]
 set -euo pipefail
 OUT=${1:-runs/agents-cpu}
 shift || true
-POLICIES=${*:-"sft cql baseline:naive baseline:uniform baseline:start-state baseline:dbl baseline:regmix"}
+ALGOS=${ALGOS:-"cql iql td3bc bc dt"}
+POLICIES=${*:-"sft $ALGOS baseline:naive baseline:uniform baseline:start-state baseline:natural baseline:odm baseline:aioli baseline:dbl baseline:regmix baseline:doremi baseline:mixing-laws"}
 DATASET=${DATASET:-dmix/general-math-cpu/trajectories-v1}
 mkdir -p "$OUT/rollouts"
-/usr/bin/time -f "train wall %e s, peak %M KB" dmix agents train --dataset "$DATASET" --algo cql --out "$OUT" --no-progress
+for algo in $ALGOS; do
+  /usr/bin/time -f "$algo train wall %e s, peak %M KB" dmix agents train --dataset "$DATASET" --algo "$algo" --out "$OUT" --no-progress
+done
 for policy in $POLICIES; do
   case $policy in
-    sft|cql) spec="$OUT/$policy.pt" ;;
+    sft|cql|iql|td3bc|bc) spec="$OUT/$policy.pt" ;;
+    dt) spec="$OUT/dt.json" ;;
     *) spec=$policy ;;
   esac
   for seed in 0 1 2; do

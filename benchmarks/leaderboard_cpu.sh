@@ -12,9 +12,18 @@ submit() { /usr/bin/time -f "$2: wall %e s" dmix leaderboard submit --protocol "
 submit baseline:naive Naive
 submit baseline:uniform Uniform
 submit baseline:start-state Start-state
+submit baseline:natural Natural
+submit baseline:odm ODM
+submit baseline:aioli Aioli
 submit baseline:dbl DBL
 submit baseline:regmix RegMix
+submit baseline:doremi DoReMi
+submit baseline:mixing-laws "Mixing laws"
 submit "$AGENTS/sft.pt" "SFT agent"
 submit "$AGENTS/cql.pt" "CQL agent"
+submit "$AGENTS/iql.pt" "IQL agent"
+submit "$AGENTS/td3bc.pt" "TD3+BC agent"
+submit "$AGENTS/bc.pt" "BC agent"
+submit "$AGENTS/dt.json" "DT agent"
 dmix leaderboard show --protocol "$PROTOCOL"
 dmix leaderboard report --protocol "$PROTOCOL" --out runs/leaderboard-cpu

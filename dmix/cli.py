@@ -66,6 +66,19 @@ def data_build(scenario: Scenario = "general-math", preset: Preset = "cpu", data
     build(scenario, preset, data_dir, cache_dir, force)
 
 
+@data_app.command("estimate-start")
+def data_estimate_start(
+    scenario: Scenario = "general-math", preset: Preset = "cpu",
+    samples: Annotated[int, typer.Option(help="texts sampled from the base checkpoint")] = 256,
+    seed: Annotated[int, typer.Option(help="sampling seed")] = 0,
+    data_dir: DataDir = None, cache_dir: CacheDir = None, device: Device = "auto",
+) -> None:
+    """Estimate the start state p_0 from the base model's own samples (paper App. B), without the source data."""
+    from .pipeline import estimate_start
+
+    estimate_start(scenario, preset, samples, seed, data_dir, cache_dir, device)
+
+
 @data_app.command("info")
 def data_info(scenario: Scenario = "general-math", preset: Preset = "cpu", cache_dir: CacheDir = None,
               as_json: Annotated[bool, typer.Option("--json", help="print the manifest as JSON")] = False) -> None:
@@ -162,22 +175,21 @@ def run(
 @agents_app.command("train")
 def agents_train(
     dataset: Annotated[str, typer.Option(help="Minari dataset id, e.g. dmix/general-math-cpu/trajectories-v1")],
-    out: Annotated[Path, typer.Option(help="output folder: sft.pt / cql.pt, metrics, checkpoints (a re-run resumes)")],
-    algo: Annotated[str, typer.Option(help="sft | cql (cql starts from <out>/sft.pt, training it first if missing)")] = "cql",
+    out: Annotated[Path, typer.Option(help="output folder: sft.pt / <algo>.pt, metrics, checkpoints (a re-run resumes)")],
+    algo: Annotated[str, typer.Option(help="sft | cql | iql | td3bc | bc | dt (cql, iql, td3bc and bc start from <out>/sft.pt, "
+                                           "training it first if missing)")] = "cql",
     window: Annotated[int, typer.Option(help="state tokens the agent reads")] = 16,
     d_model: Annotated[int, typer.Option(help="agent width")] = 256,
     layers: Annotated[int, typer.Option(help="agent Transformer layers")] = 2,
     epochs: Annotated[int, typer.Option(help="SFT epochs")] = 150,
     quality: Annotated[int, typer.Option(help="SFT imitates the episodes of this Algorithm 1 quality N")] = 10000,
-    steps: Annotated[int, typer.Option(help="CQL gradient steps")] = 1500,
-    seed: Annotated[int, typer.Option(help="seed of SFT and CQL")] = 0,
+    steps: Annotated[int, typer.Option(help="gradient steps of the RL algorithm")] = 1500,
+    seed: Annotated[int, typer.Option(help="seed of SFT and the RL algorithm")] = 0,
     progress: Annotated[bool, typer.Option(help="progress bars")] = True,
 ) -> None:
     """Train the Data Mixing Agent on a dmix Minari dataset; print where the saved policy is."""
     from .pipeline import train_agent
 
-    if algo not in ("sft", "cql"):
-        raise typer.BadParameter(f"algo must be 'sft' or 'cql', got {algo!r}", param_hint="--algo")
     train_agent(dataset, algo, out, window, d_model, layers, epochs, quality, steps, seed, progress)
 
 

@@ -72,6 +72,28 @@ def publish_collection(scenario: str, preset: str, name: str = "trajectories", o
     print_dataset_summary(publish(folder, name=name, overwrite=overwrite, partial=partial))
 
 
+def estimate_start(scenario: str, preset: str, samples: int = 256, seed: int = 0, data_dir: PathLike = None,
+                   cache_dir: PathLike = None, device: str = "auto") -> dict:
+    """Estimate p_0 from the base checkpoint's samples; print it beside the corpus's and where it was written."""
+    import gymnasium as gym
+
+    import dmix_gym  # noqa: F401  (registers DataMix-v0)
+    from dmix_gym.start_state import estimate_path
+    from dmix_gym.start_state import estimate_start as estimate
+
+    env = gym.make("DataMix-v0", scenario=scenario, preset=preset, device=device, data_dir=data_dir, cache_dir=cache_dir)
+    base = env.unwrapped
+    base.backend.model.load_state_dict(base.backend.start_state)
+    result = estimate(base.backend.model, base.shards, samples, seed)
+    space = base.domain_space
+    top = sorted((i for i in range(space.size) if space.field_of[i] == 0), key=lambda i: -space.p0[i])[:5]
+    for i in top:
+        console.print(f"{space.names[i]:>32}  corpus {space.p0[i]:.3f}  estimated {result['p0'][i]:.3f}")
+    console.print(f"KL(corpus || estimate) = {result['kl']:.4f} nats from {samples} samples in {result['seconds']:.1f} s "
+                  f"-> {estimate_path(base.shards, samples, seed)}")
+    return result
+
+
 def collect_trajectories(scenario: str, preset: str, trajectories: int = 64, qualities: tuple[int, ...] = (1, 100, 1000, 10000),
                          name: str = "trajectories", workers: int = 2, backend: str = "process", seed: int = 0,
                          publish: bool = True, overwrite: bool = False, data_dir: PathLike = None,
@@ -91,18 +113,26 @@ def collect_trajectories(scenario: str, preset: str, trajectories: int = 64, qua
 
 def train_agent(dataset: str, algo: str, out: Path, window: int = 16, d_model: int = 256, layers: int = 2,
                 epochs: int = 150, quality: int = 10000, steps: int = 1500, seed: int = 0, progress: bool = True) -> Path:
-    """Train the Data Mixing Agent on a dmix Minari dataset (SFT, then CQL from it); return the saved policy's path."""
+    """Train the Data Mixing Agent on a dmix Minari dataset (SFT, then an offline RL algorithm from it); return the saved policy's path."""
     from agents.agent import TransformerAgent
     from agents.networks import AgentConfig, count_parameters
     from agents.offline import load_offline
+    from agents.offline_rl import ALGOS
     from agents.sft import SFTConfig, train_sft
 
-    if algo not in ("sft", "cql"):
-        raise ConfigError(f"algo must be 'sft' or 'cql', got {algo!r}")
+    if algo not in ("sft", "dt", *ALGOS):
+        raise ConfigError(f"unknown algorithm {algo!r}; choose one of sft, dt, {', '.join(ALGOS)}")
     data = load_offline(dataset, window)
     agent_config = AgentConfig(window=window, d_model=d_model, layers=layers, ffn=4 * d_model)
     console.print(f"{dataset}: {len(data)} transitions, {len(set(data.episode.tolist()))} episodes, "
                   f"{len(data.domains)} domains, {len(data.fields)} fields")
+    if algo == "dt":
+        from agents.decision_transformer import DTSettings, train_dt
+
+        _, metrics = train_dt(data, out, DTSettings(steps=steps, context=window, seed=seed), progress)
+        console.print(f"DT: {metrics['seconds']:.0f} s, target return {metrics['target_return']:+.3f} "
+                      f"-> [bold]{Path(out) / 'dt.json'}[/]")
+        return Path(out) / "dt.json"
     sft_path = Path(out) / "sft.pt"
     if algo == "sft" or not sft_path.exists():
         agent, metrics = train_sft(data, out, agent_config, SFTConfig(quality=quality, epochs=epochs, seed=seed), progress)
@@ -111,13 +141,13 @@ def train_agent(dataset: str, algo: str, out: Path, window: int = 16, d_model: i
         console.print(f"SFT: {count_parameters(agent.net):,} parameters, {metrics['seconds']:.0f} s, {chosen} -> [bold]{sft_path}[/]")
     if algo == "sft":
         return sft_path
-    from agents.cql import CQLSettings, train_cql
+    from agents.offline_rl import RLSettings, train_rl
 
-    _, metrics, _ = train_cql(data, out, TransformerAgent.load(sft_path), CQLSettings(steps=steps, seed=seed), progress)
+    _, metrics, _ = train_rl(data, out, TransformerAgent.load(sft_path), RLSettings(algo, steps=steps, seed=seed), progress)
     final = metrics["final"] or {}
-    console.print(f"CQL: {metrics['seconds']:.0f} s, critic loss {final.get('critic_loss', float('nan')):.3f}, "
-                  f"actor loss {final.get('actor_loss', float('nan')):.3f} -> [bold]{Path(out) / 'cql.pt'}[/]")
-    return Path(out) / "cql.pt"
+    losses = ", ".join(f"{k} {v:.3f}" for k, v in final.items() if k.endswith("loss"))
+    console.print(f"{algo.upper()}: {metrics['seconds']:.0f} s, {losses} -> [bold]{Path(out) / f'{algo}.pt'}[/]")
+    return Path(out) / f"{algo}.pt"
 
 
 def submit_to_leaderboard(policy: str, name: str, protocol: str, db: Path, workers: int = 1, data_dir: PathLike = None,

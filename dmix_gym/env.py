@@ -17,11 +17,13 @@ from .base import gather
 from .data.build import build_data
 from .data.domains import expand
 from .data.tokenizer import load_tokenizer
+from .errors import ConfigError
 from .feedback import EvalSet, Evaluation, encode_pairs, field_feedback, pack_answer_batches, reward
 from .model import llama_config
 from .render import ansi_table, mixture_area_plot
 from .sampler import MixtureSampler
 from .scenario import Scenario, resolve_scenario
+from .start_state import load_or_estimate_start
 
 
 def normalise_action(action: Any, size: int) -> np.ndarray:
@@ -119,6 +121,10 @@ class DataMixEnv(gym.Env):
     * `render_mode`: `"ansi"` (a table) or `"rgb_array"` (a stacked-area plot of the mixture).
     * `timing`: also report `train_seconds`/`eval_seconds` in `info`. Off by default: wall-clock
       times never repeat, and `info` is otherwise fully determined by the seed.
+    * `start`: the start mixture p_0: `"corpus"`, the source field's own domain distribution, or
+      `"estimated"`, estimated from `start_samples` texts the base checkpoint generates (paper App. B;
+      `dmix_gym.start_state`), for when the source data is not at hand. `env.unwrapped.start_estimate`
+      holds the estimate and its KL to the corpus's; the env's spec (and so a Minari dataset) records it.
     * `progress`: show progress bars for data building and base pre-training.
     * `backend`: what builds, trains and evaluates the model (default `ProxyBackend`, this
       process); `dmix cpt` passes an FSDP backend and keeps this step logic.
@@ -154,6 +160,8 @@ class DataMixEnv(gym.Env):
         compile: bool = False,
         progress: bool = True,
         timing: bool = False,
+        start: str = "corpus",
+        start_samples: int = 256,
         backend: Callable[..., ProxyBackend] = ProxyBackend,
     ):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
@@ -177,6 +185,11 @@ class DataMixEnv(gym.Env):
         proxy_config = llama_config(self.scenario.model, tok["vocab_size"], self._context_len(), tok["pad_id"], tok["eos_id"])
         self.backend = backend(self.scenario, proxy_config, self.shards, self.device, cache_dir, compile, progress)
         self.model_config = self.backend.model_config  # another backend may train another model on the same data
+        self.start, self.start_estimate = start, None
+        if start == "estimated":
+            self.p0 = self._estimated_start(start_samples)
+        elif start != "corpus":
+            raise ConfigError(f"start must be 'corpus' or 'estimated', got {start!r}")
         self._prepare_eval()
 
         self.sequences_per_step = max(1, train.tokens_per_step // self.shards.seq_len)
@@ -194,6 +207,14 @@ class DataMixEnv(gym.Env):
         self._last_reward: float | None = None
 
     # --- set-up ---------------------------------------------------------------------------------
+
+    def _estimated_start(self, samples: int) -> np.ndarray:
+        base_state = getattr(self.backend, "start_state", None)
+        if base_state is None:
+            raise ConfigError("start='estimated' samples from the base checkpoint: it needs the scenario's init='base'")
+        self.backend.model.load_state_dict(base_state)
+        self.start_estimate = load_or_estimate_start(self.backend.model, self.shards, samples, self.scenario.seed)
+        return np.asarray(self.start_estimate["p0"], dtype=np.float64)
 
     def _context_len(self) -> int:
         p = self.scenario.data.preset

@@ -24,6 +24,10 @@ def load_policy(spec: str | Path) -> Policy:
         raise ConfigError(f"no policy {text!r}: not a baseline:<name> and no such file")
     if path.suffix == ".json":
         saved = json.loads(path.read_text())
+        if saved.get("policy") == "dt":
+            from agents.decision_transformer import DTAgent
+
+            return DTAgent.load(path)
         if "policy" not in saved:
             raise ConfigError(f"{path} is not a saved dmix policy (no 'policy' key)")
         policy = load_policy(saved["policy"])

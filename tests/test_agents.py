@@ -142,55 +142,98 @@ def test_save_load_round_trip_gives_identical_actions(tiny_offline, tmp_path):
         TransformerAgent.load(tmp_path / "other.pt")
 
 
-def test_cql_through_d3rlpy_ranks_a_planted_good_action_above_a_bad_one(tiny_offline, tmp_path):
-    from agents.cql import CQLSettings, q_values, train_cql
-
-    d = len(tiny_offline.domains)
+def planted_actions(data):
+    """Two mixtures far apart: `good` (all weight near domain 0) and `bad` (near the last domain)."""
+    d = len(data.domains)
     good, bad = np.full(d, 0.02), np.full(d, 0.02)
     good[0], bad[-1] = 1.0, 1.0
-    good, bad = good / good.sum(), bad / bad.sum()
-    # Plant: half the logged actions are `good` (reward +1), half `bad` (reward -1).
-    is_good = np.arange(len(tiny_offline)) % 2 == 0
-    planted = dataclasses.replace(tiny_offline, actions=np.where(is_good[:, None], good, bad).astype(np.float32),
-                                  rewards=np.where(is_good, 0.1, -0.1).astype(np.float32))
-    # 27 transitions: a light conservative weight lets the planted reward, not the penalty, order the two logged actions
+    return good / good.sum(), bad / bad.sum()
+
+
+def closer_to(mixtures: np.ndarray, good: np.ndarray, bad: np.ndarray) -> float:
+    """The fraction of mixtures nearer `good` than `bad` (L1)."""
+    return float(np.mean(np.abs(mixtures - good).sum(1) < np.abs(mixtures - bad).sum(1)))
+
+
+@pytest.mark.parametrize("algo", ["cql", "iql", "td3bc"])
+def test_offline_rl_learns_a_planted_reward(tiny_offline, tmp_path, algo):
+    from agents.offline_rl import RLSettings, q_values, train_rl
+
+    good, bad = planted_actions(tiny_offline)
+    # Plant: every episode twice, once always taking `good` (reward +1), once `bad` (reward -1), so every state has
+    # both actions logged and an algorithm that only reweights logged actions (IQL) can still choose.
+    n, data = len(tiny_offline), tiny_offline
+    planted = dataclasses.replace(
+        data, windows=np.concatenate([data.windows, data.windows]),
+        actions=np.concatenate([np.repeat(good[None], n, 0), np.repeat(bad[None], n, 0)]).astype(np.float32),
+        rewards=np.concatenate([np.full(n, 0.1), np.full(n, -0.1)]).astype(np.float32),
+        terminals=np.concatenate([data.terminals, data.terminals]), timeouts=np.concatenate([data.timeouts, data.timeouts]),
+        episode=np.concatenate([data.episode, data.episode + data.episode.max() + 1]),
+        quality=np.concatenate([data.quality, data.quality]))
+    # 54 transitions: a light conservative weight lets the planted reward, not the penalty, order the two logged actions
     # (with the held-out-text feedback in the states, weight 1.0 ranked 81% of states right at 300 steps, 70% at 600).
-    settings = CQLSettings(steps=300, steps_per_epoch=150, batch_size=32, critic_d_model=32, critic_ffn=64, conservative_weight=0.2,
-                           n_action_samples=4, actor_warmup=50, device="cpu:0")
-    agent, metrics, cql = train_cql(planted, tmp_path, small_agent(tiny_offline), settings, progress=False)
+    settings = RLSettings(algo, steps=300, steps_per_epoch=150, batch_size=32, critic_d_model=32, critic_ffn=64,
+                          conservative_weight=0.2, n_action_samples=4, actor_warmup=50, device="cpu:0",
+                          actor_lr=1e-4 if algo == "cql" else 1e-3)  # the regressing actors move within 300 steps
+    agent, metrics, trained = train_rl(planted, tmp_path, small_agent(tiny_offline), settings, progress=False)
     states = planted.windows
-    q_good = q_values(cql, states, np.repeat(good[None], len(states), 0), settings)
-    q_bad = q_values(cql, states, np.repeat(bad[None], len(states), 0), settings)
+    q_good = q_values(trained, states, np.repeat(good[None], len(states), 0), settings)
+    q_bad = q_values(trained, states, np.repeat(bad[None], len(states), 0), settings)
     assert np.mean(q_good > q_bad) > 0.9
-    assert (tmp_path / "cql.pt").exists() and (tmp_path / "cql-checkpoint.d3").exists()
+    if algo != "cql":  # IQL and TD3+BC regress toward the logged action the critic rates higher
+        with torch.no_grad():
+            assert closer_to(agent.net.mixture(torch.from_numpy(states)).numpy(), good, bad) > 0.9
+    assert (tmp_path / f"{algo}.pt").exists() and (tmp_path / f"{algo}-checkpoint.d3").exists()
     assert metrics["final"]["steps"] == 300 and np.isfinite(metrics["final"]["critic_loss"])
     assert any(p.name.endswith(".csv") for p in (tmp_path / "d3rlpy_logs").rglob("*"))
     # The trained actor is a TransformerAgent again, and saved.
-    loaded = TransformerAgent.load(tmp_path / "cql.pt")
-    assert loaded.meta["algo"] == "cql"
+    loaded = TransformerAgent.load(tmp_path / f"{algo}.pt")
+    assert loaded.meta["algo"] == algo
     with torch.no_grad():
         assert torch.allclose(loaded.net.mixture(torch.from_numpy(states)), agent.net.mixture(torch.from_numpy(states)))
     # Resuming a finished run trains nothing more and gives the same actor.
-    again, metrics2, _ = train_cql(planted, tmp_path, small_agent(tiny_offline), settings, progress=False)
+    again, metrics2, _ = train_rl(planted, tmp_path, small_agent(tiny_offline), settings, progress=False)
     assert metrics2["final"]["steps"] == 300
     with torch.no_grad():
         assert torch.allclose(again.net.mixture(torch.from_numpy(states)), agent.net.mixture(torch.from_numpy(states)))
 
 
-def test_cql_actor_starts_as_the_sft_agent(tiny_offline):
-    from agents.cql import CQLSettings, actor_from_agent, agent_from_actor, d3rlpy_dataset, make_cql
+def test_bc_imitates_the_logged_mixture(tiny_offline, tmp_path):
+    from agents.offline_rl import RLSettings, train_rl
 
-    settings = CQLSettings(critic_d_model=16, critic_ffn=32, device="cpu:0")
+    good, bad = planted_actions(tiny_offline)
+    planted = dataclasses.replace(tiny_offline, actions=np.repeat(good[None], len(tiny_offline), 0).astype(np.float32))
+    settings = RLSettings("bc", steps=300, steps_per_epoch=150, batch_size=32, actor_lr=1e-3, actor_warmup=20, device="cpu:0")
+    agent, metrics, _ = train_rl(planted, tmp_path, small_agent(tiny_offline), settings, progress=False)
+    with torch.no_grad():
+        mixtures = agent.net.mixture(torch.from_numpy(planted.windows)).numpy()
+    assert closer_to(mixtures, good, bad) == 1.0 and np.abs(mixtures - good).sum(1).mean() < 0.3
+    assert TransformerAgent.load(tmp_path / "bc.pt").meta["algo"] == "bc"
+
+
+def test_unknown_algorithm_is_named():
+    from agents.offline_rl import RLSettings
+    from dmix_gym.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown offline RL algorithm 'awac'"):
+        RLSettings("awac")
+
+
+@pytest.mark.parametrize("algo", ["cql", "iql", "td3bc", "bc"])
+def test_actor_starts_as_the_sft_agent(tiny_offline, algo):
+    from agents.offline_rl import RLSettings, actor_from_agent, agent_from_actor, d3rlpy_dataset, make_algo
+
+    settings = RLSettings(algo, critic_d_model=16, critic_ffn=32, device="cpu:0")
     agent = small_agent(tiny_offline, seed=5)
-    cql = make_cql(agent, settings)
-    cql.build_with_dataset(d3rlpy_dataset(tiny_offline, settings))
-    actor_from_agent(cql, agent, settings)
+    trained = make_algo(agent, settings)
+    trained.build_with_dataset(d3rlpy_dataset(tiny_offline, settings))
+    actor_from_agent(trained, agent, settings)
     flat = tiny_offline.windows.reshape(len(tiny_offline), -1)
     # d3rlpy's deterministic action, mapped back to the simplex, is the agent's own mixture.
     with torch.no_grad():
         expected = agent.net.mixture(torch.from_numpy(tiny_offline.windows)).numpy()
-    assert np.allclose(from_unit(cql.predict(flat), settings.action_scale), expected, atol=1e-4)
-    back = agent_from_actor(cql, agent, settings)
+    assert np.allclose(from_unit(trained.predict(flat), settings.action_scale), expected, atol=1e-4)
+    back = agent_from_actor(trained, agent, settings)
     with torch.no_grad():
         assert np.allclose(back.net.mixture(torch.from_numpy(tiny_offline.windows)).numpy(), expected, atol=1e-5)
 
@@ -247,3 +290,39 @@ def test_agent_acts_through_collapse_domains_in_the_source_based_space(tiny_offl
     episode = rollout(small_agent(tiny_offline), CollapseDomains(coarse_env, to="fine", fine_space=fine_space), seed=0)
     assert episode.domains == fine_space.names and np.allclose(episode.mixtures.sum(1), 1)
     assert len(episode.rewards) >= 1
+
+
+def test_decision_transformer_follows_the_return_it_is_asked_for(tiny_offline, tiny_data, tmp_path):
+    import gymnasium as gym
+
+    from agents.decision_transformer import DTAgent, DTSettings, train_dt
+    from dmix_gym.policy import rollout
+    from leaderboard.registry import load_policy
+
+    good, bad = planted_actions(tiny_offline)
+    n, data = len(tiny_offline), tiny_offline
+    planted = dataclasses.replace(  # every episode twice: always `good` (+0.1 a step) and always `bad` (-0.1)
+        data, windows=np.concatenate([data.windows, data.windows]),
+        actions=np.concatenate([np.repeat(good[None], n, 0), np.repeat(bad[None], n, 0)]).astype(np.float32),
+        rewards=np.concatenate([np.full(n, 0.1), np.full(n, -0.1)]).astype(np.float32),
+        terminals=np.concatenate([data.terminals, data.terminals]), timeouts=np.concatenate([data.timeouts, data.timeouts]),
+        episode=np.concatenate([data.episode, data.episode + data.episode.max() + 1]),
+        quality=np.concatenate([data.quality, data.quality]))
+    settings = DTSettings(steps=400, steps_per_epoch=200, batch_size=16, learning_rate=1e-3, context=4, hidden=32,
+                          layers=1, dropout=0.0, device="cpu:0")
+    agent, metrics = train_dt(planted, tmp_path, settings, progress=False)
+    assert metrics["steps"] == 400 and metrics["target_return"] == pytest.approx(metrics["best_logged_return"])
+    env = gym.make("DataMix-v0", scenario=tiny_scenario(tiny_data).to_dict(), data_dir=str(tiny_data), progress=False)
+    # Asked for the best logged return it starts like the `good` episodes, asked for the worst like the `bad` ones
+    # (later steps follow the env's real rewards, which differ from the planted ones, so only the start is exact).
+    high = rollout(agent, env, seed=0).mixtures[1:]
+    low = DTAgent(agent.algo, agent.domain_space, agent.feedback_mean, agent.feedback_std, settings,
+                  target_return=-metrics["best_logged_return"])
+    low_mixtures = rollout(low, env, seed=0).mixtures[1:]
+    assert closer_to(high[:1], good, bad) == 1.0 and closer_to(low_mixtures[:1], bad, good) == 1.0
+    steps = min(len(high), len(low_mixtures))  # leaning on one target domain can use its data up early
+    assert np.all(high[:steps, 0] > low_mixtures[:steps, 0])
+    loaded = load_policy(tmp_path / "dt.json")  # the leaderboard loads it like any saved policy
+    assert isinstance(loaded, DTAgent) and np.allclose(rollout(loaded, env, seed=0).mixtures[1:], high, atol=1e-5)
+    again, metrics2 = train_dt(planted, tmp_path, settings, progress=False)  # finished: resumes to nothing more
+    assert metrics2["steps"] == 400
