@@ -11,8 +11,8 @@ def run(code_or_args: list[str], tmp_path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, *code_or_args], capture_output=True, text=True, env=env, timeout=300)
 
 
-def test_importing_the_cql_agent_prints_nothing(tmp_path):
-    done = run(["-c", "import agents.cql"], tmp_path)
+def test_importing_the_offline_rl_agents_prints_nothing(tmp_path):
+    done = run(["-c", "import agents.offline_rl"], tmp_path)
     assert done.returncode == 0 and done.stderr == "" and done.stdout == ""
 
 
