@@ -251,10 +251,25 @@ def q_values(algo, windows: np.ndarray, mixtures: np.ndarray, settings: RLSettin
     return algo.predict_value(flat, to_unit(mixtures, settings.action_scale)) / settings.reward_scale
 
 
+def _trained(algo, init: TransformerAgent, settings: RLSettings, data: OfflineData, seconds: float,
+             steps: int) -> TransformerAgent:
+    """The actor as an agent, with what it was trained on and for how long (SFT's time included)."""
+    agent = agent_from_actor(algo, init, settings)
+    agent.meta = {"algo": settings.algo, "steps": steps, "dataset": data.dataset_id, "scenario": data.scenario,
+                  "init": init.meta.get("algo"), "train_seconds": round(seconds + init.meta.get("train_seconds", 0.0), 2),
+                  "dataset_transitions": len(data)}
+    return agent
+
+
+def snapshot_path(out: str | Path, algo: str, steps: int) -> Path:
+    """Where `train_rl` keeps the actor after `steps` gradient steps (one per epoch), for model selection."""
+    return Path(out) / f"{algo}-steps" / f"{steps}.pt"
+
+
 def train_rl(data: OfflineData, out: str | Path, init: TransformerAgent, settings: RLSettings = RLSettings(),
              progress: bool = True) -> tuple[TransformerAgent, dict, object]:
     """Train (or finish training) `settings.algo` from `init` on every transition of `data`; save the actor as
-    `<out>/<algo>.pt`.
+    `<out>/<algo>.pt`, and after each epoch as `<out>/<algo>-steps/<steps>.pt` (the candidates model selection scores).
 
     Returns the trained agent, its metrics, and the d3rlpy algorithm object (for its critic).
     """
@@ -293,13 +308,12 @@ def train_rl(data: OfflineData, out: str | Path, init: TransformerAgent, setting
             history.append({"steps": steps, **{k: float(v) for k, v in metrics.items()}})
             with atomic_path(checkpoint, suffix=".d3") as tmp:
                 algo.save_model(str(tmp))
-            write_json(state_file, {"settings": settings_json, "steps": steps, "history": history,
-                                    "seconds": seconds + time.perf_counter() - started})
+            elapsed = seconds + time.perf_counter() - started
+            _trained(algo, init, settings, data, elapsed, steps).save(snapshot_path(out, name, steps))
+            write_json(state_file, {"settings": settings_json, "steps": steps, "history": history, "seconds": elapsed})
     seconds += time.perf_counter() - started
 
-    agent = agent_from_actor(algo, init, settings)
-    agent.meta = {"algo": name, "dataset": data.dataset_id, "scenario": data.scenario, "init": init.meta.get("algo"),
-                  "train_seconds": round(seconds + init.meta.get("train_seconds", 0.0), 2), "dataset_transitions": len(data)}
+    agent = _trained(algo, init, settings, data, seconds, settings.steps)
     agent.save(out / f"{name}.pt")
     metrics = {**settings_json, "transitions": len(data), "seconds": round(seconds, 2),
                "final": history[-1] if history else None, "history": history}

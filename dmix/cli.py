@@ -193,6 +193,31 @@ def agents_train(
     train_agent(dataset, algo, out, window, d_model, layers, epochs, quality, steps, seed, progress)
 
 
+@agents_app.command("select")
+def agents_select(
+    agents: Annotated[Path, typer.Option(help="agents folder of `dmix agents train` (sft.pt, <algo>-steps/*.pt, dt.json)")],
+    protocol: Protocol = "dmix-bench-v1",
+    seeds: Annotated[int, typer.Option(help="validation seeds per candidate (from 2,000,000: never collected, never evaluated)")] = 2,
+    every: Annotated[int, typer.Option(help="score the offline RL snapshots every this many gradient steps (and the last)")] = 500,
+    out: Annotated[Optional[Path], typer.Option(help="selection JSON (default: <agents>/selection.json; a re-run resumes)")] = None,
+    workers: Annotated[int, typer.Option(help="episodes run in parallel processes")] = 1,
+    ship: Annotated[bool, typer.Option(help="copy the chosen checkpoints into the package as official:<protocol>/<algo>")] = False,
+    data_dir: DataDir = None,
+    cache_dir: CacheDir = None,
+) -> None:
+    """Choose each algorithm's checkpoint by its balanced score on validation seeds; print the scores and the choices."""
+    from leaderboard.official import ship_agents
+    from leaderboard.selection import select_models
+
+    from .views import print_selection
+
+    selection = select_models(agents, _checked_protocol(protocol), seeds, every, out, workers, data_dir, cache_dir)
+    print_selection(selection)
+    if ship:
+        for algo, spec in ship_agents(selection["chosen"], protocol).items():
+            console.print(f"{algo}: {selection['chosen'][algo]['label']} -> [bold]{spec}[/]")
+
+
 @agents_app.command("rollout")
 def agents_rollout(
     policy: Annotated[str, typer.Option(help="saved agent (.pt), saved baseline (.json) or baseline:naive|uniform|start-state|regmix|dbl")],

@@ -153,3 +153,18 @@ def print_cpt_dry_run(config, gpus: int, micro_batch: int | None) -> None:
         table.add_row(str(n), f"{m.sharded_state_gib:.1f}", f"{m.gathered_layers_gib:.2f}", f"{m.activations_gib:.2f}",
                       f"{m.total_gib:.1f}")
     console.print(table)
+
+
+def print_selection(selection: dict) -> None:
+    """Every candidate's validation score, the chosen one of each algorithm marked."""
+    from leaderboard.scores import mean_std
+
+    chosen = {c["label"] for c in selection["chosen"].values()}
+    table = Table(title=f"model selection: balanced score on {selection['scenario']} ({selection['preset']}), "
+                        f"validation seeds {selection['seeds'][0]}..{selection['seeds'][-1]}")
+    for column in ("candidate", "episodes", "balanced (mean ± std)", "chosen"):
+        table.add_column(column, justify="right")
+    for label, score in selection["scores"].items():
+        mean, std = mean_std(score["balanced"].values())
+        table.add_row(label, str(len(score["balanced"])), f"{mean:+.3f} ± {std:.3f}", "✓" if label in chosen else "")
+    console.print(table)

@@ -10,13 +10,14 @@ disagrees with the shipped numbers beyond their seed std is reported by `disagre
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from dmix_gym.errors import ConfigError
-from dmix_gym.utils.atomic import write_json
+from dmix_gym.utils.atomic import atomic_path, write_json
 
 from .protocol import Protocol
 from .scores import mean_std
@@ -28,6 +29,31 @@ FORMAT = 1
 
 def official_path(version: str) -> Path:
     return OFFICIAL / f"{version}.json"
+
+
+def official_agent(name: str) -> Path:
+    """The shipped agent `<protocol>/<algo>` (what the spec `official:<protocol>/<algo>` loads)."""
+    version, _, algo = name.partition("/")
+    folder = OFFICIAL / "agents" / version
+    found = [p for p in (folder / f"{algo}.pt", folder / f"{algo}.json") if p.is_file()] if algo else []
+    if not found:
+        shipped = sorted(f"{p.parent.name}/{p.stem}" for p in (OFFICIAL / "agents").glob("*/*") if p.suffix in (".pt", ".json"))
+        raise ConfigError(f"no shipped agent {name!r}; shipped: {', '.join(shipped) or 'none'}")
+    return found[0]
+
+
+def ship_agents(chosen: dict[str, dict[str, Any]], version: str) -> dict[str, str]:
+    """Copy each algorithm's chosen checkpoint (a model selection's `chosen`) into the package; return their specs."""
+    folder = OFFICIAL / "agents" / version
+    specs = {}
+    for algo, choice in chosen.items():
+        source = Path(choice["path"])
+        files = [source, source.with_suffix(".d3")] if source.suffix == ".json" else [source]  # a DT's model sits beside it
+        for file in files:
+            with atomic_path(folder / f"{algo}{file.suffix}", suffix=file.suffix) as tmp:
+                shutil.copyfile(file, tmp)
+        specs[algo] = f"official:{version}/{algo}"
+    return specs
 
 
 def load_official(version: str) -> dict[str, Any] | None:

@@ -1,4 +1,5 @@
-"""Policies by name: `baseline:<name>`, the path of a saved agent or baseline, or `package.module:factory`."""
+"""Policies by name: `baseline:<name>`, `official:<protocol>/<algo>` (a shipped agent), the path of a saved agent or
+baseline, or `package.module:factory`."""
 
 from __future__ import annotations
 
@@ -11,15 +12,17 @@ from dmix_gym.errors import ConfigError
 from dmix_gym.policy import Policy
 from dmix_gym.utils.atomic import sha256_file
 
+from .official import official_agent
+
 
 def load_policy(spec: str | Path) -> Policy:
-    """`baseline:naive|uniform|start-state|regmix|dbl`, a saved agent (.pt), or a saved baseline (.json)."""
+    """`baseline:<name>`, `official:<protocol>/<algo>`, a saved agent (.pt), or a saved baseline or DT (.json)."""
     text = str(spec)
     if text.startswith("baseline:"):
         from baselines import make_baseline
 
         return make_baseline(text)
-    path = Path(text)
+    path = official_agent(text.removeprefix("official:")) if text.startswith("official:") else Path(text)
     if not path.exists():
         raise ConfigError(f"no policy {text!r}: not a baseline:<name> and no such file")
     if path.suffix == ".json":
@@ -41,7 +44,7 @@ def load_policy(spec: str | Path) -> Policy:
 
 def resolve_policy(spec: str) -> tuple[Policy, str]:
     """(policy, fingerprint) of `package.module:factory`, `baseline:<name>`, or a saved policy file."""
-    if ":" in spec and not spec.startswith("baseline:") and not Path(spec).exists():
+    if ":" in spec and not spec.startswith(("baseline:", "official:")) and not Path(spec).exists():
         module_name, _, factory_name = spec.partition(":")
         module = importlib.import_module(module_name)
         policy = getattr(module, factory_name)()
@@ -51,5 +54,5 @@ def resolve_policy(spec: str) -> tuple[Policy, str]:
         digest = sha256_file(source) if source else hashlib.sha256(spec.encode()).hexdigest()
         return policy, f"entry:{spec}:{digest[:16]}"
     policy = load_policy(spec)
-    path = Path(spec)
+    path = official_agent(spec.removeprefix("official:")) if spec.startswith("official:") else Path(spec)
     return policy, (f"file:{sha256_file(path)[:16]}" if path.exists() else f"builtin:{spec}")

@@ -191,6 +191,11 @@ def test_offline_rl_learns_a_planted_reward(tiny_offline, tmp_path, algo):
     assert loaded.meta["algo"] == algo
     with torch.no_grad():
         assert torch.allclose(loaded.net.mixture(torch.from_numpy(states)), agent.net.mixture(torch.from_numpy(states)))
+    # Each epoch's actor is kept for model selection; the last one is the final agent.
+    assert sorted(p.name for p in (tmp_path / f"{algo}-steps").iterdir()) == ["150.pt", "300.pt"]
+    last = TransformerAgent.load(tmp_path / f"{algo}-steps" / "300.pt")
+    assert last.meta["steps"] == 300 and all(torch.equal(a, b) for a, b in zip(last.net.state_dict().values(),
+                                                                              loaded.net.state_dict().values()))
     # Resuming a finished run trains nothing more and gives the same actor.
     again, metrics2, _ = train_rl(planted, tmp_path, small_agent(tiny_offline), settings, progress=False)
     assert metrics2["final"]["steps"] == 300

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ from datasets_builder.publish import publish
 from datasets_builder.trajectories import plan_episodes
 from dmix_gym.policy import History, Policy
 from leaderboard import protocol as protocol_module
-from leaderboard.protocol import EVAL_SEED_BASE, PROTOCOLS, Protocol, Task
+from leaderboard.protocol import EVAL_SEED_BASE, PROTOCOLS, VALIDATION_SEED_BASE, Protocol, Task
 from leaderboard.scores import balanced_score, mean_std, normalised_score
 from leaderboard.store import Store
 from leaderboard.submit import compute_references, submit
@@ -57,6 +58,7 @@ def test_protocol_seeds_are_disjoint_from_collection_seeds(version):
     assert len(eval_seeds) == len(set(eval_seeds))  # no two tasks share an episode seed
     low, high = protocol.collection_seeds
     assert all(not low <= s < high for s in eval_seeds) and min(eval_seeds) >= EVAL_SEED_BASE
+    assert max(eval_seeds) < VALIDATION_SEED_BASE and high <= VALIDATION_SEED_BASE  # model selection sees neither
     # The env seeds collection actually uses (plans of seed 0..9, 1000 episodes each) lie in the collection range.
     for plan_seed in range(10):
         planned = plan_episodes(np.full(4, 0.25), np.full(4, 0.25), 2, 1000, (1,), seed=plan_seed)
@@ -275,3 +277,63 @@ def test_official_results_ship_and_a_submission_runs_only_its_own_episodes(tiny_
                       episode["trace"])
     notes = official.disagreements(store, tiny_protocol.version)
     assert len(notes) == 1 and "uniform-again" in notes[0] and episode["task"] in notes[0]
+
+
+def test_model_selection_scores_candidates_on_validation_seeds_and_resumes(tiny_protocol, tiny_data, tmp_path, monkeypatch):
+    from agents.agent import TransformerAgent
+    from agents.networks import AgentConfig
+    from agents.offline import load_offline
+    from agents.offline_rl import snapshot_path
+    from leaderboard import selection
+
+    data = load_offline(tiny_protocol.dataset, window=4)
+    config = AgentConfig(window=4, d_model=16, layers=1, heads=2, ffn=32)
+
+    def save(path, seed, name):
+        TransformerAgent.create(data.domain_space, data.feedback_mean, data.feedback_std, config, seed, name=name).save(path)
+
+    with pytest.raises(FileNotFoundError, match="no trained agents"):
+        selection.find_candidates(tmp_path)
+    save(tmp_path / "sft.pt", 0, "sft")
+    for steps, seed in ((250, 1), (500, 2), (750, 3)):
+        save(snapshot_path(tmp_path, "cql", steps), seed, "cql")
+    found = selection.find_candidates(tmp_path, every=500)
+    assert list(found) == ["sft", "cql"] and list(found["cql"]) == ["cql@500", "cql@750"]  # every 500 steps, and the last
+
+    result = selection.select_models(tmp_path, tiny_protocol.version, seeds=2, data_dir=str(tiny_data), progress=False)
+    assert result["seeds"] == [VALIDATION_SEED_BASE, VALIDATION_SEED_BASE + 1]
+    assert not set(result["seeds"]) & {s for t in tiny_protocol.tasks for s in t.seeds}
+    assert {label: len(s["balanced"]) for label, s in result["scores"].items()} == {"sft": 2, "cql@500": 2, "cql@750": 2}
+    means = {label: np.mean(list(s["balanced"].values())) for label, s in result["scores"].items()}
+    assert result["chosen"]["cql"]["label"] == max(("cql@500", "cql@750"), key=means.get)
+    assert result["chosen"]["sft"]["path"] == str(tmp_path / "sft.pt")
+
+    def no_episodes(jobs, *args, **kwargs):
+        raise AssertionError(f"re-ran {len(jobs)} episodes")
+
+    monkeypatch.setattr(selection, "run_episodes", no_episodes)
+    assert selection.select_models(tmp_path, tiny_protocol.version, seeds=2, data_dir=str(tiny_data), progress=False) == result
+
+    rerun = []
+
+    def record(jobs, *args, **kwargs):
+        rerun.extend(jobs)
+        return ((i, {"balanced": 99.0}) for i in range(len(jobs)))
+
+    save(snapshot_path(tmp_path, "cql", 750), 9, "cql")  # retrained: only this candidate is scored again
+    monkeypatch.setattr(selection, "run_episodes", record)
+    again = selection.select_models(tmp_path, tiny_protocol.version, seeds=2, data_dir=str(tiny_data), progress=False)
+    assert [(Path(path).name, seed) for path, _, seed in rerun] == [("750.pt", s) for s in result["seeds"]]
+    assert again["chosen"]["cql"]["label"] == "cql@750" and again["scores"]["sft"] == result["scores"]["sft"]
+
+    # The chosen checkpoints ship as official:<protocol>/<algo>, loadable by name with the file's fingerprint.
+    from leaderboard import official
+    from leaderboard.registry import load_policy, resolve_policy
+
+    monkeypatch.setattr(official, "OFFICIAL", tmp_path / "official")
+    specs = official.ship_agents(again["chosen"], "test-tiny-v0")
+    assert specs == {"sft": "official:test-tiny-v0/sft", "cql": "official:test-tiny-v0/cql"}
+    assert load_policy(specs["cql"]).meta == TransformerAgent.load(snapshot_path(tmp_path, "cql", 750)).meta
+    assert resolve_policy(specs["sft"])[1] == resolve_policy(str(tmp_path / "sft.pt"))[1]
+    with pytest.raises(ValueError, match="shipped: test-tiny-v0/cql, test-tiny-v0/sft"):
+        load_policy("official:test-tiny-v0/iql")

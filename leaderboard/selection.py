@@ -1,0 +1,108 @@
+"""Honest model selection: each algorithm's checkpoint is chosen by its score on validation seeds.
+
+The candidates of an algorithm are what `dmix agents train` left in the agents folder: SFT's
+best-validation-MSE agent (`sft.pt`), the offline RL actor after every `every` gradient steps
+(`<algo>-steps/<steps>.pt`) and the Decision Transformer (`dt.json`). Each runs the protocol's
+in-distribution task on seeds from `VALIDATION_SEED_BASE`, disjoint from the seeds trajectory
+collection and evaluation use, so no choice ever sees an evaluation episode. A candidate's score is
+the protocol's balanced score averaged over the validation seeds; ties go to the earlier checkpoint.
+
+Every finished episode is written to the selection JSON at once, keyed by the candidate file's hash,
+so an interrupted selection resumes and a retrained checkpoint is scored again.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from dmix_gym.errors import ConfigError, MissingFileError
+from dmix_gym.utils.atomic import sha256_file, write_json
+
+from .protocol import VALIDATION_SEED_BASE, Protocol, Task, get_protocol
+from .scores import mean_std
+from .submit import feedback_stats, run_episodes
+
+RL_ALGOS = ("cql", "iql", "td3bc", "bc")
+
+
+def validation_task(protocol: Protocol, seeds: int) -> Task:
+    """The protocol's in-distribution task on `seeds` validation seeds."""
+    if seeds < 1:
+        raise ConfigError(f"model selection needs at least one validation seed, got {seeds}")
+    return replace(protocol.tasks[0], name="validation", seeds=tuple(VALIDATION_SEED_BASE + i for i in range(seeds)),
+                   description="model selection: the in-distribution task on validation seeds")
+
+
+def find_candidates(agents: str | Path, every: int = 500) -> dict[str, dict[str, Path]]:
+    """{algorithm: {candidate label: saved policy}} of an agents folder, in training order."""
+    agents = Path(agents)
+    found: dict[str, dict[str, Path]] = {}
+    if (agents / "sft.pt").is_file():
+        found["sft"] = {"sft": agents / "sft.pt"}
+    for algo in RL_ALGOS:
+        snapshots = sorted((int(p.stem), p) for p in (agents / f"{algo}-steps").glob("*.pt") if re.fullmatch(r"\d+", p.stem))
+        chosen = {f"{algo}@{steps}": path for steps, path in snapshots if steps % every == 0 or steps == snapshots[-1][0]}
+        if chosen:
+            found[algo] = chosen
+    if (agents / "dt.json").is_file():
+        found["dt"] = {"dt": agents / "dt.json"}
+    if not found:
+        raise MissingFileError(f"no trained agents in {agents}: run `dmix agents train --out {agents}` first")
+    return found
+
+
+def select_models(agents: str | Path, protocol_version: str, seeds: int = 2, every: int = 500, out: str | Path | None = None,
+                  workers: int = 1, data_dir=None, cache_dir=None, progress: bool = True) -> dict[str, Any]:
+    """Score every candidate in `agents` on validation seeds; write and return the selection (scores and choices)."""
+    from tqdm.auto import tqdm
+
+    protocol = get_protocol(protocol_version)
+    task = validation_task(protocol, seeds)
+    out = Path(out) if out else Path(agents) / "selection.json"
+    candidates = find_candidates(agents, every)
+    files = {label: path for group in candidates.values() for label, path in group.items()}
+    digests = {label: sha256_file(path)[:16] for label, path in files.items()}
+
+    header = {"protocol": protocol.version, "scenario": task.scenario, "preset": task.preset, "seeds": list(task.seeds)}
+    state = json.loads(out.read_text()) if out.is_file() else {}
+    scores: dict[str, dict[str, Any]] = state.get("scores", {}) if {k: state.get(k) for k in header} == header else {}
+    scores = {label: s for label, s in scores.items() if label in digests and s.get("sha256") == digests[label]}
+    for label in files:
+        scores.setdefault(label, {"sha256": digests[label], "path": str(files[label]), "balanced": {}})
+
+    pending = [(label, seed) for label in files for seed in task.seeds if str(seed) not in scores[label]["balanced"]]
+
+    def save() -> dict[str, Any]:
+        selection = {**header, "every": every, "scores": scores, "chosen": _choose(candidates, scores)}
+        write_json(out, selection)
+        return selection
+
+    if pending:
+        stats = feedback_stats(protocol)
+        bar = tqdm(total=len(pending), desc=f"model selection on {len(task.seeds)} validation seeds", unit="episode",
+                   disable=not progress)
+        envs = {task.name: task.make_env(data_dir, cache_dir)} if workers <= 1 else {}
+        jobs = [(str(files[label]), task, seed) for label, seed in pending]
+        for index, record in run_episodes(jobs, stats, envs, workers, data_dir, cache_dir):
+            label, seed = pending[index]
+            scores[label]["balanced"][str(seed)] = record["balanced"]
+            save()
+            bar.update(1)
+        bar.close()
+    return save()
+
+
+def _choose(candidates: dict[str, dict[str, Path]], scores: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The best-scoring finished candidate of each algorithm (the earliest on a tie)."""
+    chosen = {}
+    for algo, group in candidates.items():
+        finished = {label: mean_std(list(scores[label]["balanced"].values())) for label in group if scores[label]["balanced"]}
+        if finished:
+            best = max(finished, key=lambda label: finished[label][0])
+            chosen[algo] = {"label": best, "path": scores[best]["path"], "balanced_mean": finished[best][0],
+                            "balanced_std": finished[best][1]}
+    return chosen
