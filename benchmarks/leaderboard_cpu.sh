@@ -1,29 +1,34 @@
 #!/usr/bin/env bash
-# Run every built-in method through a cpu protocol (default dmix-bench-v1) and write the table and report.
-# Resumable: stored reference and submission episodes are never re-run, so re-run this after a crash.
-# Needs the cpu Minari dataset and trained agents (bash benchmarks/agents_cpu.sh runs/agents-cpu-v2).
-#   bash benchmarks/leaderboard_cpu.sh [agents-dir] [workers] [protocol]
+# Run every built-in method through a cpu protocol (default dmix-bench-v1), then write the table, the report and
+# the protocol's official results file. Needs the cpu Minari dataset and the shipped agents (benchmarks/agents_cpu.sh).
+# Resumable: the results database lives in the repository (commit it as it grows), and stored reference and
+# submission episodes are never re-run, so re-run this after a crash or on another machine.
+#   bash benchmarks/leaderboard_cpu.sh [workers] [protocol]
 set -euo pipefail
-AGENTS=${1:-runs/agents-cpu-v2}
-WORKERS=${2:-2}
-PROTOCOL=${3:-dmix-bench-v1}
+WORKERS=${1:-2}
+PROTOCOL=${2:-dmix-bench-v1}
+DB=${DB:-benchmarks/results/leaderboard/$PROTOCOL.sqlite}
+mkdir -p "$(dirname "$DB")"
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$((($(nproc) + WORKERS - 1) / WORKERS))}
-submit() { /usr/bin/time -f "$2: wall %e s" dmix leaderboard submit --protocol "$PROTOCOL" --workers "$WORKERS" --policy "$1" --name "$2" | tail -n 3; }
+submit() { /usr/bin/time -f "$2: wall %e s" dmix leaderboard submit --protocol "$PROTOCOL" --db "$DB" --workers "$WORKERS" \
+  --policy "$1" --name "$2" | tail -n 3; }
+# The issue's core rows first (five baselines, SFT, CQL), then the rest of the zoo.
 submit baseline:naive Naive
 submit baseline:uniform Uniform
 submit baseline:start-state Start-state
+submit baseline:dbl DBL
+submit baseline:regmix RegMix
+submit "official:$PROTOCOL/sft" "SFT agent"
+submit "official:$PROTOCOL/cql" "CQL agent"
 submit baseline:natural Natural
 submit baseline:odm ODM
 submit baseline:aioli Aioli
-submit baseline:dbl DBL
-submit baseline:regmix RegMix
 submit baseline:doremi DoReMi
 submit baseline:mixing-laws "Mixing laws"
-submit "$AGENTS/sft.pt" "SFT agent"
-submit "$AGENTS/cql.pt" "CQL agent"
-submit "$AGENTS/iql.pt" "IQL agent"
-submit "$AGENTS/td3bc.pt" "TD3+BC agent"
-submit "$AGENTS/bc.pt" "BC agent"
-submit "$AGENTS/dt.json" "DT agent"
-dmix leaderboard show --protocol "$PROTOCOL"
-dmix leaderboard report --protocol "$PROTOCOL" --out runs/leaderboard-cpu
+submit "official:$PROTOCOL/iql" "IQL agent"
+submit "official:$PROTOCOL/td3bc" "TD3+BC agent"
+submit "official:$PROTOCOL/bc" "BC agent"
+submit "official:$PROTOCOL/dt" "DT agent"
+dmix leaderboard show --protocol "$PROTOCOL" --db "$DB"
+dmix leaderboard report --protocol "$PROTOCOL" --db "$DB" --out "runs/leaderboard-$PROTOCOL"
+dmix leaderboard export --protocol "$PROTOCOL" --db "$DB"
