@@ -30,6 +30,21 @@ METADATA_KEY = "dmix"
 CONTACT = "the dmix issue tracker"  # Minari's author_email: any contact a dataset user can reach
 
 
+REFERENCES_FILE = "references.json"  # a collection's Minari reference returns, once measured (benchmarks/minari_references.py)
+
+
+def write_references(folder: str | Path, ref_min: float, ref_max: float, episodes: int, sources: dict[str, str]) -> Path:
+    """Store the returns Minari normalises scores with (`minari.get_normalized_score`) beside a collection."""
+    from dmix_gym.utils.atomic import write_json
+
+    if not ref_max > ref_min:
+        raise ConfigError(f"ref_max_score {ref_max} must exceed ref_min_score {ref_min}")
+    path = Path(folder) / REFERENCES_FILE
+    write_json(path, {"ref_min_score": float(ref_min), "ref_max_score": float(ref_max),
+                      "num_episodes_average_score": int(episodes), "sources": sources})
+    return path
+
+
 def dataset_id(scenario_name: str, name: str, version: int = DATASET_VERSION) -> str:
     return f"dmix/{scenario_name}/{name}-v{version}"
 
@@ -116,6 +131,10 @@ def publish(folder: str | Path, name: str | None = None, author: str = "dmix", d
         ),
         requirements=["dmix"],
     )
+    references = folder / REFERENCES_FILE
+    if references.is_file():  # set directly: Minari would otherwise roll a random policy out in the env to estimate them
+        refs = json.loads(references.read_text())
+        dataset.storage.update_metadata({key: refs[key] for key in ("ref_min_score", "ref_max_score", "num_episodes_average_score")})
     dataset.storage.update_metadata({METADATA_KEY: {
         "scenario": plan.scenario,
         "collection": plan.name,

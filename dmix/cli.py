@@ -197,7 +197,7 @@ def agents_train(
 def agents_select(
     agents: Annotated[Path, typer.Option(help="agents folder of `dmix agents train` (sft.pt, <algo>-steps/*.pt, dt.json)")],
     protocol: Protocol = "dmix-bench-v1",
-    seeds: Annotated[int, typer.Option(help="validation seeds per candidate (from 2,000,000: never collected, never evaluated)")] = 2,
+    seeds: Annotated[int, typer.Option(help="validation seeds per candidate (from 4,000,000: never collected, never evaluated)")] = 2,
     every: Annotated[int, typer.Option(help="score the offline RL snapshots every this many gradient steps (and the last)")] = 500,
     out: Annotated[Optional[Path], typer.Option(help="selection JSON (default: <agents>/selection.json; a re-run resumes)")] = None,
     workers: Annotated[int, typer.Option(help="episodes run in parallel processes")] = 1,

@@ -16,7 +16,7 @@ from typing import Any, Literal
 from dmix_gym.errors import ConfigError
 
 EVAL_SEED_BASE = 1_000_000
-VALIDATION_SEED_BASE = 2_000_000  # model selection's episodes: disjoint from collection [0, 1e6) and evaluation seeds
+VALIDATION_SEED_BASE = 4_000_000  # model selection: apart from collection [0, 1e6), evaluation (1e6 + ...), sweep (2e6), start state (3e6)
 
 
 @dataclass(frozen=True)

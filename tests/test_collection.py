@@ -13,7 +13,15 @@ import numpy as np
 import pytest
 
 from datasets_builder.collection import CollectionError, collect, finished, staging_dir
-from datasets_builder.publish import check_scenario, dataset_scenario, dmix_metadata, episodes_of_quality, publish
+from datasets_builder.publish import (
+    REFERENCES_FILE,
+    check_scenario,
+    dataset_scenario,
+    dmix_metadata,
+    episodes_of_quality,
+    publish,
+    write_references,
+)
 from dmix_gym.scenario import override
 from tests.helpers import tiny_scenario
 
@@ -71,6 +79,15 @@ def test_minari_round_trip(staged, minari_root, tiny_data):
     # Re-publishing refuses to overwrite silently.
     with pytest.raises(FileExistsError, match="overwrite"):
         publish(folder)
+    # Measured reference returns ride along with the collection and make Minari's normalised score work.
+    with pytest.raises(ValueError, match="Reference score not provided"):
+        minari.get_normalized_score(again, np.array([1.0]))
+    with pytest.raises(ValueError, match="must exceed"):
+        write_references(folder, 2.0, 1.0, 3, {})
+    write_references(folder, -1.0, 3.0, 3, {"ref_min_score": "test", "ref_max_score": "test"})
+    scored = publish(folder, overwrite=True)
+    assert minari.get_normalized_score(scored, np.array([-1.0, 1.0, 3.0])).tolist() == [0.0, 0.5, 1.0]
+    (folder / REFERENCES_FILE).unlink()  # the other tests publish this collection as it was
 
 
 def test_minari_load_in_fresh_process(staged, minari_root):
