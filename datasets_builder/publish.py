@@ -62,10 +62,14 @@ def code_permalink() -> str:
 
 
 def env_spec(scenario: dict[str, Any]):
-    """The EnvSpec that rebuilds DataMix-v0 with this scenario (JSON-able kwargs only)."""
+    """The EnvSpec that rebuilds DataMix-v0 with this scenario (JSON-able kwargs only).
+
+    Its `max_episode_steps` is the scenario's step count (the env truncates there itself); tools that
+    rebuild the env from a dataset, such as `d3rlpy.datasets.get_minari`, need it.
+    """
     from gymnasium.envs.registration import EnvSpec
 
-    return EnvSpec(id="DataMix-v0", entry_point="dmix_gym.env:DataMixEnv",
+    return EnvSpec(id="DataMix-v0", entry_point="dmix_gym.env:DataMixEnv", max_episode_steps=Scenario.from_dict(scenario).train.max_steps,
                    kwargs={"scenario": scenario, "preset": None, "progress": False})
 
 

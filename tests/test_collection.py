@@ -87,6 +87,12 @@ def test_minari_round_trip(staged, minari_root, tiny_data):
     write_references(folder, -1.0, 3.0, 3, {"ref_min_score": "test", "ref_max_score": "test"})
     scored = publish(folder, overwrite=True)
     assert minari.get_normalized_score(scored, np.array([-1.0, 1.0, 3.0])).tolist() == [0.0, 0.5, 1.0]
+    # d3rlpy reads it as any Minari dataset: every transition, and the env rebuilt from the dataset.
+    from d3rlpy.datasets import get_minari
+
+    buffer, recovered_env = get_minari(scored.spec.dataset_id)
+    assert sum(episode.size() for episode in buffer.episodes) == scored.total_steps
+    assert recovered_env.unwrapped.scenario == scenario
     (folder / REFERENCES_FILE).unlink()  # the other tests publish this collection as it was
 
 
