@@ -19,11 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+import gymnasium as gym
 import numpy as np
 
 from dmix_gym.data.build import build_data
 from dmix_gym.errors import DmixError
-from dmix_gym.policy import Replay, rollout
+from dmix_gym.policy import Episode, Replay, rollout, rollout_vector
 from dmix_gym.utils.atomic import atomic_path, write_json
 from dmix_gym.utils.paths import resolve_cache_dir
 from dmix_gym.utils.pool import Backend, run_jobs
@@ -112,7 +113,23 @@ def finished(folder: Path) -> set[int]:
 
 def run_episode(env, planned: PlannedEpisode) -> dict[str, np.ndarray]:
     """Run the env along the planned mixtures (stopping early if it ends); every array the dataset needs."""
-    episode = rollout(Replay(planned.actions, name=f"plan/{planned.index}"), env, seed=planned.seed)
+    return episode_arrays(rollout(_replay(planned), env, seed=planned.seed), planned)
+
+
+def run_episodes_vector(venv, chunk: list[PlannedEpisode]) -> list[dict[str, np.ndarray]]:
+    """`run_episode` for up to K planned episodes at once on a K-proxy `DataMixVectorEnv`."""
+    k = venv.unwrapped.num_envs
+    padded = chunk + [chunk[0]] * (k - len(chunk))  # a short last chunk fills its spare proxies with a copy, discarded
+    episodes = rollout_vector([_replay(e) for e in padded], venv, [e.seed for e in padded])
+    return [episode_arrays(episode, planned) for episode, planned in zip(episodes, chunk)]
+
+
+def _replay(planned: PlannedEpisode) -> Replay:
+    return Replay(planned.actions, name=f"plan/{planned.index}")
+
+
+def episode_arrays(episode: Episode, planned: PlannedEpisode) -> dict[str, np.ndarray]:
+    """Every array the dataset keeps of a planned episode's run."""
     steps = len(episode.rewards)
     arrays = {
         "observations": episode.observations.astype(np.float32),
@@ -149,33 +166,43 @@ def load_episode(path: Path) -> dict[str, np.ndarray]:
 _WORKER_ENV = None
 
 
-def _worker_init(env_kwargs: dict[str, Any]) -> None:
+def _worker_init(env_kwargs: dict[str, Any], vector: int = 0) -> None:
     import gymnasium as gym
 
     global _WORKER_ENV
-    _WORKER_ENV = gym.make("DataMix-v0", **env_kwargs)
+    _WORKER_ENV = (gym.make_vec("DataMix-v0", num_envs=vector, **env_kwargs) if vector
+                   else gym.make("DataMix-v0", **env_kwargs))
 
 
-def _worker_run(folder: str, planned: PlannedEpisode) -> int:
-    arrays = run_episode(_WORKER_ENV, planned)
-    stage_episode(Path(folder), arrays)
-    return int(arrays["info/tokens"].sum())
+def _worker_run(folder: str, chunk: list[PlannedEpisode]) -> tuple[int, int]:
+    """Run and stage a chunk of planned episodes (one at a time, or all at once on a vector env); (episodes, tokens)."""
+    if isinstance(_WORKER_ENV, gym.vector.VectorEnv):
+        runs = run_episodes_vector(_WORKER_ENV, chunk)
+    else:
+        runs = [run_episode(_WORKER_ENV, planned) for planned in chunk]
+    for arrays in runs:
+        stage_episode(Path(folder), arrays)
+    return len(runs), sum(int(arrays["info/tokens"].sum()) for arrays in runs)
 
 
 def collect(scenario, name: str = "trajectories", total: int = 64, qualities: tuple[int, ...] = QUALITY_LEVELS,
             workers: int = 2, backend: Backend = "process", data_dir: str | None = None, cache_dir: str | None = None,
-            sampler: SamplerConfig = SamplerConfig(), seed: int = 0, progress: bool = True) -> Path:
-    """Collect (or finish collecting) `total` episodes of a scenario into its staging folder; return the folder."""
+            sampler: SamplerConfig = SamplerConfig(), seed: int = 0, progress: bool = True, vector: int = 0) -> Path:
+    """Collect (or finish collecting) `total` episodes of a scenario into its staging folder; return the folder.
+
+    `vector` K > 0: each worker trains K episodes' proxies at once on a `DataMixVectorEnv`.
+    """
     folder = staging_dir(scenario.name, name, cache_dir)
     plan = load_or_write_plan(folder, json.loads(scenario.to_json()), total,
                               lambda: make_plan(scenario, name, total, qualities, sampler, seed, data_dir, cache_dir))
-    run_plan(folder, plan, total, workers, backend, data_dir, cache_dir, progress)
+    run_plan(folder, plan, total, workers, backend, data_dir, cache_dir, progress, vector)
     return folder
 
 
 def run_plan(folder: Path, plan: Plan, total: int | None = None, workers: int = 2, backend: Backend = "process",
-             data_dir: str | None = None, cache_dir: str | None = None, progress: bool = True) -> None:
-    """Run the first `total` planned episodes not yet staged in `folder` (which holds `plan`), staging each one."""
+             data_dir: str | None = None, cache_dir: str | None = None, progress: bool = True, vector: int = 0) -> None:
+    """Run the first `total` planned episodes not yet staged in `folder` (which holds `plan`), staging each one as
+    it finishes (`vector` K > 0: K at a time, trained together)."""
     total = len(plan.episodes) if total is None else total
     for stale in folder.glob(".episode-*.tmp.npz"):  # left by a run killed mid-write
         stale.unlink()
@@ -191,10 +218,12 @@ def run_plan(folder: Path, plan: Plan, total: int | None = None, workers: int = 
     bar = tqdm(total=total, initial=total - len(pending), unit="episode", desc=f"collect {folder.name}", disable=not progress)
     tokens, started = 0, time.perf_counter()
     try:
-        for _, episode_tokens in run_jobs(_worker_run, [(str(folder), e) for e in pending], workers, backend,
-                                          initializer=_worker_init, initargs=(env_kwargs,)):
+        size = max(1, vector)
+        chunks = [(str(folder), pending[i : i + size]) for i in range(0, len(pending), size)]
+        for _, (episodes, episode_tokens) in run_jobs(_worker_run, chunks, workers, backend,
+                                                      initializer=_worker_init, initargs=(env_kwargs, vector)):
             tokens += episode_tokens
-            bar.update(1)
+            bar.update(episodes)
             bar.set_postfix(tokens=f"{tokens / 1e6:.2f}M", tok_s=f"{tokens / (time.perf_counter() - started):.0f}")
     finally:
         bar.close()

@@ -97,7 +97,7 @@ def estimate_start(scenario: str, preset: str, samples: int = 256, seed: int = 0
 def collect_trajectories(scenario: str, preset: str, trajectories: int = 64, qualities: tuple[int, ...] = (1, 100, 1000, 10000),
                          name: str = "trajectories", workers: int = 2, backend: str = "process", seed: int = 0,
                          publish: bool = True, overwrite: bool = False, data_dir: PathLike = None,
-                         cache_dir: PathLike = None) -> None:
+                         cache_dir: PathLike = None, vector: int = 0) -> None:
     """Collect Algorithm 1 trajectories through DataMix-v0 (resumable), then publish them to Minari."""
     from datasets_builder.collection import collect
     from dmix_gym.scenario import make_scenario
@@ -105,7 +105,7 @@ def collect_trajectories(scenario: str, preset: str, trajectories: int = 64, qua
     started = time.perf_counter()
     folder = collect(make_scenario(scenario, preset), name=name, total=trajectories, qualities=qualities, workers=workers,
                      backend=backend, data_dir=str(data_dir) if data_dir else None,
-                     cache_dir=str(cache_dir) if cache_dir else None, seed=seed)
+                     cache_dir=str(cache_dir) if cache_dir else None, seed=seed, vector=vector)
     console.print(f"staged {trajectories} episodes in {folder} ({time.perf_counter() - started:.0f} s this run)")
     if publish:
         publish_collection(scenario, preset, name, overwrite=overwrite, cache_dir=cache_dir)

@@ -9,8 +9,9 @@ generic pieces (crash-safe writes, paths, worker pools) every layer above uses.
 from gymnasium.envs.registration import register
 
 from .env import DataMixEnv, normalise_action
-from .policy import Episode, History, Policy, Replay, ScenarioInfo, rollout
+from .policy import Episode, History, Policy, Replay, ScenarioInfo, rollout, rollout_vector
 from .scenario import PRESETS, ProxyConfig, Scenario, TrainConfig, make_scenario
+from .vector import DataMixVectorEnv
 from .wrappers import CollapseDomains, HistoryWindow
 
 # A string entry point and JSON-able kwargs, so Minari can store and rebuild the spec.
@@ -18,10 +19,12 @@ from .wrappers import CollapseDomains, HistoryWindow
 register(
     id="DataMix-v0",
     entry_point="dmix_gym.env:DataMixEnv",
+    vector_entry_point="dmix_gym.vector:DataMixVectorEnv",
     kwargs={"scenario": "general-math", "preset": "cpu"},
 )
 
 __all__ = [
-    "PRESETS", "CollapseDomains", "DataMixEnv", "Episode", "History", "HistoryWindow", "Policy", "ProxyConfig", "Replay",
-    "Scenario", "ScenarioInfo", "TrainConfig", "make_scenario", "normalise_action", "rollout",
+    "PRESETS", "CollapseDomains", "DataMixEnv", "DataMixVectorEnv", "Episode", "History", "HistoryWindow", "Policy",
+    "ProxyConfig", "Replay", "Scenario", "ScenarioInfo", "TrainConfig", "make_scenario", "normalise_action", "rollout",
+    "rollout_vector",
 ]

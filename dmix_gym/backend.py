@@ -18,6 +18,7 @@ from .data.shards import ShardSet
 from .feedback import EvalSet, Evaluation, evaluate
 from .model import build_model
 from .scenario import Scenario
+from .stacked import StackedLlama, StackedTrainer
 from .trainer import ProxyTrainer
 
 
@@ -53,3 +54,83 @@ class ProxyBackend:
     def evaluate(self, evalset: EvalSet) -> Evaluation:
         """Q/A log-prob per field, held-out loss per domain and probe scores of the current model."""
         return evaluate(self.model, evalset)
+
+
+class StackedProxyBackend:
+    """K proxies of one shape trained and evaluated as one `StackedLlama`; `slot(k)` is proxy k's backend.
+
+    Each slot behaves as a `ProxyBackend` of its own (same start weights, schedule and optimizer
+    state), so a `DataMixEnv` on a slot is a plain DataMix-v0 env; `DataMixVectorEnv` trains all
+    slots in one batched call (`train_slots`) and evaluates them in one pass (`evaluate_slots`).
+    """
+
+    def __init__(self, scenario: Scenario, model_config: LlamaConfig, shards: ShardSet, device: torch.device,
+                 cache_dir: str | Path | None = None, compile: bool = False, progress: bool = True, num_models: int = 1):
+        self.scenario, self.model_config, self.device, self.num_models = scenario, model_config, device, num_models
+        self.model = StackedLlama(model_config, num_models).to(device)
+        self.start_state = (load_or_pretrain_base(scenario, shards, model_config, device, cache_dir, progress)
+                            if scenario.train.init == "base" else None)
+        self.trainer: StackedTrainer | None = None
+        self._evaluations: list[Evaluation] | None = None
+        self.slots = [SlotBackend(self, k) for k in range(num_models)]
+
+    @property
+    def fixed_start(self) -> bool:
+        return self.start_state is not None
+
+    def reset_slot(self, slot: int, episode_seed: int, optimizer_steps: int) -> None:
+        """Proxy `slot` back to its start weights, with a fresh optimizer and schedule over `optimizer_steps` steps."""
+        state = self.start_state if self.start_state is not None else \
+            build_model(self.model_config, episode_seed, torch.device("cpu")).state_dict()
+        self.model.load_slot(slot, state)
+        if self.trainer is None or self.trainer.total_steps != optimizer_steps:
+            train = self.scenario.train
+            self.trainer = StackedTrainer(self.model, train, optimizer_steps, train.lr)
+        self.trainer.reset_slot(slot)
+        self._evaluations = None
+
+    def train_slots(self, tokens: torch.Tensor, active: torch.Tensor) -> dict[str, Any]:
+        """Train proxy k on `tokens[k]` (K, N, L) where `active[k]`; per-proxy mean loss, tokens per proxy, seconds."""
+        self._evaluations = None
+        return self.trainer.train_on(tokens, active)
+
+    def evaluate_slots(self, evalset: EvalSet) -> list[Evaluation]:
+        """Every proxy's evaluation, in one batched pass (kept until the next training or reset)."""
+        if self._evaluations is None:
+            qa, loss, probes = evaluate(self.model, evalset)
+            self._evaluations = [Evaluation(qa[k], loss[k], probes[k]) for k in range(self.num_models)]
+        return self._evaluations
+
+
+class SlotBackend:
+    """Proxy `slot` of a `StackedProxyBackend`, behind the `ProxyBackend` interface."""
+
+    def __init__(self, stacked: StackedProxyBackend, slot: int):
+        self.stacked, self.slot = stacked, slot
+        self.model_config, self.start_state = stacked.model_config, stacked.start_state
+
+    @property
+    def fixed_start(self) -> bool:
+        return self.stacked.fixed_start
+
+    @property
+    def model(self) -> torch.nn.Module:
+        """A `LlamaForCausalLM` holding a copy of this proxy's current weights."""
+        model = build_model(self.model_config, 0, self.stacked.device)
+        model.load_state_dict(self.stacked.model.slot_state(self.slot))
+        return model
+
+    def reset(self, episode_seed: int, optimizer_steps: int) -> None:
+        self.stacked.reset_slot(self.slot, episode_seed, optimizer_steps)
+
+    def train_on(self, tokens: torch.Tensor) -> dict[str, Any]:
+        """Train this proxy alone (the other slots are left as they are)."""
+        stacked = tokens.new_zeros((self.stacked.num_models, *tokens.shape))
+        stacked[self.slot] = tokens
+        active = torch.zeros(self.stacked.num_models, dtype=torch.bool)
+        active[self.slot] = True
+        stats = self.stacked.train_slots(stacked, active)
+        return {**stats, "loss": stats["loss"][self.slot]}
+
+    def evaluate(self, evalset: EvalSet) -> Evaluation:
+        return self.stacked.evaluate_slots(evalset)[self.slot]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from pathlib import Path
@@ -212,8 +213,9 @@ class DataMixEnv(gym.Env):
         base_state = getattr(self.backend, "start_state", None)
         if base_state is None:
             raise ConfigError("start='estimated' samples from the base checkpoint: it needs the scenario's init='base'")
-        self.backend.model.load_state_dict(base_state)
-        self.start_estimate = load_or_estimate_start(self.backend.model, self.shards, samples, self.scenario.seed)
+        model = self.backend.model
+        model.load_state_dict(base_state)
+        self.start_estimate = load_or_estimate_start(model, self.shards, samples, self.scenario.seed)
         return np.asarray(self.start_estimate["p0"], dtype=np.float64)
 
     def _context_len(self) -> int:
@@ -256,6 +258,23 @@ class DataMixEnv(gym.Env):
     # --- Gymnasium API --------------------------------------------------------------------------
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
+        self._new_episode(seed)
+        started = time.perf_counter()
+        evaluation = self._base_eval if self._reuses_start_eval() else self.evaluate()
+        return self._started(evaluation, time.perf_counter() - started)
+
+    def step(self, action):
+        p, counts, tokens = self._draw(action)
+        stats = self.backend.train_on(tokens)
+        started = time.perf_counter()
+        evaluation = self.evaluate()
+        return self._advance(p, counts, evaluation, stats["loss"], stats["seconds"], time.perf_counter() - started)
+
+    # The phases of reset and step, apart from training and evaluation, which DataMixVectorEnv batches over its
+    # sub-envs: a sub-env's episode is the single env's, whoever trains its proxy.
+
+    def _new_episode(self, seed: int | None) -> None:
+        """Seed, start weights, fresh data orders: everything of a reset before the start evaluation."""
         super().reset(seed=seed)
         episode_seed = int(self.np_random.integers(2**31 - 1))
         self.backend.reset(episode_seed, self.optimizer_steps)
@@ -263,40 +282,52 @@ class DataMixEnv(gym.Env):
         self.sampler.reset(self._rng)
         self._t = 0
         self._mixture = self.p0.copy()
-        started = time.perf_counter()
-        if self.backend.fixed_start and self._base_eval is not None:
-            evaluation = self._base_eval
-        else:
-            evaluation = self.evaluate()
-            if self.backend.fixed_start:
-                self._base_eval = evaluation
+
+    def _reuses_start_eval(self) -> bool:
+        """Whether this episode's start evaluation is one already made (every episode starts from the same weights)."""
+        return self.backend.fixed_start and self._base_eval is not None
+
+    def _started(self, evaluation: Evaluation, eval_seconds: float) -> tuple[np.ndarray, dict]:
+        """The first observation and info, from the start weights' evaluation."""
+        if self.backend.fixed_start:
+            self._base_eval = evaluation
         self._feedback = self.feedback(evaluation)
         self.history = [self._mixture.copy()]
         self._last_reward = None
-        info = self._info(evaluation, np.zeros(self.num_domains, np.int64), float("nan"), 0.0, time.perf_counter() - started)
+        info = self._info(evaluation, np.zeros(self.num_domains, np.int64), float("nan"), 0.0, eval_seconds)
         return self._observation(), info
 
-    def step(self, action):
+    def _draw(self, action) -> tuple[np.ndarray, np.ndarray, torch.Tensor]:
+        """The normalised mixture, sequences per domain and (N, L) shuffled training tokens of a step; a bad action
+        raises before anything changes."""
         if self._t is None:
             raise gym.error.ResetNeeded("call reset() before step()")
         p = normalise_action(action, self.num_domains)
         counts = self.sampler.plan(p)
         picks = self.sampler.draw(counts)
         tokens = gather(self.shards, picks)[torch.from_numpy(self._rng.permutation(len(picks)))]
-        stats = self.backend.train_on(tokens)
-        started = time.perf_counter()
-        evaluation = self.evaluate()
-        new_feedback = self.feedback(evaluation)
-        eval_seconds = time.perf_counter() - started
+        return p, counts, tokens
 
+    def _advance(self, p: np.ndarray, counts: np.ndarray, evaluation: Evaluation, train_loss: float,
+                 train_seconds: float, eval_seconds: float):
+        """The step's (observation, reward, terminated, truncated, info), from the trained proxy's evaluation."""
+        new_feedback = self.feedback(evaluation)
         r = reward(self._feedback, new_feedback, self.weights)
         self._feedback, self._mixture, self._t = new_feedback, p, self._t + 1
         self.history.append(p.copy())
         self._last_reward = r
         terminated = bool(np.any(self.sampler.field_fraction_left()[self.target_index] == 0))
         truncated = self._t >= self.max_steps and not terminated
-        info = self._info(evaluation, counts * self.shards.seq_len, stats["loss"], stats["seconds"], eval_seconds)
+        info = self._info(evaluation, counts * self.shards.seq_len, train_loss, train_seconds, eval_seconds)
         return self._observation(), r, terminated, truncated, info
+
+    def _sibling(self, backend) -> "DataMixEnv":
+        """Another env on the same scenario, data and evaluation sets, with its own episode state and `backend`."""
+        env = copy.copy(self)
+        env.backend, env.sampler = backend, copy.deepcopy(self.sampler)
+        env._np_random = env._np_random_seed = None
+        env._t, env._base_eval, env.history, env._last_reward = None, None, [], None
+        return env
 
     def episode_state(self) -> dict[str, Any]:
         """The episode's progress apart from the model (JSON-serialisable): enough, with the model, to resume it."""

@@ -87,14 +87,16 @@ class Evaluation(NamedTuple):
 def selected_logprobs(model: torch.nn.Module, input_ids: torch.Tensor, select: torch.Tensor | None = None) -> torch.Tensor:
     """Log-probability of next tokens under the model: (B, L-1), or (M,) at the positions where `select` (B, L-1) is set.
 
-    Only the selected positions go through the LM head, which dominates the cost at small widths.
+    A `StackedLlama` of K proxies gives a leading K axis. Only the selected positions go through the LM
+    head, which dominates the cost at small widths.
     """
     with autocast(input_ids.device):
-        hidden = model.model(input_ids=input_ids).last_hidden_state[:, :-1]
+        hidden = model.model(input_ids=input_ids).last_hidden_state[..., :-1, :]
         targets = input_ids[:, 1:]
         if select is not None:
-            hidden, targets = hidden[select], targets[select]
+            hidden, targets = hidden[..., select, :], targets[select]
         logits = model.lm_head(hidden)
+    targets = targets.expand(logits.shape[:-1])
     return -F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="none").view(targets.shape)
 
 
@@ -103,17 +105,23 @@ def feedback_sums(model: torch.nn.Module, batches: list[AnswerBatch], num_fields
     """Per field: the sum over these batches' pairs of each pair's mean answer-token log-prob, and the pair count.
 
     Their ratio is the feedback f_k(theta) (eq. 1); sums add up across ranks that each evaluate a share.
+    Shapes (F,), or (K, F) for a `StackedLlama`.
     """
     device = next(model.parameters()).device
-    sums = torch.zeros(num_fields, dtype=torch.float64)
-    counts = torch.zeros(num_fields, dtype=torch.float64)
+    sums = counts = None
     for batch in batches:
         select = batch.answer_mask.bool()
-        logp = torch.zeros(select.shape, dtype=torch.float32)
-        logp[select] = selected_logprobs(model, batch.input_ids.to(device), select.to(device)).cpu()
-        per_pair = logp.sum(1) / batch.answer_mask.sum(1)
-        sums.index_add_(0, batch.field, per_pair.double())
-        counts.index_add_(0, batch.field, torch.ones_like(per_pair, dtype=torch.float64))
+        selected = selected_logprobs(model, batch.input_ids.to(device), select.to(device)).cpu()
+        logp = torch.zeros(selected.shape[:-1] + select.shape, dtype=torch.float32)
+        logp[..., select] = selected
+        per_pair = (logp.sum(-1) / batch.answer_mask.sum(1)).double()
+        if sums is None:
+            sums = torch.zeros(per_pair.shape[:-1] + (num_fields,), dtype=torch.float64)
+            counts = torch.zeros_like(sums)
+        sums.index_add_(-1, batch.field, per_pair)
+        counts.index_add_(-1, batch.field, torch.ones_like(per_pair))
+    if sums is None:
+        return _empty_sums(model, num_fields)
     return sums.numpy(), counts.numpy()
 
 
@@ -122,22 +130,33 @@ def domain_loss_sums(model: torch.nn.Module, batches: list[tuple[torch.Tensor, t
                      num_domains: int) -> tuple[np.ndarray, np.ndarray]:
     """Per domain: the summed mean next-token loss of these (sequences, domain of each) batches, and the count."""
     device = next(model.parameters()).device
-    sums = torch.zeros(num_domains, dtype=torch.float64)
-    counts = torch.zeros(num_domains, dtype=torch.float64)
+    sums = counts = None
     for ids, dom in batches:
-        loss = -selected_logprobs(model, ids.to(device)).mean(1).cpu().double()
-        sums.index_add_(0, dom, loss)
-        counts.index_add_(0, dom, torch.ones_like(loss))
+        loss = -selected_logprobs(model, ids.to(device)).mean(-1).cpu().double()
+        if sums is None:
+            sums = torch.zeros(loss.shape[:-1] + (num_domains,), dtype=torch.float64)
+            counts = torch.zeros_like(sums)
+        sums.index_add_(-1, dom, loss)
+        counts.index_add_(-1, dom, torch.ones_like(loss))
+    if sums is None:
+        return _empty_sums(model, num_domains)
     return sums.numpy(), counts.numpy()
+
+
+def _empty_sums(model: torch.nn.Module, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Zero sums and counts when there is nothing to evaluate, with the model's leading K axis if it has one."""
+    shape = (model.num_models, size) if hasattr(model, "num_models") else (size,)
+    return np.zeros(shape), np.zeros(shape)
 
 
 def ratio(sums: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """sums / counts, NaN where nothing was counted."""
-    return np.divide(sums, counts, out=np.full(len(sums), np.nan), where=counts > 0)
+    return np.divide(sums, counts, out=np.full(np.shape(sums), np.nan), where=counts > 0)
 
 
 def evaluate(model: torch.nn.Module, evalset: EvalSet) -> Evaluation:
-    """Q/A log-prob per field, held-out loss per domain and Q/A log-prob per probe of a model."""
+    """Q/A log-prob per field, held-out loss per domain and Q/A log-prob per probe of a model (a leading K axis for a
+    `StackedLlama`)."""
     model.eval()
     qa = feedback_sums(model, evalset.answers, evalset.num_fields)
     loss = domain_loss_sums(model, evalset.heldout, evalset.num_domains)

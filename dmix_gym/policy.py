@@ -216,7 +216,59 @@ def rollout(policy: Policy, env, seed: int = 0, progress: bool = False) -> Episo
             rewards.append(reward)
             bar.update(1)
             bar.set_postfix(reward=f"{reward:+.3f}")
-    space = info.domain_space
+    return _episode(policy, seed, info.domain_space, history, mixtures, rewards, terminated, truncated,
+                    time.perf_counter() - started)
+
+
+def rollout_vector(policies: list[Policy], venv, seeds: list[int], progress: bool = False) -> list[Episode]:
+    """Run policy k for one episode of sub-env k of a `DataMixVectorEnv`, all at once: the episodes `rollout` gives
+    each policy alone with the same seed (up to float rounding), in one batched training and evaluation per step.
+
+    Policies act in the env's own domain space. A sub-env whose episode ended waits (its autoreset episode is
+    discarded) until every sub-env's has.
+    """
+    from tqdm.auto import tqdm
+
+    base = venv.unwrapped
+    if not (len(policies) == len(seeds) == base.num_envs):
+        raise ValueError(f"{len(policies)} policies and {len(seeds)} seeds for {base.num_envs} sub-envs")
+    d = base.single_action_space.shape[0]
+    for policy, env in zip(policies, base.envs):
+        if adapt_env(env, policy) is not env:
+            raise ValueError(f"policy {policy.name!r} acts in another domain space; run it with rollout()")
+        policy.prepare(env, progress=progress)
+        policy.reset(ScenarioInfo.from_env(env))
+    started = time.perf_counter()
+    obs, infos = venv.reset(seed=[int(s) for s in seeds])
+    histories = [History() for _ in policies]
+    for k, history in enumerate(histories):
+        history.append(obs[k], _sub_info(infos, k))
+    mixtures = [[obs[k, :d].astype(np.float64)] for k in range(len(policies))]
+    rewards: list[list[float]] = [[] for _ in policies]
+    ended = np.zeros((len(policies), 2), dtype=bool)  # (terminated, truncated)
+    with tqdm(total=base.envs[0].max_steps, desc=f"{len(policies)} policies", unit="step", disable=not progress) as bar:
+        while not ended.any(1).all():
+            actions = np.stack([mixtures[k][-1] if ended[k].any() else check_mixture(p.act(histories[k]), d, p.name)
+                                for k, p in enumerate(policies)])
+            obs, reward, terminated, truncated, infos = venv.step(actions)
+            for k in np.flatnonzero(~ended.any(1)):
+                histories[k].append(obs[k], _sub_info(infos, k))
+                mixtures[k].append(actions[k])
+                rewards[k].append(float(reward[k]))
+                ended[k] = terminated[k], truncated[k]
+            bar.update(1)
+    seconds = time.perf_counter() - started
+    return [_episode(p, int(seed), base.envs[0].domain_space, h, m, r, bool(e[0]), bool(e[1]), seconds)
+            for p, seed, h, m, r, e in zip(policies, seeds, histories, mixtures, rewards, ended)]
+
+
+def _sub_info(infos: dict[str, Any], k: int) -> dict[str, Any]:
+    """Sub-env k's info out of a vector env's batched infos."""
+    return {key: value[k] for key, value in infos.items() if not key.startswith("_") and infos[f"_{key}"][k]}
+
+
+def _episode(policy: Policy, seed: int, space: DomainSpace, history: History, mixtures: list, rewards: list,
+             terminated: bool, truncated: bool, seconds: float) -> Episode:
     infos = {key: np.asarray([i[key] for i in history.infos]) for key in history.infos[0]}
     return Episode(policy.name, seed, space.names, space.fields, history.stacked(), np.array(mixtures),
-                   np.array(rewards, np.float64), infos, bool(terminated), bool(truncated), time.perf_counter() - started)
+                   np.array(rewards, np.float64), infos, bool(terminated), bool(truncated), seconds)

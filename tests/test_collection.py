@@ -136,15 +136,17 @@ def test_corrupt_staged_episode_is_named(staged, minari_root, tiny_data, tmp_pat
     assert publish(broken, name="broken", partial=True).total_episodes == 3
 
 
-def test_killed_collection_resumes(tiny_data, tmp_path):
+@pytest.mark.parametrize("vector", [0, 2])
+def test_killed_collection_resumes(tiny_data, tmp_path, vector):
     scenario = tiny_scenario(tiny_data, max_steps=3)
     cache = os.environ["DMIX_CACHE_DIR"]
-    folder = staging_dir(scenario.name, "resume", cache)
+    name = f"resume-{vector}"
+    folder = staging_dir(scenario.name, name, cache)
     script = (
         "from datasets_builder.collection import collect\nfrom dmix_gym.scenario import Scenario\nimport json, sys\n"
         "if __name__ == '__main__':\n"
-        f"    collect(Scenario.from_dict(json.loads(sys.argv[1])), name='resume', total=8, qualities=(1,), workers=1,"
-        f" data_dir={str(tiny_data)!r}, progress=False)\n"
+        f"    collect(Scenario.from_dict(json.loads(sys.argv[1])), name={name!r}, total=8, qualities=(1,), workers=1,"
+        f" data_dir={str(tiny_data)!r}, progress=False, vector={vector})\n"
     )
     path = tmp_path / "run_collect.py"
     path.write_text(script)
@@ -159,7 +161,8 @@ def test_killed_collection_resumes(tiny_data, tmp_path):
     process.wait()
     before = {p.name: p.stat().st_mtime_ns for p in folder.glob("episode-*.npz")}
     assert 2 <= len(before) < 8
-    collect(scenario, name="resume", total=8, qualities=(1,), workers=1, data_dir=str(tiny_data), progress=False)
+    collect(scenario, name=name, total=8, qualities=(1,), workers=1, data_dir=str(tiny_data), progress=False,
+            vector=vector)
     after = {p.name: p.stat().st_mtime_ns for p in folder.glob("episode-*.npz")}
     assert len(after) == 8 and finished(folder) == set(range(8))
     assert all(after[name] == mtime for name, mtime in before.items())  # finished episodes were not redone
@@ -186,6 +189,26 @@ def test_ray_backend_finishes_a_collection_like_local_workers(staged, tiny_data)
             assert set(got.files) == set(want.files)
             for key in (k for k in want.files if not k.endswith("_seconds")):  # timings differ, the rest must not
                 assert np.allclose(got[key], want[key], rtol=1e-4, atol=1e-5, equal_nan=True), key
+
+
+def test_vector_collection_finishes_a_collection_like_local_workers(staged, tiny_data):
+    """Two proxies trained at once on a vector env stage the episodes one proxy at a time staged (a short last chunk
+    included)."""
+    import shutil
+
+    scenario, local = staged
+    folder = staging_dir(scenario.name, "vector")
+    folder.mkdir(parents=True)
+    for name in ("plan.json", "episode-000000.npz"):  # a collection stopped after 1 episode: chunks of 2, then 1
+        shutil.copy2(local / name, folder / name)
+    collect(scenario, name="vector", total=4, qualities=QUALITIES, workers=1, data_dir=str(tiny_data), progress=False,
+            vector=2)
+    assert finished(folder) == {0, 1, 2, 3}
+    for index in (1, 2, 3):
+        with np.load(local / f"episode-00000{index}.npz") as want, np.load(folder / f"episode-00000{index}.npz") as got:
+            assert set(got.files) == set(want.files)
+            for key in (k for k in want.files if not k.endswith("_seconds")):
+                assert np.allclose(got[key], want[key], rtol=1e-4, atol=1e-4, equal_nan=True), key
 
 
 def test_the_shipped_collection_plans_the_current_scenario():
