@@ -7,6 +7,7 @@ the env's step logic as it is.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -97,9 +98,22 @@ class StackedProxyBackend:
     def evaluate_slots(self, evalset: EvalSet) -> list[Evaluation]:
         """Every proxy's evaluation, in one batched pass (kept until the next training or reset)."""
         if self._evaluations is None:
-            qa, loss, probes = evaluate(self.model, evalset)
+            qa, loss, probes = evaluate(self.model, self._held_out_in_pieces(evalset))
             self._evaluations = [Evaluation(qa[k], loss[k], probes[k]) for k in range(self.num_models)]
         return self._evaluations
+
+
+    def _held_out_in_pieces(self, evalset: EvalSet) -> EvalSet:
+        """The eval set with its held-out batches cut so K proxies' full logits stay near `MAX_LOGITS` floats."""
+        if not evalset.heldout:
+            return evalset
+        length = evalset.heldout[0][0].shape[1]
+        rows = max(1, MAX_LOGITS // (self.num_models * length * self.model_config.vocab_size))
+        pieces = [(ids[i : i + rows], dom[i : i + rows]) for ids, dom in evalset.heldout for i in range(0, len(ids), rows)]
+        return dataclasses.replace(evalset, heldout=pieces)
+
+
+MAX_LOGITS = 2**26  # 256 MB of fp32 logits per held-out batch: K = 64 cpu proxies would need 8.5 GB at the eval batch
 
 
 class SlotBackend:

@@ -202,20 +202,23 @@ class StackedTrainer:
         step = self.step_count.clamp(min=1).double()
         grads = [p.grad for p in self.params]
         norm = torch.stack([g.float().pow(2).flatten(1).sum(1) for g in grads]).sum(0).sqrt()
-        clip = (c.grad_clip / (norm + 1e-6)).clamp(max=1.0)
-        step_size = lr / (1 - beta1**step)
-        bias2_sqrt = (1 - beta2**step).sqrt()
-        keep = active.to(self.device)
+        per_proxy = {  # (K,) factors of the update, broadcast over each proxy's weights
+            "clip": (c.grad_clip / (norm.cpu().double() + 1e-6)).clamp(max=1.0),
+            "decay": 1 - lr * c.weight_decay,
+            "step_size": lr / (1 - beta1**step),
+            "bias2_sqrt": (1 - beta2**step).sqrt(),
+        }
+        idle = torch.nonzero(~active).flatten().to(self.device)
         for p, g, m, v, decay in zip(self.params, grads, self.exp_avg, self.exp_avg_sq, self.decay):
-            shape = (-1,) + (1,) * (p.dim() - 1)
-            g = g * clip.to(g.device, g.dtype).view(shape)
-            new_p = p * (1 - lr * c.weight_decay).to(p.device, p.dtype).view(shape) if decay else p.clone()
-            new_m = m.lerp(g, 1 - beta1)
-            new_v = v * beta2 + g * g * (1 - beta2)
-            denom = new_v.sqrt() / bias2_sqrt.to(p.device, p.dtype).view(shape) + self.eps
-            new_p = new_p - step_size.to(p.device, p.dtype).view(shape) * new_m / denom
-            mask = keep.view(shape)
-            p.copy_(torch.where(mask, new_p, p))
-            m.copy_(torch.where(mask, new_m, m))
-            v.copy_(torch.where(mask, new_v, v))
+            f = {name: x.to(self.device, p.dtype).view((-1,) + (1,) * (p.dim() - 1)) for name, x in per_proxy.items()}
+            kept = [t[idle].clone() for t in (p, m, v)] if len(idle) else None
+            g.mul_(f["clip"])
+            if decay:
+                p.mul_(f["decay"])
+            m.lerp_(g, 1 - beta1)
+            v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+            p.sub_(m * f["step_size"] / (v.sqrt() / f["bias2_sqrt"]).add_(self.eps))
+            if kept is not None:  # an idle proxy keeps its weights and optimizer state exactly
+                for t, old in zip((p, m, v), kept):
+                    t[idle] = old
             p.grad = None
