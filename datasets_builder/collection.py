@@ -28,6 +28,7 @@ from dmix_gym.policy import Episode, Replay, rollout, rollout_vector
 from dmix_gym.utils.atomic import atomic_path, write_json
 from dmix_gym.utils.paths import resolve_cache_dir
 from dmix_gym.utils.pool import Backend, run_jobs
+from dmix_gym.vector import auto_vector
 
 from .trajectories import QUALITY_LEVELS, PlannedEpisode, SamplerConfig, plan_episodes
 
@@ -187,10 +188,11 @@ def _worker_run(folder: str, chunk: list[PlannedEpisode]) -> tuple[int, int]:
 
 def collect(scenario, name: str = "trajectories", total: int = 64, qualities: tuple[int, ...] = QUALITY_LEVELS,
             workers: int = 2, backend: Backend = "process", data_dir: str | None = None, cache_dir: str | None = None,
-            sampler: SamplerConfig = SamplerConfig(), seed: int = 0, progress: bool = True, vector: int = 0) -> Path:
+            sampler: SamplerConfig = SamplerConfig(), seed: int = 0, progress: bool = True,
+            vector: int | None = None) -> Path:
     """Collect (or finish collecting) `total` episodes of a scenario into its staging folder; return the folder.
 
-    `vector` K > 0: each worker trains K episodes' proxies at once on a `DataMixVectorEnv`.
+    `vector` K > 0: each worker trains K episodes' proxies at once on a `DataMixVectorEnv` (None: on a GPU only).
     """
     folder = staging_dir(scenario.name, name, cache_dir)
     plan = load_or_write_plan(folder, json.loads(scenario.to_json()), total,
@@ -200,10 +202,12 @@ def collect(scenario, name: str = "trajectories", total: int = 64, qualities: tu
 
 
 def run_plan(folder: Path, plan: Plan, total: int | None = None, workers: int = 2, backend: Backend = "process",
-             data_dir: str | None = None, cache_dir: str | None = None, progress: bool = True, vector: int = 0) -> None:
+             data_dir: str | None = None, cache_dir: str | None = None, progress: bool = True,
+             vector: int | None = None) -> None:
     """Run the first `total` planned episodes not yet staged in `folder` (which holds `plan`), staging each one as
-    it finishes (`vector` K > 0: K at a time, trained together)."""
+    it finishes (`vector` K > 0: K at a time, trained together; None: `auto_vector()`, batched on a GPU)."""
     total = len(plan.episodes) if total is None else total
+    vector = auto_vector() if vector is None else vector
     for stale in folder.glob(".episode-*.tmp.npz"):  # left by a run killed mid-write
         stale.unlink()
     done = finished(folder)

@@ -124,7 +124,8 @@ def collect_cmd(
     qualities: Annotated[str, typer.Option(help="candidate counts N of Algorithm 1, comma-separated")] = "1,100,1000,10000",
     name: Annotated[str, typer.Option(help="collection name (staging folder and dataset name)")] = "trajectories",
     workers: Annotated[int, typer.Option(help="parallel env workers")] = 2,
-    vector: Annotated[int, typer.Option(help="proxies each worker trains at once on a vector env (0: one at a time)")] = 0,
+    vector: Annotated[Optional[int], typer.Option(
+        help="proxies each worker trains at once on a vector env (0: one at a time; default: 16 on a GPU, 0 on a CPU)")] = None,
     backend: Annotated[str, typer.Option(help="process | ray")] = "process",
     seed: Annotated[int, typer.Option(help="seed of the trajectory plan")] = 0,
     publish: Annotated[bool, typer.Option(help="publish the Minari dataset when every episode is staged")] = True,
@@ -136,7 +137,7 @@ def collect_cmd(
     from .pipeline import collect_trajectories
 
     levels = tuple(int(q) for q in qualities.split(","))
-    if vector < 0:
+    if vector is not None and vector < 0:
         raise typer.BadParameter(f"must be 0 or more, got {vector}", param_hint="--vector")
     collect_trajectories(scenario, preset, trajectories, levels, name, workers, backend, seed, publish, overwrite, data_dir,
                          cache_dir, vector)

@@ -97,7 +97,7 @@ def estimate_start(scenario: str, preset: str, samples: int = 256, seed: int = 0
 def collect_trajectories(scenario: str, preset: str, trajectories: int = 64, qualities: tuple[int, ...] = (1, 100, 1000, 10000),
                          name: str = "trajectories", workers: int = 2, backend: str = "process", seed: int = 0,
                          publish: bool = True, overwrite: bool = False, data_dir: PathLike = None,
-                         cache_dir: PathLike = None, vector: int = 0) -> None:
+                         cache_dir: PathLike = None, vector: int | None = None) -> None:
     """Collect Algorithm 1 trajectories through DataMix-v0 (resumable), then publish them to Minari."""
     from datasets_builder.collection import collect
     from dmix_gym.scenario import make_scenario

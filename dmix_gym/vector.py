@@ -6,6 +6,9 @@ one `StackedLlama`: a vector step draws every sub-env's tokens, trains all K pro
 call, evaluates them in one batched pass, then finishes each sub-env's step. Sub-env i reset with
 seed s + i gives the episode a single `DataMixEnv` gives with seed s + i, up to float rounding.
 
+With `timing=True`, a sub-env's `train_seconds` and `eval_seconds` are its share of the batched call
+(the call's time over the proxies in it), so summing them over sub-envs gives the compute spent.
+
 Autoreset follows Gymnasium 1.0's vector envs: the step after a sub-env's episode ends resets it,
 ignores its action, and returns its first observation with reward 0.
 """
@@ -98,7 +101,7 @@ class DataMixVectorEnv(gym.vector.VectorEnv):
             for k, (_, _, t) in drawn.items():
                 tokens[k] = t
             stats = self.stacked.train_slots(tokens, torch.as_tensor(~resetting))
-            train_loss, train_seconds = stats["loss"], stats["seconds"]
+            train_loss, train_seconds = stats["loss"], stats["seconds"] / len(drawn)
         needed = [k in drawn or not self.envs[k]._reuses_start_eval() for k in range(self.num_envs)]
         evaluations, eval_seconds = self._evaluate(needed)
 
@@ -126,7 +129,7 @@ class DataMixVectorEnv(gym.vector.VectorEnv):
             return None, 0.0
         started = time.perf_counter()
         evaluations = self.stacked.evaluate_slots(self.envs[0].evalset)
-        return evaluations, time.perf_counter() - started
+        return evaluations, (time.perf_counter() - started) / self.num_envs
 
     def render(self) -> tuple | None:
         if self.render_mode is None:
@@ -136,3 +139,10 @@ class DataMixVectorEnv(gym.vector.VectorEnv):
     def close_extras(self, **kwargs: Any) -> None:
         for env in self.envs:
             env.close()
+
+
+def auto_vector(device: str | torch.device = "auto") -> int:
+    """Proxies per vector env where nothing says otherwise: batched on a GPU, one per process on a CPU, where
+    batching gains nothing over a process per core (`benchmarks/vector_env.py`)."""
+    cuda = str(device) == "cuda" or (str(device) == "auto" and torch.cuda.is_available())
+    return 16 if cuda else 0
