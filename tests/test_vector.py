@@ -34,8 +34,8 @@ def test_make_vec_uses_the_native_vector_env_and_its_spaces_batch_the_single_env
 
 def test_each_sub_env_follows_gymnasiums_sync_vector_env_over_the_single_env_including_autoreset():
     """The vector-env check: same seeds and actions through SyncVectorEnv(DataMixEnv) give the same batches."""
-    native = gym.make_vec("DataMix-v0", num_envs=3, preset="smoke", progress=False)
-    sync = gym.make_vec("DataMix-v0", num_envs=3, preset="smoke", progress=False, vectorization_mode="sync")
+    native = gym.make_vec("DataMix-v0", num_envs=4, preset="smoke", progress=False)
+    sync = gym.make_vec("DataMix-v0", num_envs=4, preset="smoke", progress=False, vectorization_mode="sync")
     obs_n, info_n = native.reset(seed=11)
     obs_s, info_s = sync.reset(seed=11)
     assert native.observation_space.contains(obs_n)
@@ -46,7 +46,7 @@ def test_each_sub_env_follows_gymnasiums_sync_vector_env_over_the_single_env_inc
         obs_n, r_n, term_n, trunc_n, info_n = native.step(actions)
         obs_s, r_s, term_s, trunc_s, info_s = sync.step(actions)
         assert native.observation_space.contains(obs_n)
-        assert r_n.shape == (3,) and term_n.dtype == bool and trunc_n.dtype == bool
+        assert r_n.shape == (4,) and term_n.dtype == bool and trunc_n.dtype == bool
         np.testing.assert_allclose(obs_n, obs_s, atol=TOLERANCE)
         np.testing.assert_allclose(r_n, r_s, atol=TOLERANCE)
         np.testing.assert_array_equal(term_n, term_s)
@@ -96,3 +96,24 @@ def test_stacked_proxies_train_like_separate_ones_and_an_inactive_proxy_stays_pu
             torch.testing.assert_close(state[name], value, atol=1e-4, rtol=0, msg=name)
     for name, value in stacked.slot_state(2).items():
         assert torch.equal(value, frozen[name]), name
+
+
+def test_sub_envs_from_random_weights_start_like_the_single_env():
+    """init="scratch": each sub-env's proxy starts from its own seed's weights, as the single env's does."""
+    from dmix_gym.env import DataMixEnv
+    from dmix_gym.scenario import override
+
+    scenario = override(make_scenario("general-math", "smoke"), init="scratch")
+    venv = DataMixVectorEnv(num_envs=2, scenario=scenario, progress=False)
+    obs, _ = venv.reset(seed=[7, 8])
+    actions = _actions(venv.action_space, 2)
+    stepped = [venv.step(a)[:2] for a in actions]
+    for k, seed in enumerate((7, 8)):
+        env = DataMixEnv(scenario, progress=False)
+        first, _ = env.reset(seed=seed)
+        np.testing.assert_allclose(obs[k], first, atol=TOLERANCE)
+        for a, (batch_obs, batch_reward) in zip(actions, stepped):
+            single_obs, single_reward, *_ = env.step(a[k])
+            np.testing.assert_allclose(batch_obs[k], single_obs, atol=TOLERANCE)
+            assert batch_reward[k] == pytest.approx(single_reward, abs=TOLERANCE)
+    assert not np.allclose(obs[0], obs[1])  # two seeds, two random starts
