@@ -9,6 +9,8 @@ WORKERS=${1:-2}
 PROTOCOL=${2:-dmix-bench-v1}
 DB=${DB:-benchmarks/results/leaderboard/$PROTOCOL.sqlite}
 mkdir -p "$(dirname "$DB")"
+# The baselines' proxy runs stage beside the database, so a run moved to another machine keeps them too.
+export DMIX_STAGING_DIR=${DMIX_STAGING_DIR:-$PWD/benchmarks/results/leaderboard/staging-$PROTOCOL}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$((($(nproc) + WORKERS - 1) / WORKERS))}
 submit() { /usr/bin/time -f "$2: wall %e s" dmix leaderboard submit --protocol "$PROTOCOL" --db "$DB" --workers "$WORKERS" \
   --policy "$1" --name "$2" | tail -n 3; }

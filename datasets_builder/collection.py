@@ -26,7 +26,7 @@ from dmix_gym.data.build import build_data
 from dmix_gym.errors import DmixError
 from dmix_gym.policy import Episode, Replay, rollout, rollout_vector
 from dmix_gym.utils.atomic import atomic_path, write_json
-from dmix_gym.utils.paths import resolve_cache_dir
+from dmix_gym.utils.paths import resolve_staging_dir
 from dmix_gym.utils.pool import Backend, run_jobs
 from dmix_gym.vector import auto_vector
 
@@ -46,9 +46,10 @@ SHIPPED = Path(__file__).resolve().parent / "collections"  # the benchmark's own
 def staging_dir(scenario_name: str, name: str, cache_dir: str | os.PathLike | None = None,
                 version: int = DATASET_VERSION) -> Path:
     """Where the collection `name` of a scenario (e.g. general-math-cpu) is staged: the shipped copy when the
-    package has one (the benchmark's datasets, committed episode by episode), else under the cache directory."""
+    package has one (the benchmark's datasets, committed episode by episode), else under $DMIX_STAGING_DIR or the
+    cache directory."""
     folder = f"{scenario_name}-{name}-v{version}"
-    return SHIPPED / folder if (SHIPPED / folder).is_dir() else resolve_cache_dir(cache_dir) / "staging" / folder
+    return SHIPPED / folder if (SHIPPED / folder).is_dir() else resolve_staging_dir(cache_dir) / folder
 
 
 def episode_path(folder: Path, index: int) -> Path:

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from datasets_builder.collection import CollectionError, collect, finished, staging_dir
+from datasets_builder.collection import DATASET_VERSION, CollectionError, collect, finished, staging_dir
 from datasets_builder.publish import (
     REFERENCES_FILE,
     check_scenario,
@@ -209,6 +209,12 @@ def test_vector_collection_finishes_a_collection_like_local_workers(staged, tiny
             assert set(got.files) == set(want.files)
             for key in (k for k in want.files if not k.endswith("_seconds")):
                 assert np.allclose(got[key], want[key], rtol=1e-4, atol=1e-4, equal_nan=True), key
+
+
+def test_staging_follows_dmix_staging_dir(monkeypatch, tmp_path):
+    """A long job keeps its staged episodes where $DMIX_STAGING_DIR says (a repository, to survive a machine move)."""
+    monkeypatch.setenv("DMIX_STAGING_DIR", str(tmp_path / "kept"))
+    assert staging_dir("some-scenario", "runs") == (tmp_path / "kept" / f"some-scenario-runs-v{DATASET_VERSION}").resolve()
 
 
 def test_the_shipped_collection_plans_the_current_scenario():

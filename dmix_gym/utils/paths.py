@@ -8,6 +8,7 @@ from pathlib import Path
 
 DATA_DIR_ENV = "DMIX_DATA_DIR"
 CACHE_DIR_ENV = "DMIX_CACHE_DIR"
+STAGING_DIR_ENV = "DMIX_STAGING_DIR"
 
 
 def builtin_data_dir() -> Path:
@@ -36,3 +37,13 @@ def resolve_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
     else:
         path = Path("~/.cache/dmix")
     return path.expanduser().resolve()
+
+
+def resolve_staging_dir(cache_dir: str | os.PathLike | None = None) -> Path:
+    """Where staged episodes (collections, baselines' proxy runs) go: $DMIX_STAGING_DIR > <cache>/staging.
+
+    A long job that must survive a move to another machine points it into a repository and commits it.
+    """
+    if os.environ.get(STAGING_DIR_ENV):
+        return Path(os.environ[STAGING_DIR_ENV]).expanduser().resolve()
+    return resolve_cache_dir(cache_dir) / "staging"
