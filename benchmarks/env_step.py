@@ -118,12 +118,17 @@ def main() -> None:
             for key in ("mfu", "mfu_median_step"):
                 row[key] = round(row[key] * peak / after, 3)
         peak = after
-    keys = list(rows[0])
+    report(rows, peak, args.out)
+
+
+def report(rows: list[dict], peak: float, out: str | None) -> None:
+    """Print the rows as a table and, with `out`, write them and the matmul peak as JSON."""
+    keys = list(rows[0]) if rows else []
     print(" | ".join(keys))
     for row in rows:
-        print(" | ".join(str(row[k]) for k in keys))
-    if args.out:
-        with open(args.out, "w") as handle:
+        print(" | ".join(str(row[key]) for key in keys))
+    if out:
+        with open(out, "w") as handle:
             json.dump({"matmul_peak_flops": peak, "rows": rows}, handle, indent=1)
 
 

@@ -16,7 +16,6 @@ the cores, so this is the best a process per proxy can do). Reported as `separat
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing as mp
 import os
 import time
@@ -24,7 +23,7 @@ import time
 import numpy as np
 import torch
 
-from benchmarks.env_step import matmul_peak
+from benchmarks.env_step import matmul_peak, report
 from dmix_gym.model import train_flops_per_token
 
 
@@ -134,13 +133,7 @@ def main() -> None:
                 "steps_ratio": round(steps_per_min / s["env_steps_per_min"], 2),
             })
             print(rows[-1], flush=True)
-    keys = list(rows[0]) if rows else []
-    print(" | ".join(keys))
-    for row in rows:
-        print(" | ".join(str(row[key]) for key in keys))
-    if args.out:
-        with open(args.out, "w") as handle:
-            json.dump({"matmul_peak_flops": peak, "rows": rows}, handle, indent=1)
+    report(rows, peak, args.out)
 
 
 if __name__ == "__main__":

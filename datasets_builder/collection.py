@@ -169,8 +169,6 @@ _WORKER_ENV = None
 
 
 def _worker_init(env_kwargs: dict[str, Any], vector: int = 0) -> None:
-    import gymnasium as gym
-
     global _WORKER_ENV
     _WORKER_ENV = (gym.make_vec("DataMix-v0", num_envs=vector, **env_kwargs) if vector
                    else gym.make("DataMix-v0", **env_kwargs))

@@ -23,6 +23,14 @@ from .stacked import StackedLlama, StackedTrainer
 from .trainer import ProxyTrainer
 
 
+def start_weights(scenario: Scenario, shards: ShardSet, model_config: LlamaConfig, device: torch.device,
+                  cache_dir: str | Path | None, progress: bool) -> dict[str, torch.Tensor] | None:
+    """The weights every episode starts from (the base checkpoint), or None when each starts from random weights."""
+    if scenario.train.init != "base":
+        return None
+    return load_or_pretrain_base(scenario, shards, model_config, device, cache_dir, progress)
+
+
 class ProxyBackend:
     """A proxy LM trained in this process, starting each episode from the base checkpoint (or random weights)."""
 
@@ -30,8 +38,7 @@ class ProxyBackend:
                  cache_dir: str | Path | None = None, compile: bool = False, progress: bool = True):
         self.scenario, self.model_config, self.device, self.compile = scenario, model_config, device, compile
         self.model = build_model(model_config, scenario.seed, device)
-        self.start_state = (load_or_pretrain_base(scenario, shards, model_config, device, cache_dir, progress)
-                            if scenario.train.init == "base" else None)
+        self.start_state = start_weights(scenario, shards, model_config, device, cache_dir, progress)
         self.trainer: ProxyTrainer | None = None
 
     @property
@@ -69,8 +76,7 @@ class StackedProxyBackend:
                  cache_dir: str | Path | None = None, compile: bool = False, progress: bool = True, num_models: int = 1):
         self.scenario, self.model_config, self.device, self.num_models = scenario, model_config, device, num_models
         self.model = StackedLlama(model_config, num_models).to(device)
-        self.start_state = (load_or_pretrain_base(scenario, shards, model_config, device, cache_dir, progress)
-                            if scenario.train.init == "base" else None)
+        self.start_state = start_weights(scenario, shards, model_config, device, cache_dir, progress)
         self.trainer: StackedTrainer | None = None
         self._evaluations: list[Evaluation] | None = None
         self.slots = [SlotBackend(self, k) for k in range(num_models)]

@@ -260,8 +260,7 @@ class DataMixEnv(gym.Env):
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         self._new_episode(seed)
         started = time.perf_counter()
-        evaluation = self._base_eval if self._reuses_start_eval() else self.evaluate()
-        return self._started(evaluation, time.perf_counter() - started)
+        return self._started(self._start_evaluation(self.evaluate), time.perf_counter() - started)
 
     def step(self, action):
         p, counts, tokens = self._draw(action)
@@ -286,6 +285,10 @@ class DataMixEnv(gym.Env):
     def _reuses_start_eval(self) -> bool:
         """Whether this episode's start evaluation is one already made (every episode starts from the same weights)."""
         return self.backend.fixed_start and self._base_eval is not None
+
+    def _start_evaluation(self, fresh: Callable[[], Evaluation]) -> Evaluation:
+        """This episode's start evaluation: the one already made, if every episode starts alike, else `fresh()`."""
+        return self._base_eval if self._reuses_start_eval() else fresh()
 
     def _started(self, evaluation: Evaluation, eval_seconds: float) -> tuple[np.ndarray, dict]:
         """The first observation and info, from the start weights' evaluation."""

@@ -71,8 +71,7 @@ class DataMixVectorEnv(gym.vector.VectorEnv):
         evaluations, seconds = self._evaluate([not env._reuses_start_eval() for env in self.envs])
         observations, infos = [], {}
         for k, env in enumerate(self.envs):
-            obs, info = env._started(env._base_eval if evaluations is None or env._reuses_start_eval() else evaluations[k],
-                                     seconds)
+            obs, info = env._started(env._start_evaluation(lambda: evaluations[k]), seconds)
             observations.append(obs)
             infos = self._add_info(infos, info, k)
         return np.stack(observations), infos
@@ -111,7 +110,7 @@ class DataMixVectorEnv(gym.vector.VectorEnv):
         truncations = np.zeros(self.num_envs, dtype=bool)
         for k, env in enumerate(self.envs):
             if resetting[k]:
-                obs, info = env._started(env._base_eval if env._reuses_start_eval() else evaluations[k], eval_seconds)
+                obs, info = env._started(env._start_evaluation(lambda: evaluations[k]), eval_seconds)
             else:
                 p, counts, _ = drawn[k]
                 obs, rewards[k], terminations[k], truncations[k], info = env._advance(
