@@ -4,8 +4,9 @@ d3rlpy's `DecisionTransformer` reads, per step, the return still to come, the ag
 [p_t ; f̂_t ; t/T] (`agents.features`, the same token the Data Mixing Agent reads) and the action,
 over the last `context` steps, and predicts the next mixture. Acting, it is asked for a target return
 (by default the best return logged in the dataset) and subtracts each reward as it arrives; a reward
-is recomputed from the feedback in `info` with the scenario's weights (eq. 6), since a policy sees
-the history, not the rewards. Actions live in d3rlpy's tanh box (`agents.features.to_unit`).
+is recomputed from the feedback in `info` with the weights of the reward it was trained on
+(`agents.features.reward_weights`), since a policy sees the history, not the rewards. Actions live
+in d3rlpy's tanh box (`agents.features.to_unit`).
 
 Saved as `<out>/dt.d3` (d3rlpy's own format) beside `<out>/dt.json` (what the policy needs to read an
 episode); `leaderboard.load_policy("<out>/dt.json")` loads it. Training is resumable: the model is
@@ -29,7 +30,7 @@ from dmix_gym.policy import History, Policy, ScenarioInfo
 from dmix_gym.scenario import Scenario
 from dmix_gym.utils.atomic import atomic_path, write_json
 
-from .features import from_unit, to_unit, tokens
+from .features import REWARDS, from_unit, reward_weights, to_unit, tokens
 from .offline import OfflineData
 from .offline_rl import d3rlpy, resolve_device  # d3rlpy imported quietly there
 
@@ -47,11 +48,16 @@ class DTSettings:
     layers: int = 3
     heads: int = 1
     dropout: float = 0.1
+    reward: str = "balanced"  # the return it is conditioned on: the balanced score's or "env" (eq. 6); see agents.features
     reward_scale: float = 10.0  # as the RL algorithms: per-step rewards are ~0.1
     action_scale: float = 4.0
     target_return: float | None = None  # None: the best episode return in the dataset
     seed: int = 0
     device: str = "auto"
+
+    def __post_init__(self):
+        if self.reward not in REWARDS:
+            raise ConfigError(f"unknown reward {self.reward!r}; choose one of {', '.join(REWARDS)}")
 
 
 def dt_dataset(data: OfflineData, settings: DTSettings):
@@ -60,7 +66,7 @@ def dt_dataset(data: OfflineData, settings: DTSettings):
     from d3rlpy.dataset import MDPDataset
 
     return MDPDataset(observations=data.windows[:, -1, :], actions=to_unit(data.actions, settings.action_scale),
-                      rewards=(data.rewards * settings.reward_scale).astype(np.float32),
+                      rewards=(data.rewards_for(settings.reward) * settings.reward_scale).astype(np.float32),
                       terminals=data.terminals.astype(np.float32), timeouts=data.timeouts.astype(np.float32),
                       action_space=ActionSpace.CONTINUOUS)
 
@@ -76,8 +82,9 @@ def make_dt(settings: DTSettings, max_timestep: int):
     ).create(device=resolve_device(settings.device))
 
 
-def episode_returns(data: OfflineData) -> np.ndarray:
-    return np.array([data.rewards[data.episode == e].sum() for e in np.unique(data.episode)])
+def episode_returns(data: OfflineData, reward: str) -> np.ndarray:
+    rewards = data.rewards_for(reward)
+    return np.array([rewards[data.episode == e].sum() for e in np.unique(data.episode)])
 
 
 class DTAgent(Policy):
@@ -98,7 +105,7 @@ class DTAgent(Policy):
             raise ConfigError(f"DT agent {self.name!r} was trained on domains {list(self.domains)[:4]}..., the env has "
                               f"{list(info.domain_space.names)[:4]}...; roll it out with agents.rollout")
         super().reset(info)
-        self.weights = np.asarray(Scenario.from_dict(info.scenario).weights())
+        self.weights = reward_weights(self.settings.reward, Scenario.from_dict(info.scenario).weights(), self.feedback_std)
         self.wrapper = self.algo.as_stateful_wrapper(target_return=self.target_return * self.settings.reward_scale,
                                                      action_sampler=IdentityTransformerActionSampler())
 
@@ -137,8 +144,9 @@ class DTAgent(Policy):
         if not model.is_file():
             raise MissingFileError(f"{path} names the model {model}, which is not there")
         algo = d3rlpy.load_learnable(str(model), device=False)
+        # A file written before the reward setting existed was trained on eq. 6.
         return cls(algo, DomainSpace.from_dict(saved["domain_space"]), saved["feedback_mean"], saved["feedback_std"],
-                   DTSettings(**saved["settings"]), saved["target_return"], saved["name"], saved["meta"])
+                   DTSettings(**{"reward": "env", **saved["settings"]}), saved["target_return"], saved["name"], saved["meta"])
 
 
 def train_dt(data: OfflineData, out: str | Path, settings: DTSettings = DTSettings(),
@@ -174,7 +182,7 @@ def train_dt(data: OfflineData, out: str | Path, settings: DTSettings = DTSettin
         write_json(state_file, {"settings": settings_json, "steps": done,
                                 "seconds": seconds + time.perf_counter() - started})
     seconds += time.perf_counter() - started
-    returns = episode_returns(data)
+    returns = episode_returns(data, settings.reward)
     target = settings.target_return if settings.target_return is not None else float(returns.max())
     agent = DTAgent(algo, data.domain_space, data.feedback_mean, data.feedback_std, settings, target,
                     meta={"algo": "dt", "dataset": data.dataset_id, "scenario": data.scenario,

@@ -10,8 +10,11 @@ import numpy as np
 from datasets_builder.publish import dmix_metadata, load_dmix_dataset
 from dmix_gym.data.domains import DomainSpace
 from dmix_gym.errors import ConfigError
+from dmix_gym.scenario import Scenario
 
-from .features import tokens, windows
+from .features import reward_weights, tokens, windows
+
+ARRAYS = ("windows", "actions", "rewards", "feedback_change", "terminals", "timeouts", "episode", "quality")
 
 
 @dataclass(frozen=True)
@@ -25,7 +28,8 @@ class OfflineData:
     feedback_std: np.ndarray  # (K,)
     windows: np.ndarray  # (N, W, D+K+1) state tokens (agents.features), oldest first
     actions: np.ndarray  # (N, D) the next mixture
-    rewards: np.ndarray  # (N,)
+    rewards: np.ndarray  # (N,) the env's logged reward (eq. 6)
+    feedback_change: np.ndarray  # (N, K) f_{t+1} - f_t per field, what any per-step reward is made of
     terminals: np.ndarray  # (N,) the env terminated after this step
     timeouts: np.ndarray  # (N,) the env truncated after this step
     episode: np.ndarray  # (N,) episode id
@@ -48,8 +52,15 @@ class OfflineData:
 
     def select(self, mask: np.ndarray) -> "OfflineData":
         """The transitions where `mask` holds (whole episodes when the mask is per episode)."""
-        arrays = {k: getattr(self, k)[mask] for k in ("windows", "actions", "rewards", "terminals", "timeouts", "episode", "quality")}
+        arrays = {k: getattr(self, k)[mask] for k in ARRAYS}
         return OfflineData(self.dataset_id, self.scenario, self.domain_space, self.feedback_mean, self.feedback_std, **arrays)
+
+    def rewards_for(self, kind: str) -> np.ndarray:
+        """(N,) per-step rewards of kind "env" (the logged eq. 6) or "balanced" (see `agents.features`)."""
+        if kind == "env":
+            return self.rewards
+        weights = reward_weights(kind, Scenario.from_dict(self.scenario).weights(), self.feedback_std)
+        return (self.feedback_change @ weights).astype(np.float32)
 
     def of_quality(self, quality: int) -> "OfflineData":
         mask = self.quality == quality
@@ -66,13 +77,14 @@ def load_offline(dataset, window: int) -> OfflineData:
     meta = dmix_metadata(dataset)
     d, k = len(meta["domains"]), len(meta["fields"])
     mean, std = np.asarray(meta["feedback_mean"], np.float32), np.maximum(np.asarray(meta["feedback_std"], np.float32), 1e-6)
-    parts: dict[str, list[np.ndarray]] = {k_: [] for k_ in ("windows", "actions", "rewards", "terminals", "timeouts", "episode", "quality")}
+    parts: dict[str, list[np.ndarray]] = {key: [] for key in ARRAYS}
     for episode in dataset.iterate_episodes():
         steps = len(episode.actions)
         state = tokens(episode.observations[:steps], d, k, mean, std)
         parts["windows"].append(windows(state, window))
         parts["actions"].append(np.asarray(episode.actions, np.float32))
         parts["rewards"].append(np.asarray(episode.rewards, np.float32))
+        parts["feedback_change"].append(np.diff(np.asarray(episode.observations[:steps + 1, d:d + k], np.float64), axis=0))
         parts["terminals"].append(np.asarray(episode.terminations, bool))
         parts["timeouts"].append(np.asarray(episode.truncations, bool))
         parts["episode"].append(np.full(steps, episode.id))

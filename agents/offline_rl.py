@@ -147,6 +147,7 @@ class RLSettings:
     expectile: float = 0.7  # IQL (its paper's value for locomotion)
     weight_temp: float = 3.0  # IQL: inverse temperature of the advantage weights
     td3_alpha: float = 2.5  # TD3+BC: weight of Q against the BC term (its paper's value)
+    reward: str = "balanced"  # what the critic learns: the leaderboard's balanced score or "env" (eq. 6); see agents.features
     reward_scale: float = 10.0  # per-step rewards are ~0.1; d3rlpy's defaults suit rewards of order 1
     action_scale: float = 4.0  # see agents.features
     initial_std: float = 0.1  # a Gaussian actor's starting pre-tanh std around the SFT mean
@@ -158,6 +159,8 @@ class RLSettings:
     def __post_init__(self):
         if self.algo not in ALGOS:
             raise ConfigError(f"unknown offline RL algorithm {self.algo!r}; choose one of {', '.join(ALGOS)}")
+        if self.reward not in features.REWARDS:
+            raise ConfigError(f"unknown reward {self.reward!r}; choose one of {', '.join(features.REWARDS)}")
 
 
 def d3rlpy_dataset(data: OfflineData, settings: RLSettings):
@@ -168,7 +171,7 @@ def d3rlpy_dataset(data: OfflineData, settings: RLSettings):
     return MDPDataset(
         observations=data.windows.reshape(len(data), -1),
         actions=to_unit(data.actions, settings.action_scale),
-        rewards=(data.rewards * settings.reward_scale).astype(np.float32),
+        rewards=(data.rewards_for(settings.reward) * settings.reward_scale).astype(np.float32),
         terminals=data.terminals.astype(np.float32),
         timeouts=data.timeouts.astype(np.float32),
         action_space=ActionSpace.CONTINUOUS,
@@ -255,7 +258,7 @@ def _trained(algo, init: TransformerAgent, settings: RLSettings, data: OfflineDa
              steps: int) -> TransformerAgent:
     """The actor as an agent, with what it was trained on and for how long (SFT's time included)."""
     agent = agent_from_actor(algo, init, settings)
-    agent.meta = {"algo": settings.algo, "steps": steps, "dataset": data.dataset_id, "scenario": data.scenario,
+    agent.meta = {"algo": settings.algo, "steps": steps, "reward": settings.reward, "dataset": data.dataset_id, "scenario": data.scenario,
                   "init": init.meta.get("algo"), "train_seconds": round(seconds + init.meta.get("train_seconds", 0.0), 2),
                   "dataset_transitions": len(data)}
     return agent

@@ -57,6 +57,7 @@ def main() -> None:
     from agents.offline_rl import RLSettings, train_rl
     from agents.sft import SFTConfig, train_sft
     from dmix_gym.utils.atomic import write_json
+    from leaderboard.official import official_agent
     from leaderboard.protocol import get_protocol
     from leaderboard.submit import feedback_stats, run_episodes
 
@@ -65,6 +66,8 @@ def main() -> None:
     rl = {a: c for a, c in selection["chosen"].items() if a not in ("sft", "dt")}
     algo = max(rl, key=lambda a: rl[a]["balanced_mean"])  # the best offline RL algorithm on validation seeds
     steps = int(rl[algo]["label"].split("@")[1])
+    shipped = TransformerAgent.load(official_agent(f"{args.protocol}/{algo}"))
+    reward = shipped.meta.get("reward", "env")  # an agent trained before the reward setting learnt eq. 6
     config = AgentConfig()
     data = load_offline(protocol.dataset, config.window)
     task = protocol.tasks[0]
@@ -79,7 +82,7 @@ def main() -> None:
         if not (runs / f"{algo}.pt").exists():
             if not (runs / "sft.pt").exists():
                 train_sft(subset, runs, config, SFTConfig(seed=args.seed), progress=False)
-            train_rl(subset, runs, TransformerAgent.load(runs / "sft.pt"), RLSettings(algo, steps=steps, seed=args.seed),
+            train_rl(subset, runs, TransformerAgent.load(runs / "sft.pt"), RLSettings(algo, steps=steps, seed=args.seed, reward=reward),
                      progress=False)
         meta = TransformerAgent.load(runs / f"{algo}.pt").meta
         jobs = [(str(runs / f"{algo}.pt"), task, seed) for seed in pending]

@@ -189,12 +189,14 @@ def agents_train(
     quality: Annotated[int, typer.Option(help="SFT imitates the episodes of this Algorithm 1 quality N")] = 10000,
     steps: Annotated[int, typer.Option(help="gradient steps of the RL algorithm")] = 1500,
     seed: Annotated[int, typer.Option(help="seed of SFT and the RL algorithm")] = 0,
+    reward: Annotated[str, typer.Option(help="what RL and DT learn from: balanced (the leaderboard's score, per step) or env "
+                                             "(eq. 6, the logged reward)")] = "balanced",
     progress: Annotated[bool, typer.Option(help="progress bars")] = True,
 ) -> None:
     """Train the Data Mixing Agent on a dmix Minari dataset; print where the saved policy is."""
     from .pipeline import train_agent
 
-    train_agent(dataset, algo, out, window, d_model, layers, epochs, quality, steps, seed, progress)
+    train_agent(dataset, algo, out, window, d_model, layers, epochs, quality, steps, seed, progress, reward)
 
 
 @agents_app.command("select")

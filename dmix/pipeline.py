@@ -112,7 +112,8 @@ def collect_trajectories(scenario: str, preset: str, trajectories: int = 64, qua
 
 
 def train_agent(dataset: str, algo: str, out: Path, window: int = 16, d_model: int = 256, layers: int = 2,
-                epochs: int = 150, quality: int = 10000, steps: int = 1500, seed: int = 0, progress: bool = True) -> Path:
+                epochs: int = 150, quality: int = 10000, steps: int = 1500, seed: int = 0, progress: bool = True,
+                reward: str = "balanced") -> Path:
     """Train the Data Mixing Agent on a dmix Minari dataset (SFT, then an offline RL algorithm from it); return the saved policy's path."""
     from agents.agent import TransformerAgent
     from agents.networks import AgentConfig, count_parameters
@@ -129,7 +130,7 @@ def train_agent(dataset: str, algo: str, out: Path, window: int = 16, d_model: i
     if algo == "dt":
         from agents.decision_transformer import DTSettings, train_dt
 
-        _, metrics = train_dt(data, out, DTSettings(steps=steps, context=window, seed=seed), progress)
+        _, metrics = train_dt(data, out, DTSettings(steps=steps, context=window, seed=seed, reward=reward), progress)
         console.print(f"DT: {metrics['seconds']:.0f} s, target return {metrics['target_return']:+.3f} "
                       f"-> [bold]{Path(out) / 'dt.json'}[/]")
         return Path(out) / "dt.json"
@@ -143,7 +144,7 @@ def train_agent(dataset: str, algo: str, out: Path, window: int = 16, d_model: i
         return sft_path
     from agents.offline_rl import RLSettings, train_rl
 
-    _, metrics, _ = train_rl(data, out, TransformerAgent.load(sft_path), RLSettings(algo, steps=steps, seed=seed), progress)
+    _, metrics, _ = train_rl(data, out, TransformerAgent.load(sft_path), RLSettings(algo, steps=steps, seed=seed, reward=reward), progress)
     final = metrics["final"] or {}
     losses = ", ".join(f"{k} {v:.3f}" for k, v in final.items() if k.endswith("loss"))
     console.print(f"{algo.upper()}: {metrics['seconds']:.0f} s, {losses} -> [bold]{Path(out) / f'{algo}.pt'}[/]")

@@ -150,6 +150,39 @@ def planted_actions(data):
     return good / good.sum(), bad / bad.sum()
 
 
+def plant(data: OfflineData, good: np.ndarray, bad: np.ndarray) -> OfflineData:
+    """Every episode twice: always `good` (+0.1 a step) and always `bad` (-0.1), in both reward kinds."""
+    n = len(data)
+    rewards = np.concatenate([np.full(n, 0.1), np.full(n, -0.1)])
+    planted = dataclasses.replace(
+        data, windows=np.concatenate([data.windows, data.windows]),
+        actions=np.concatenate([np.repeat(good[None], n, 0), np.repeat(bad[None], n, 0)]).astype(np.float32),
+        rewards=rewards.astype(np.float32), feedback_change=rewards[:, None] * data.feedback_std[None, :],
+        terminals=np.concatenate([data.terminals, data.terminals]), timeouts=np.concatenate([data.timeouts, data.timeouts]),
+        episode=np.concatenate([data.episode, data.episode + data.episode.max() + 1]),
+        quality=np.concatenate([data.quality, data.quality]))
+    assert np.allclose(planted.rewards_for("balanced"), planted.rewards, atol=1e-6)
+    return planted
+
+
+def test_rewards_are_the_feedback_change_weighted_like_the_env_or_the_balanced_score(tiny_offline):
+    from dmix_gym.scenario import Scenario
+    from leaderboard.scores import balanced_score
+
+    data = tiny_offline
+    env_weights = np.asarray(Scenario.from_dict(data.scenario).weights())
+    assert np.allclose(data.feedback_change @ env_weights, data.rewards, atol=1e-4)  # eq. 6, as the env logged it
+    balanced = data.rewards_for("balanced")
+    for episode in np.unique(data.episode):  # an episode's balanced return is how much its balanced score rose
+        steps = data.episode == episode
+        start = data.windows[steps][0, -1, len(data.domains):-1] * data.feedback_std + data.feedback_mean
+        final = start + data.feedback_change[steps].sum(0)
+        assert balanced[steps].sum() == pytest.approx(balanced_score(final, data.feedback_mean, data.feedback_std)
+                                                      - balanced_score(start, data.feedback_mean, data.feedback_std), abs=1e-4)
+    with pytest.raises(ValueError, match="unknown reward 'raw'"):
+        data.rewards_for("raw")
+
+
 def closer_to(mixtures: np.ndarray, good: np.ndarray, bad: np.ndarray) -> float:
     """The fraction of mixtures nearer `good` than `bad` (L1)."""
     return float(np.mean(np.abs(mixtures - good).sum(1) < np.abs(mixtures - bad).sum(1)))
@@ -160,16 +193,8 @@ def test_offline_rl_learns_a_planted_reward(tiny_offline, tmp_path, algo):
     from agents.offline_rl import RLSettings, q_values, train_rl
 
     good, bad = planted_actions(tiny_offline)
-    # Plant: every episode twice, once always taking `good` (reward +1), once `bad` (reward -1), so every state has
-    # both actions logged and an algorithm that only reweights logged actions (IQL) can still choose.
-    n, data = len(tiny_offline), tiny_offline
-    planted = dataclasses.replace(
-        data, windows=np.concatenate([data.windows, data.windows]),
-        actions=np.concatenate([np.repeat(good[None], n, 0), np.repeat(bad[None], n, 0)]).astype(np.float32),
-        rewards=np.concatenate([np.full(n, 0.1), np.full(n, -0.1)]).astype(np.float32),
-        terminals=np.concatenate([data.terminals, data.terminals]), timeouts=np.concatenate([data.timeouts, data.timeouts]),
-        episode=np.concatenate([data.episode, data.episode + data.episode.max() + 1]),
-        quality=np.concatenate([data.quality, data.quality]))
+    # Every state has both actions logged, so an algorithm that only reweights logged actions (IQL) can still choose.
+    planted = plant(tiny_offline, good, bad)
     # 54 transitions: a light conservative weight lets the planted reward, not the penalty, order the two logged actions
     # (with the held-out-text feedback in the states, weight 1.0 ranked 81% of states right at 300 steps, 70% at 600).
     settings = RLSettings(algo, steps=300, steps_per_epoch=150, batch_size=32, critic_d_model=32, critic_ffn=64,
@@ -222,6 +247,8 @@ def test_unknown_algorithm_is_named():
 
     with pytest.raises(ConfigError, match="unknown offline RL algorithm 'awac'"):
         RLSettings("awac")
+    with pytest.raises(ConfigError, match="unknown reward 'raw'"):
+        RLSettings("cql", reward="raw")
 
 
 @pytest.mark.parametrize("algo", ["cql", "iql", "td3bc", "bc"])
@@ -305,14 +332,7 @@ def test_decision_transformer_follows_the_return_it_is_asked_for(tiny_offline, t
     from leaderboard.registry import load_policy
 
     good, bad = planted_actions(tiny_offline)
-    n, data = len(tiny_offline), tiny_offline
-    planted = dataclasses.replace(  # every episode twice: always `good` (+0.1 a step) and always `bad` (-0.1)
-        data, windows=np.concatenate([data.windows, data.windows]),
-        actions=np.concatenate([np.repeat(good[None], n, 0), np.repeat(bad[None], n, 0)]).astype(np.float32),
-        rewards=np.concatenate([np.full(n, 0.1), np.full(n, -0.1)]).astype(np.float32),
-        terminals=np.concatenate([data.terminals, data.terminals]), timeouts=np.concatenate([data.timeouts, data.timeouts]),
-        episode=np.concatenate([data.episode, data.episode + data.episode.max() + 1]),
-        quality=np.concatenate([data.quality, data.quality]))
+    planted = plant(tiny_offline, good, bad)
     settings = DTSettings(steps=400, steps_per_epoch=200, batch_size=16, learning_rate=1e-3, context=4, hidden=32,
                           layers=1, dropout=0.0, device="cpu:0")
     agent, metrics = train_dt(planted, tmp_path, settings, progress=False)
