@@ -30,7 +30,7 @@ from dmix_gym.policy import History, Policy, ScenarioInfo
 from dmix_gym.scenario import Scenario
 from dmix_gym.utils.atomic import atomic_path, write_json
 
-from .features import REWARDS, from_unit, reward_weights, to_unit, tokens
+from .features import check_reward, from_unit, reward_weights, to_unit, tokens
 from .offline import OfflineData
 from .offline_rl import d3rlpy, resolve_device  # d3rlpy imported quietly there
 
@@ -56,8 +56,7 @@ class DTSettings:
     device: str = "auto"
 
     def __post_init__(self):
-        if self.reward not in REWARDS:
-            raise ConfigError(f"unknown reward {self.reward!r}; choose one of {', '.join(REWARDS)}")
+        check_reward(self.reward)
 
 
 def dt_dataset(data: OfflineData, settings: DTSettings):

@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from dmix_gym.errors import ConfigError
+
 FLOOR = 1e-6
 _EDGE = 1.0 - 1e-6
 
@@ -38,14 +40,19 @@ _EDGE = 1.0 - 1e-6
 REWARDS = ("balanced", "env")
 
 
+def check_reward(kind: str) -> str:
+    """`kind`, if it names a reward the offline algorithms can learn from."""
+    if kind not in REWARDS:
+        raise ConfigError(f"unknown reward {kind!r}; choose one of {', '.join(REWARDS)}")
+    return kind
+
+
 def reward_weights(kind: str, env_weights, feedback_std) -> np.ndarray:
     """(K,) weights w of the per-step reward `w · (f_{t+1} - f_t)` the offline algorithms learn from."""
-    if kind == "env":
+    if check_reward(kind) == "env":
         return np.asarray(env_weights, np.float64)
-    if kind == "balanced":
-        std = np.asarray(feedback_std, np.float64)
-        return 1.0 / (len(std) * std)
-    raise ValueError(f"unknown reward {kind!r}; choose one of {', '.join(REWARDS)}")
+    std = np.asarray(feedback_std, np.float64)
+    return 1.0 / (len(std) * std)
 
 
 def token_dim(num_domains: int, num_fields: int) -> int:

@@ -159,8 +159,7 @@ class RLSettings:
     def __post_init__(self):
         if self.algo not in ALGOS:
             raise ConfigError(f"unknown offline RL algorithm {self.algo!r}; choose one of {', '.join(ALGOS)}")
-        if self.reward not in features.REWARDS:
-            raise ConfigError(f"unknown reward {self.reward!r}; choose one of {', '.join(features.REWARDS)}")
+        features.check_reward(self.reward)
 
 
 def d3rlpy_dataset(data: OfflineData, settings: RLSettings):
