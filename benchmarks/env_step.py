@@ -126,7 +126,7 @@ def report(rows: list[dict], peak: float, out: str | None) -> None:
     keys = list(rows[0]) if rows else []
     print(" | ".join(keys))
     for row in rows:
-        print(" | ".join(str(row[key]) for key in keys))
+        print(" | ".join(str(row.get(key, "")) for key in keys))
     if out:
         with open(out, "w") as handle:
             json.dump({"matmul_peak_flops": peak, "rows": rows}, handle, indent=1)

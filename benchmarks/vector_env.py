@@ -31,11 +31,12 @@ def _random_actions(rng: np.random.Generator, k: int, d: int) -> np.ndarray:
     return rng.dirichlet(np.ones(d), size=k)
 
 
-def bench_vector(preset: str, k: int, steps: int, device: str) -> dict:
+def bench_vector(preset: str, k: int, steps: int, device: str, slot_group: int | None = None) -> dict:
     """K proxies on one DataMixVectorEnv: `steps` timed vector steps after a warm-up step."""
     from dmix_gym.vector import DataMixVectorEnv
 
-    venv = DataMixVectorEnv(num_envs=k, preset=preset, device=device, progress=False, timing=True)
+    venv = DataMixVectorEnv(num_envs=k, preset=preset, device=device, progress=False, timing=True,
+                            slot_group=slot_group)
     first = venv.envs[0]
     rng = np.random.default_rng(0)
     venv.reset(seed=0)
@@ -98,6 +99,9 @@ def main() -> None:
     parser.add_argument("--num-envs", nargs="+", type=int, default=[1, 4, 16, 64])
     parser.add_argument("--steps", type=int, default=3, help="timed vector steps per K (after one warm-up step)")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--slot-group", nargs="+", type=int, default=[0],
+                        help="proxies per training pass to try (0: the env's default for the device)")
+    parser.add_argument("--skip-separate", action="store_true", help="time only the vector env (no process baseline)")
     parser.add_argument("--max-proxy-tokens", type=float, default=4e6,
                         help="skip a (preset, K) whose timed steps would train more tokens than this in total")
     parser.add_argument("--out", default=None, help="write the rows as JSON here")
@@ -115,24 +119,29 @@ def main() -> None:
             if k * per_step * args.steps > args.max_proxy_tokens:
                 print(f"skip {preset} K={k}: {k * per_step * args.steps / 1e6:.1f}M tokens > --max-proxy-tokens")
                 continue
-            v = bench_vector(preset, k, args.steps, args.device)
             processes = min(k, cores)
-            s = bench_separate(preset, processes, max(1, cores // processes), args.steps, args.device)
-            train_tps = v["train_tokens"] / v["train_s"]
-            steps_per_min = 60 * k * args.steps / v["wall_s"]
-            rows.append({
-                "preset": preset, "K": k, "device": str(device),
-                "train_tokens_per_s": round(train_tps),
-                "mfu": round(train_tps * v["flops_per_token"] / peak, 3),
-                "eval_share": round(v["eval_s"] / (v["train_s"] + v["eval_s"]), 3),
-                "env_steps_per_min": round(steps_per_min, 1),
-                "separate_processes": processes,
-                "separate_train_tokens_per_s": round(s["train_tokens_per_s"]),
-                "separate_env_steps_per_min": round(s["env_steps_per_min"], 1),
-                "tokens_ratio": round(train_tps / s["train_tokens_per_s"], 2),
-                "steps_ratio": round(steps_per_min / s["env_steps_per_min"], 2),
-            })
-            print(rows[-1], flush=True)
+            s = None if args.skip_separate else bench_separate(preset, processes, max(1, cores // processes), args.steps,
+                                                               args.device)
+            for group in args.slot_group:
+                v = bench_vector(preset, k, args.steps, args.device, group or None)
+                train_tps = v["train_tokens"] / v["train_s"]
+                steps_per_min = 60 * k * args.steps / v["wall_s"]
+                rows.append({
+                    "preset": preset, "K": k, "device": str(device), "slot_group": group or "default",
+                    "train_tokens_per_s": round(train_tps),
+                    "mfu": round(train_tps * v["flops_per_token"] / peak, 3),
+                    "eval_share": round(v["eval_s"] / (v["train_s"] + v["eval_s"]), 3),
+                    "env_steps_per_min": round(steps_per_min, 1),
+                })
+                if s is not None:
+                    rows[-1].update({
+                        "separate_processes": processes,
+                        "separate_train_tokens_per_s": round(s["train_tokens_per_s"]),
+                        "separate_env_steps_per_min": round(s["env_steps_per_min"], 1),
+                        "tokens_ratio": round(train_tps / s["train_tokens_per_s"], 2),
+                        "steps_ratio": round(steps_per_min / s["env_steps_per_min"], 2),
+                    })
+                print(rows[-1], flush=True)
     report(rows, peak, args.out)
 
 

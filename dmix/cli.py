@@ -310,6 +310,8 @@ def leaderboard_submit(
     name: Annotated[str, typer.Option(help="the submission's name in the table (re-using it replaces that entry)")],
     protocol: Protocol = "dmix-bench-v1",
     workers: Annotated[int, typer.Option(help="episodes run in parallel processes")] = 1,
+    vector: Annotated[Optional[int], typer.Option(
+        help="a task's episodes each worker trains at once on a vector env (0: one at a time; default: 16 on a GPU, 0 on a CPU)")] = None,
     db: Db = None,
     data_dir: DataDir = None,
     cache_dir: CacheDir = None,
@@ -317,8 +319,10 @@ def leaderboard_submit(
     """Run a policy through every task and seed of the protocol (resumable) and store its results."""
     from .pipeline import submit_to_leaderboard
 
+    if vector is not None and vector < 0:
+        raise typer.BadParameter(f"must be 0 or more, got {vector}", param_hint="--vector")
     path = _db(db, cache_dir)
-    status = submit_to_leaderboard(policy, name, _checked_protocol(protocol), path, workers, data_dir, cache_dir)
+    status = submit_to_leaderboard(policy, name, _checked_protocol(protocol), path, workers, data_dir, cache_dir, vector)
     print_leaderboard(protocol, path)
     if status != "done":
         raise typer.Exit(1)

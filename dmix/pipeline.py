@@ -152,13 +152,15 @@ def train_agent(dataset: str, algo: str, out: Path, window: int = 16, d_model: i
 
 
 def submit_to_leaderboard(policy: str, name: str, protocol: str, db: Path, workers: int = 1, data_dir: PathLike = None,
-                          cache_dir: PathLike = None) -> str:
-    """Compute the protocol's missing references, run `policy` through it (resumable); return 'done' or 'failed'."""
+                          cache_dir: PathLike = None, vector: int | None = None) -> str:
+    """Compute the protocol's missing references, run `policy` through it (resumable); return 'done' or 'failed'.
+
+    `vector` K > 0: K episodes of a task at a time on a vector env (None: batched on a GPU only)."""
     from leaderboard.official import open_store
     from leaderboard.submit import compute_references, submit
 
-    compute_references(_protocol(protocol), open_store(db, protocol), data_dir, cache_dir, workers=workers)
-    status = submit(policy, name, protocol, db, data_dir, cache_dir, workers)
+    compute_references(_protocol(protocol), open_store(db, protocol), data_dir, cache_dir, workers=workers, vector=vector)
+    status = submit(policy, name, protocol, db, data_dir, cache_dir, workers, vector=vector)
     console.print(f"{name}: [bold]{status}[/]")
     return status
 

@@ -19,7 +19,7 @@ from .data.shards import ShardSet
 from .feedback import EvalSet, Evaluation, evaluate
 from .model import build_model
 from .scenario import Scenario
-from .stacked import StackedLlama, StackedTrainer
+from .stacked import StackedLlama, StackedTrainer, default_slot_group
 from .trainer import ProxyTrainer
 
 
@@ -73,8 +73,11 @@ class StackedProxyBackend:
     """
 
     def __init__(self, scenario: Scenario, model_config: LlamaConfig, shards: ShardSet, device: torch.device,
-                 cache_dir: str | Path | None = None, compile: bool = False, progress: bool = True, num_models: int = 1):
+                 cache_dir: str | Path | None = None, compile: bool = False, progress: bool = True, num_models: int = 1,
+                 slot_group: int | None = None):
         self.scenario, self.model_config, self.device, self.num_models = scenario, model_config, device, num_models
+        logits = scenario.train.micro_batch * shards.seq_len * model_config.vocab_size
+        self.slot_group = slot_group or default_slot_group(device, logits)  # proxies per training pass (StackedTrainer)
         self.model = StackedLlama(model_config, num_models).to(device)
         self.start_state = start_weights(scenario, shards, model_config, device, cache_dir, progress)
         self.trainer: StackedTrainer | None = None
@@ -92,7 +95,7 @@ class StackedProxyBackend:
         self.model.load_slot(slot, state)
         if self.trainer is None or self.trainer.total_steps != optimizer_steps:
             train = self.scenario.train
-            self.trainer = StackedTrainer(self.model, train, optimizer_steps, train.lr)
+            self.trainer = StackedTrainer(self.model, train, optimizer_steps, train.lr, self.slot_group)
         self.trainer.reset_slot(slot)
         self._evaluations = None
 

@@ -11,7 +11,7 @@ import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -220,46 +220,82 @@ def rollout(policy: Policy, env, seed: int = 0, progress: bool = False) -> Episo
                     time.perf_counter() - started)
 
 
-def rollout_vector(policies: list[Policy], venv, seeds: list[int], progress: bool = False) -> list[Episode]:
+def rollout_vector(policies: list[Policy], venv, seeds: list[int], progress: bool = False,
+                   wrap: Callable[[Any], Any] | None = None) -> list[Episode]:
     """Run policy k for one episode of sub-env k of a `DataMixVectorEnv`, all at once: the episodes `rollout` gives
-    each policy alone with the same seed (up to float rounding), in one batched training and evaluation per step.
+    each policy alone on `wrap(env)` with the same seed (up to float rounding), in one batched training and
+    evaluation per step.
 
-    Policies act in the env's own domain space. A sub-env whose episode ended waits (its autoreset episode is
-    discarded) until every sub-env's has.
+    `wrap` (e.g. a task's `CollapseDomains`) and a policy of another domain space (`adapt_env`) are applied to
+    each sub-env's actions and observations as `rollout` applies them. A sub-env whose episode ended waits (its
+    autoreset episode is discarded) until every sub-env's has. Each episode's `seconds` is its share of the
+    batched wall time, so summing them gives the compute spent.
     """
     from tqdm.auto import tqdm
 
     base = venv.unwrapped
     if not (len(policies) == len(seeds) == base.num_envs):
         raise ValueError(f"{len(policies)} policies and {len(seeds)} seeds for {base.num_envs} sub-envs")
-    d = base.single_action_space.shape[0]
-    for policy, env in zip(policies, base.envs):
-        if adapt_env(env, policy) is not env:
-            raise ValueError(f"policy {policy.name!r} acts in another domain space; run it with rollout()")
-        policy.prepare(env, progress=progress)
-        policy.reset(ScenarioInfo.from_env(env))
+    if len({id(p) for p in policies}) < len(policies):
+        raise ValueError("rollout_vector needs one policy object per sub-env (policies keep per-episode state)")
+    views = [adapt_env(wrap(env) if wrap else env, policy) for policy, env in zip(policies, base.envs)]
+    bridges = [_bridges(view, env) for view, env in zip(views, base.envs)]
+    infos_of = [ScenarioInfo.from_env(view) for view in views]
+    for policy, view, info in zip(policies, views, infos_of):
+        policy.prepare(view, progress=progress)
+        policy.reset(info)
     started = time.perf_counter()
     obs, infos = venv.reset(seed=[int(s) for s in seeds])
+    seen = [_bridged_observation(obs[k], bridges[k]) for k in range(len(policies))]
     histories = [History() for _ in policies]
     for k, history in enumerate(histories):
-        history.append(obs[k], _sub_info(infos, k))
-    mixtures = [[obs[k, :d].astype(np.float64)] for k in range(len(policies))]
+        history.append(seen[k], _sub_info(infos, k))
+    sizes = [info.num_domains for info in infos_of]
+    mixtures = [[seen[k][: sizes[k]].astype(np.float64)] for k in range(len(policies))]
     rewards: list[list[float]] = [[] for _ in policies]
     ended = np.zeros((len(policies), 2), dtype=bool)  # (terminated, truncated)
+    carried = np.zeros(base.action_space.shape)  # the action each sub-env gets, in its own space (float64, as rollout)
     with tqdm(total=base.envs[0].max_steps, desc=f"{len(policies)} policies", unit="step", disable=not progress) as bar:
         while not ended.any(1).all():
-            actions = np.stack([mixtures[k][-1] if ended[k].any() else check_mixture(p.act(histories[k]), d, p.name)
-                                for k, p in enumerate(policies)])
-            obs, reward, terminated, truncated, infos = venv.step(actions)
-            for k in np.flatnonzero(~ended.any(1)):
-                histories[k].append(obs[k], _sub_info(infos, k))
-                mixtures[k].append(actions[k])
+            running = np.flatnonzero(~ended.any(1))
+            for k in running:
+                action = check_mixture(policies[k].act(histories[k]), sizes[k], policies[k].name)
+                mixtures[k].append(action)
+                carried[k] = _bridged_action(action, bridges[k])
+            obs, reward, terminated, truncated, infos = venv.step(carried)
+            for k in running:
+                histories[k].append(_bridged_observation(obs[k], bridges[k]), _sub_info(infos, k))
                 rewards[k].append(float(reward[k]))
                 ended[k] = terminated[k], truncated[k]
             bar.update(1)
-    seconds = time.perf_counter() - started
-    return [_episode(p, int(seed), base.envs[0].domain_space, h, m, r, bool(e[0]), bool(e[1]), seconds)
-            for p, seed, h, m, r, e in zip(policies, seeds, histories, mixtures, rewards, ended)]
+    share = (time.perf_counter() - started) / len(policies)
+    return [_episode(p, int(seed), info.domain_space, h, m, r, bool(e[0]), bool(e[1]), share)
+            for p, seed, info, h, m, r, e in zip(policies, seeds, infos_of, histories, mixtures, rewards, ended)]
+
+
+def _bridges(view, env) -> list:
+    """The `CollapseDomains` wrappers between a policy's view of a sub-env and the sub-env, outermost first."""
+    from .wrappers import CollapseDomains
+
+    chain = []
+    while view is not env:
+        if not isinstance(view, CollapseDomains):
+            raise ValueError(f"rollout_vector can bridge only CollapseDomains wrappers, got {type(view).__name__}")
+        chain.append(view)
+        view = view.env
+    return chain
+
+
+def _bridged_action(action: np.ndarray, bridges: list) -> np.ndarray:
+    for wrapper in bridges:
+        action = wrapper.action(action)
+    return action
+
+
+def _bridged_observation(obs: np.ndarray, bridges: list) -> np.ndarray:
+    for wrapper in reversed(bridges):
+        obs = wrapper.observation(obs)
+    return np.asarray(obs, np.float32)
 
 
 def _sub_info(infos: dict[str, Any], k: int) -> dict[str, Any]:

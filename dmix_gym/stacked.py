@@ -56,25 +56,26 @@ class StackedTrunk(nn.Module):
         self.register_buffer("inv_freq", rotary.inv_freq.detach().clone(), persistent=False)
         self.attention_scaling = float(rotary.attention_scaling)
 
-    def w(self, name: str) -> torch.Tensor:
-        return self.weights[name.replace(".", "/")]
+    def w(self, name: str, slots: slice = slice(None)) -> torch.Tensor:
+        return self.weights[name.replace(".", "/")][slots]
 
-    def embed(self, input_ids: torch.Tensor) -> torch.Tensor:
+    def embed(self, input_ids: torch.Tensor, slots: slice = slice(None)) -> torch.Tensor:
         """Embeddings (K, B, L, H) of ids shared by all models (B, L) or one batch per model (K, B, L)."""
-        table = self.w("embed_tokens.weight")
+        table = self.w("embed_tokens.weight", slots)
         if input_ids.dim() == 2:
             h = table[:, input_ids]
         else:
-            h = table[torch.arange(self.num_models, device=table.device).view(-1, 1, 1), input_ids]
+            h = table[torch.arange(table.shape[0], device=table.device).view(-1, 1, 1), input_ids]
         pad = self.config.pad_token_id
         if pad is None or not torch.is_grad_enabled():
             return h
         # nn.Embedding(padding_idx=pad) gives the pad row no gradient; so must we.
         return torch.where((input_ids == pad).unsqueeze(-1), h.detach(), h)
 
-    def forward(self, input_ids: torch.Tensor) -> BaseModelOutput:
+    def forward(self, input_ids: torch.Tensor, slots: slice = slice(None)) -> BaseModelOutput:
+        """Final hidden states of the models in `slots` (all by default) on their input ids."""
         c = self.config
-        h = self.embed(input_ids)
+        h = self.embed(input_ids, slots)
         k, b, length, _ = h.shape
         heads, head_dim = c.num_attention_heads, c.hidden_size // c.num_attention_heads
         kv_heads = c.num_key_value_heads
@@ -83,19 +84,20 @@ class StackedTrunk(nn.Module):
         cos, sin = (emb.cos() * self.attention_scaling).to(h.dtype), (emb.sin() * self.attention_scaling).to(h.dtype)
         for i in range(c.num_hidden_layers):
             layer = f"layers.{i}."
-            x = _rms_norm(h, self.w(layer + "input_layernorm.weight"), c.rms_norm_eps)
-            q, kk, v = (_linear(x, self.w(layer + f"self_attn.{n}_proj.weight")) for n in "qkv")
+            x = _rms_norm(h, self.w(layer + "input_layernorm.weight", slots), c.rms_norm_eps)
+            q, kk, v = (_linear(x, self.w(layer + f"self_attn.{n}_proj.weight", slots)) for n in "qkv")
             q = q.view(k * b, length, heads, head_dim).transpose(1, 2)
             kk = kk.view(k * b, length, kv_heads, head_dim).transpose(1, 2)
             v = v.view(k * b, length, kv_heads, head_dim).transpose(1, 2)
             q, kk = q * cos + _rotate_half(q) * sin, kk * cos + _rotate_half(kk) * sin
             attn = F.scaled_dot_product_attention(q, kk, v, is_causal=True, enable_gqa=kv_heads != heads)
             attn = attn.transpose(1, 2).reshape(k, b, length, heads * head_dim)
-            h = h + _linear(attn, self.w(layer + "self_attn.o_proj.weight"))
-            x = _rms_norm(h, self.w(layer + "post_attention_layernorm.weight"), c.rms_norm_eps)
-            gate, up = _linear(x, self.w(layer + "mlp.gate_proj.weight")), _linear(x, self.w(layer + "mlp.up_proj.weight"))
-            h = h + _linear(F.silu(gate) * up, self.w(layer + "mlp.down_proj.weight"))
-        return BaseModelOutput(last_hidden_state=_rms_norm(h, self.w("norm.weight"), c.rms_norm_eps))
+            h = h + _linear(attn, self.w(layer + "self_attn.o_proj.weight", slots))
+            x = _rms_norm(h, self.w(layer + "post_attention_layernorm.weight", slots), c.rms_norm_eps)
+            gate = _linear(x, self.w(layer + "mlp.gate_proj.weight", slots))
+            up = _linear(x, self.w(layer + "mlp.up_proj.weight", slots))
+            h = h + _linear(F.silu(gate) * up, self.w(layer + "mlp.down_proj.weight", slots))
+        return BaseModelOutput(last_hidden_state=_rms_norm(h, self.w("norm.weight", slots), c.rms_norm_eps))
 
 
 class StackedHead(nn.Module):
@@ -109,8 +111,8 @@ class StackedHead(nn.Module):
             w = template.lm_head.weight.detach()
             self.weight = nn.Parameter(w.unsqueeze(0).repeat(trunk.num_models, 1, 1))
 
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        weight = self.trunk[0].w("embed_tokens.weight") if self.tied else self.weight
+    def forward(self, hidden: torch.Tensor, slots: slice = slice(None)) -> torch.Tensor:
+        weight = self.trunk[0].w("embed_tokens.weight", slots) if self.tied else self.weight[slots]
         return _linear(hidden, weight)
 
 
@@ -141,25 +143,42 @@ class StackedLlama(nn.Module):
             state["lm_head.weight"] = state["model.embed_tokens.weight"]
         return state
 
-    def loss(self, input_ids: torch.Tensor) -> torch.Tensor:
-        """Mean next-token cross-entropy of each proxy on its own (B, L) batch: (K,) from (K, B, L)."""
-        hidden = self.model(input_ids).last_hidden_state[:, :, :-1]
-        logits = self.lm_head(hidden).float()
+    def loss(self, input_ids: torch.Tensor, slots: slice = slice(None)) -> torch.Tensor:
+        """Mean next-token cross-entropy of each proxy in `slots` on its own (B, L) batch: (k,) from (k, B, L)."""
+        hidden = self.model(input_ids, slots).last_hidden_state[:, :, :-1]
+        logits = self.lm_head(hidden, slots).float()
         targets = input_ids[:, :, 1:]
         ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="none")
-        return ce.view(self.num_models, -1).mean(1)
+        return ce.view(input_ids.shape[0], -1).mean(1)
+
+
+# fp32 logits of the proxies in one CPU training pass (32 MB): at `cpu` K = 16 at once (0.5 GB) trained 18% slower
+# than one at a time, while at `smoke` batching 16 proxies wins (benchmarks/vector_env.py --slot-group).
+CPU_LOGITS_PER_PASS = 2**23
+
+
+def default_slot_group(device: torch.device, logits_per_proxy: int) -> int | None:
+    """Proxies per forward and backward pass where nothing says otherwise: all at once on a GPU; on a CPU as many
+    as keep their micro-batch logits (`logits_per_proxy` floats each) within `CPU_LOGITS_PER_PASS`."""
+    return None if torch.device(device).type == "cuda" else max(1, CPU_LOGITS_PER_PASS // logits_per_proxy)
 
 
 class StackedTrainer:
     """`ProxyTrainer` for K proxies at once: per-proxy AdamW state, LR schedule position and gradient clipping.
 
     A proxy that is not `active` in a step (its sub-env is resetting) is left exactly as it was.
+    `group`: proxies per forward and backward pass (None: all K). The result is the same; on a CPU,
+    K proxies' activations at once spill out of the caches, so smaller groups run faster (`default_slot_group`).
     """
 
     betas, eps = (0.9, 0.95), 1e-8
 
-    def __init__(self, model: StackedLlama, config: TrainConfig, total_steps: int, peak_lr: float):
+    def __init__(self, model: StackedLlama, config: TrainConfig, total_steps: int, peak_lr: float,
+                 group: int | None = None):
+        if group is not None and group < 1:
+            raise ValueError(f"group must be at least 1, got {group}")
         self.model, self.config, self.total_steps, self.peak_lr = model, config, total_steps, peak_lr
+        self.group = group or model.num_models
         self.params = list(model.parameters())
         self.decay = [p.dim() >= 3 for p in self.params]  # a proxy's matrices (its 1-D norm weights take no decay)
         self.exp_avg = [torch.zeros_like(p) for p in self.params]
@@ -180,13 +199,18 @@ class StackedTrainer:
         started = time.perf_counter()
         active = torch.as_tensor(active, dtype=torch.bool)
         losses = []
+        groups = [slice(i, i + self.group) for i in range(0, self.model.num_models, self.group)]
+        groups = [g for g in groups if active[g].any()]  # an all-idle group has nothing to learn
         for batch in tokens.split(self.config.micro_batch, dim=1):
             batch = batch.to(self.device, non_blocking=True)
-            with autocast(self.device):
-                loss = self.model.loss(batch)
-            (loss * active.to(loss.device, loss.dtype)).sum().backward()
+            loss = torch.full((self.model.num_models,), float("nan"), device=self.device)
+            for g in groups:
+                with autocast(self.device):
+                    part = self.model.loss(batch[g], g)
+                (part * active[g].to(part.device, part.dtype)).sum().backward()
+                loss[g] = part.detach().float()
             self._adamw(active)
-            losses.append(loss.detach())
+            losses.append(loss)
         if self.device.type == "cuda":
             torch.cuda.synchronize()
         mean = torch.stack(losses).mean(0).cpu() if losses else torch.full((self.model.num_models,), float("nan"))

@@ -31,8 +31,10 @@ from .env import DataMixEnv, normalise_action
 class DataMixVectorEnv(gym.vector.VectorEnv):
     """K DataMix-v0 envs of one scenario whose proxies train and evaluate together (see the module docstring).
 
-    Arguments are DataMixEnv's, plus `num_envs`. `envs[k]` is sub-env k, a `DataMixEnv` (its
-    `backend` is slot k, so it can also be stepped alone, or rendered).
+    Arguments are DataMixEnv's, plus `num_envs` and `slot_group`, the proxies trained per forward and
+    backward pass (None: all K on a GPU; on a CPU, as many as keep a pass's logits in cache:
+    `stacked.default_slot_group`). `envs[k]` is sub-env k, a `DataMixEnv` (its `backend` is slot k, so it
+    can also be stepped alone, or rendered).
     """
 
     metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
@@ -40,13 +42,14 @@ class DataMixVectorEnv(gym.vector.VectorEnv):
     def __init__(self, num_envs: int = 1, scenario: Any = "general-math", preset: str | None = "cpu",
                  data_dir: str | Path | None = None, cache_dir: str | Path | None = None, device: str = "auto",
                  render_mode: str | None = None, compile: bool = False, progress: bool = True, timing: bool = False,
-                 start: str = "corpus", start_samples: int = 256, max_episode_steps: int | None = None):
+                 start: str = "corpus", start_samples: int = 256, max_episode_steps: int | None = None,
+                 slot_group: int | None = None):
         if num_envs < 1:
             raise ValueError(f"num_envs must be at least 1, got {num_envs}")
         stacked: list[StackedProxyBackend] = []
 
         def slot_zero(*args):
-            stacked.append(StackedProxyBackend(*args, num_models=num_envs))
+            stacked.append(StackedProxyBackend(*args, num_models=num_envs, slot_group=slot_group))
             return stacked[0].slots[0]
 
         first = DataMixEnv(scenario, preset, data_dir, cache_dir, device, render_mode, compile, progress, timing,

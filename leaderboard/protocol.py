@@ -34,15 +34,28 @@ class Task:
 
         return override(resolve_scenario(self.scenario, self.preset), **dict(self.overrides))
 
-    def make_env(self, data_dir=None, cache_dir=None, device: str = "auto"):
-        """The task's DataMix-v0, in the space the task is evaluated in."""
+    def make_env(self, data_dir=None, cache_dir=None, device: str = "auto", progress: bool = False):
+        """The task's DataMix-v0, in the space the task is evaluated in (`progress`: bars for its data and base proxy)."""
         import gymnasium as gym
 
         import dmix_gym  # noqa: F401
+
+        return self.wrap(gym.make("DataMix-v0", scenario=self.make_scenario().to_dict(), data_dir=data_dir,
+                                  cache_dir=cache_dir, device=device, progress=progress))
+
+    def make_vector_env(self, num_envs: int, data_dir=None, cache_dir=None, device: str = "auto"):
+        """`num_envs` of the task's proxies trained together (a `DataMixVectorEnv`); `wrap` gives each sub-env's space."""
+        import gymnasium as gym
+
+        import dmix_gym  # noqa: F401
+
+        return gym.make_vec("DataMix-v0", num_envs=num_envs, scenario=self.make_scenario().to_dict(), data_dir=data_dir,
+                            cache_dir=cache_dir, device=device, progress=False)
+
+    def wrap(self, env):
+        """A DataMix-v0 env as the task shows it to a policy (the per-field space for `source-space`)."""
         from dmix_gym.wrappers import CollapseDomains
 
-        env = gym.make("DataMix-v0", scenario=self.make_scenario().to_dict(), data_dir=data_dir, cache_dir=cache_dir,
-                       device=device, progress=False)
         return CollapseDomains(env, to="source") if self.space == "source" else env
 
 

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
 
 from dmix_gym.errors import ConfigError, MissingFileError
-from dmix_gym.policy import Episode, Policy, rollout
+from dmix_gym.policy import Episode, Policy, rollout, rollout_vector
 from dmix_gym.utils.paths import resolve_cache_dir
 from dmix_gym.utils.pool import JobFailed, run_jobs
+from dmix_gym.vector import auto_vector
 
 from .official import load_official, open_store
 from .protocol import DEFAULT_PROTOCOL, Protocol, Task, get_protocol
@@ -60,7 +62,7 @@ def run_episode(policy: Policy, task: Task, seed: int, stats, data_dir=None, cac
     return episode_record(rollout(policy, env, seed=seed), stats, _source_domains(env))
 
 
-_WORKER: dict[str, Any] = {"envs": {}, "policies": {}}
+_WORKER: dict[str, Any] = {"envs": {}, "venvs": {}, "policies": {}}
 
 
 def _loaded(policy: Policy | str) -> Policy:
@@ -72,34 +74,61 @@ def _loaded(policy: Policy | str) -> Policy:
     return _WORKER["policies"][policy]
 
 
-def _episode_job(policy: Policy | str, task: Task, seed: int, stats, data_dir, cache_dir) -> dict[str, Any]:
-    """One episode, in this process or a pool worker; envs are built once per task and process."""
-    envs = _WORKER["envs"]
-    if task not in envs:
-        envs[task] = task.make_env(data_dir, cache_dir)
-    return run_episode(_loaded(policy), task, seed, stats, env=envs[task])
+def _fresh(policy: Policy | str) -> Policy:
+    """A policy object of its own, for one sub-env of a vector env (policies keep per-episode state)."""
+    return resolve_policy(policy)[0] if isinstance(policy, str) else copy.deepcopy(policy)
+
+
+def _episodes_job(policies: list[Policy | str], task: Task, seeds: list[int], stats, data_dir, cache_dir,
+                  vector: int) -> list[dict[str, Any]]:
+    """A chunk of one task's episodes, in this process or a pool worker: one at a time on the task's env
+    (`vector` 0), or all at once on its K-proxy vector env. Envs are built once per task and process."""
+    if not vector:
+        envs = _WORKER["envs"]
+        if task not in envs:
+            envs[task] = task.make_env(data_dir, cache_dir)
+        return [run_episode(_loaded(policy), task, seed, stats, env=envs[task]) for policy, seed in zip(policies, seeds)]
+    venvs = _WORKER["venvs"]
+    if (task, vector) not in venvs:
+        venvs[task, vector] = task.make_vector_env(vector, data_dir, cache_dir)
+    venv, spare = venvs[task, vector], vector - len(seeds)
+    # A short chunk fills its spare proxies with copies of its first episode, discarded.
+    episodes = rollout_vector([_fresh(p) for p in list(policies) + [policies[0]] * spare], venv,
+                              list(seeds) + [seeds[0]] * spare, wrap=task.wrap)
+    source = _source_domains(venv.unwrapped.envs[0])
+    return [episode_record(episode, stats, source) for episode in episodes[: len(seeds)]]
 
 
 def run_episodes(jobs: list[tuple[Policy | str, Task, int]], stats, envs: dict[str, Any], workers: int, data_dir=None,
-                 cache_dir=None) -> Iterator[tuple[int, dict[str, Any]]]:
+                 cache_dir=None, vector: int = 0) -> Iterator[tuple[int, dict[str, Any]]]:
     """Run (policy, task, seed) episodes on the worker pool; yield (job index, record) as each ends.
 
+    `vector` K > 0: a task's episodes run K at a time, their proxies trained together (`rollout_vector`).
     `envs` (task name -> env) are the ones this process built already; pool workers build their own.
     """
     _WORKER["envs"].update({task: envs[task.name] for _, task, _ in jobs if task.name in envs})
+    chunks: list[list[int]] = []
+    for index, (_, task, _) in enumerate(jobs):  # consecutive episodes of one task, up to K of them
+        if chunks and vector and len(chunks[-1]) < vector and jobs[chunks[-1][0]][1] == task:
+            chunks[-1].append(index)
+        else:
+            chunks.append([index])
+    work = [([jobs[i][0] for i in chunk], jobs[chunk[0]][1], [jobs[i][2] for i in chunk], stats, data_dir, cache_dir,
+             vector) for chunk in chunks]
     try:
-        yield from run_jobs(_episode_job, [(policy, task, seed, stats, data_dir, cache_dir) for policy, task, seed in jobs],
-                            workers)
+        for c, records in run_jobs(_episodes_job, work, workers):
+            yield from zip(chunks[c], records)
     except JobFailed as failure:
-        _, task, seed = jobs[failure.index]
+        _, task, seed = jobs[chunks[failure.index][0]]
         raise EpisodeFailure(task, seed, failure.error) from failure.error
 
 
 def compute_references(protocol: Protocol, store: Store, data_dir=None, cache_dir=None, progress: bool = True,
-                       workers: int = 1) -> None:
+                       workers: int = 1, vector: int | None = None) -> None:
     """ref_min (random mixtures) and ref_max (best static target share of the grid) of every task lacking them.
 
     Each reference episode is stored as it ends, so an interrupted computation resumes where it stopped.
+    `vector` K > 0: K episodes of a task at a time on a vector env (None: `auto_vector()`, batched on a GPU).
     """
     from tqdm.auto import tqdm
 
@@ -118,11 +147,12 @@ def compute_references(protocol: Protocol, store: Store, data_dir=None, cache_di
         if pending:
             refuse_frozen(protocol)
             stats = stats or feedback_stats(protocol)
-            envs = {task.name: task.make_env(data_dir, cache_dir)}  # builds data and base checkpoint once, before any worker
+            # builds data and base checkpoint once, before any worker
+            envs = {task.name: task.make_env(data_dir, cache_dir, progress=progress)}
             bar = tqdm(total=len(jobs), initial=len(jobs) - len(pending), desc=f"references {task.name}", unit="episode",
                        disable=not progress)
             for index, record in run_episodes([(p, task, seed) for _, p, seed in pending], stats, envs, workers, data_dir,
-                                          cache_dir):
+                                              cache_dir, auto_vector() if vector is None else vector):
                 label, _, seed = pending[index]
                 store.add_reference_episode(protocol.version, task.name, label, seed, record["balanced"])
                 bar.update(1)
@@ -148,8 +178,12 @@ def refuse_frozen(protocol: Protocol) -> None:
 
 
 def submit(spec: str, name: str, protocol_version: str = DEFAULT_PROTOCOL, db: str | Path | None = None, data_dir=None,
-           cache_dir=None, workers: int = 1, progress: bool = True) -> str:
-    """Run `spec` through the protocol (resuming a crashed run) and store its results; return 'done' or 'failed'."""
+           cache_dir=None, workers: int = 1, progress: bool = True, vector: int | None = None) -> str:
+    """Run `spec` through the protocol (resuming a crashed run) and store its results; return 'done' or 'failed'.
+
+    `vector` K > 0: each task's episodes run K at a time, their proxies trained together on a vector env
+    (None: `auto_vector()`, batched on a GPU only); each episode is still stored as it ends.
+    """
     from tqdm.auto import tqdm
 
     protocol = get_protocol(protocol_version)
@@ -167,13 +201,14 @@ def submit(spec: str, name: str, protocol_version: str = DEFAULT_PROTOCOL, db: s
     envs: dict[str, Any] = {}
     try:
         for task in protocol.tasks:
-            env = envs[task.name] = task.make_env(data_dir, cache_dir)
+            env = envs[task.name] = task.make_env(data_dir, cache_dir, progress=progress)
             policy.prepare(env, progress=progress)  # one-off fits run here once, so workers find them cached
             compute[task.name] = policy.compute()
             pending += [(task, seed) for seed in task.seeds if (task.name, seed) not in done]
         bar = tqdm(total=len(pending), desc=f"{name} on {protocol.version}", unit="episode", disable=not progress)
         jobs = [(policy if workers <= 1 else spec, task, seed) for task, seed in pending]
-        for index, record in run_episodes(jobs, stats, envs, workers, data_dir, cache_dir):
+        vector = auto_vector() if vector is None else vector
+        for index, record in run_episodes(jobs, stats, envs, workers, data_dir, cache_dir, vector):
             task, seed = pending[index]
             store.add_episode(name, protocol.version, task.name, seed, **record)
             bar.update(1)

@@ -164,6 +164,18 @@ def test_parallel_submission_matches_sequential(tiny_protocol, tiny_data, tmp_pa
     assert scores("one") == pytest.approx(scores("two"))
 
 
+def test_vector_submission_matches_one_episode_at_a_time(tiny_protocol, tiny_data, tmp_path):
+    """K episodes of a task trained together (short chunks padded, the per-field task wrapped) score as run alone."""
+    db = tmp_path / "lb.sqlite"
+    store = Store(db)
+    assert run("baseline:dbl", "alone", tiny_protocol, tiny_data, db, vector=0) == "done"
+    assert run("baseline:dbl", "batched", tiny_protocol, tiny_data, db, vector=2) == "done"
+    def scores(name):
+        return {(e["task"], e["seed"]): e["balanced"] for e in store.episodes(tiny_protocol.version, name)}
+    assert scores("batched").keys() == scores("alone").keys()
+    assert scores("batched") == pytest.approx(scores("alone"), abs=1e-3)  # batched float rounding (test_vector.py)
+
+
 def test_resubmission_replaces_and_never_duplicates(tiny_protocol, tiny_data, tmp_path):
     db = tmp_path / "lb.sqlite"
     store = Store(db)

@@ -1,5 +1,7 @@
 """The native vector env and the stacked proxies behind it: each sub-env is the single env, batched."""
 
+import dataclasses
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -73,7 +75,8 @@ def test_a_bad_action_in_one_sub_env_names_it_and_changes_nothing():
     np.testing.assert_allclose(again, expected, atol=TOLERANCE)
 
 
-def test_stacked_proxies_train_like_separate_ones_and_an_inactive_proxy_stays_put():
+@pytest.mark.parametrize("group", [None, 1, 2])  # all K proxies per pass; one; two (the idle proxy's group skipped)
+def test_stacked_proxies_train_like_separate_ones_and_an_inactive_proxy_stays_put(group):
     scenario = make_scenario("general-math", "smoke")
     config = llama_config(scenario.model, 512, 64, pad_id=0, eos_id=1)
     singles = [build_model(config, seed, torch.device("cpu")) for seed in range(3)]
@@ -81,7 +84,7 @@ def test_stacked_proxies_train_like_separate_ones_and_an_inactive_proxy_stays_pu
     for k, model in enumerate(singles):
         stacked.load_slot(k, model.state_dict())
     trainers = [ProxyTrainer(model, scenario.train, 8, scenario.train.lr) for model in singles]
-    batched = StackedTrainer(stacked, scenario.train, 8, scenario.train.lr)
+    batched = StackedTrainer(stacked, scenario.train, 8, scenario.train.lr, group)
     frozen = stacked.slot_state(2)
     generator = torch.Generator().manual_seed(0)
     active = torch.tensor([True, True, False])
@@ -117,3 +120,43 @@ def test_sub_envs_from_random_weights_start_like_the_single_env():
             np.testing.assert_allclose(batch_obs[k], single_obs, atol=TOLERANCE)
             assert batch_reward[k] == pytest.approx(single_reward, abs=TOLERANCE)
     assert not np.allclose(obs[0], obs[1])  # two seeds, two random starts
+
+
+def test_rollout_vector_gives_each_policy_its_rollout_episode_through_wrappers_and_other_domain_spaces():
+    """The leaderboard's batched episodes: a task wrapper (the per-field space) and a policy of another space
+    (bridged by adapt_env) act on each sub-env exactly as `rollout` has them act on the single env."""
+    from baselines.static import TargetShare
+    from dmix_gym.policy import rollout, rollout_vector
+    from dmix_gym.wrappers import CollapseDomains
+
+    def per_field(env):
+        return CollapseDomains(env, to="source")
+
+    venv = gym.make_vec("DataMix-v0", num_envs=2, preset="smoke", progress=False)
+    fine = venv.unwrapped.envs[0].domain_space
+
+    def policies():
+        plain, bridged = TargetShare(0.3), TargetShare(0.7)
+        bridged.domain_space = dataclasses.replace(fine, names=tuple(f"other-{n}" for n in fine.names))  # another space
+        return [plain, bridged]
+
+    batched = rollout_vector(policies(), venv, [21, 22], wrap=per_field)
+    for policy, seed, episode in zip(policies(), (21, 22), batched):
+        alone = rollout(policy, per_field(gym.make("DataMix-v0", preset="smoke", progress=False)), seed=seed)
+        assert episode.domains == alone.domains and len(episode.rewards) == len(alone.rewards)
+        np.testing.assert_allclose(episode.mixtures, alone.mixtures, atol=1e-12)
+        np.testing.assert_allclose(episode.observations, alone.observations, atol=TOLERANCE)
+        np.testing.assert_allclose(episode.feedback, alone.feedback, atol=TOLERANCE)
+    assert not np.allclose(batched[0].final_feedback, batched[1].final_feedback)
+    with pytest.raises(ValueError, match="one policy object per sub-env"):
+        plain = TargetShare(0.5)
+        rollout_vector([plain, plain], venv, [1, 2])
+
+
+def test_cpu_training_passes_keep_their_logits_in_cache_and_a_gpu_trains_all_proxies_at_once():
+    from dmix_gym.stacked import CPU_LOGITS_PER_PASS, default_slot_group
+
+    assert default_slot_group("cuda", 10**9) is None
+    assert default_slot_group("cpu", 16 * 128 * 4096) == 1  # the cpu preset's micro-batch logits: one proxy per pass
+    assert default_slot_group("cpu", 16 * 64 * 512) == 16  # smoke's
+    assert default_slot_group("cpu", CPU_LOGITS_PER_PASS * 4) == 1  # never fewer than one
