@@ -120,9 +120,7 @@ def run_episode(env, planned: PlannedEpisode) -> dict[str, np.ndarray]:
 
 def run_episodes_vector(venv, chunk: list[PlannedEpisode]) -> list[dict[str, np.ndarray]]:
     """`run_episode` for up to K planned episodes at once on a K-proxy `DataMixVectorEnv`."""
-    k = venv.unwrapped.num_envs
-    padded = chunk + [chunk[0]] * (k - len(chunk))  # a short last chunk fills its spare proxies with a copy, discarded
-    episodes = rollout_vector([_replay(e) for e in padded], venv, [e.seed for e in padded])
+    episodes = rollout_vector([_replay(e) for e in chunk], venv, [e.seed for e in chunk])
     return [episode_arrays(episode, planned) for episode, planned in zip(episodes, chunk)]
 
 

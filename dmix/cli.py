@@ -116,6 +116,12 @@ def env_episode(
         raise
 
 
+def _check_vector(vector: int | None) -> None:
+    """`--vector`: None (the device's default) or a number of proxies, 0 meaning one at a time."""
+    if vector is not None and vector < 0:
+        raise typer.BadParameter(f"must be 0 or more, got {vector}", param_hint="--vector")
+
+
 @app.command("collect")
 def collect_cmd(
     scenario: Scenario = "general-math",
@@ -137,8 +143,7 @@ def collect_cmd(
     from .pipeline import collect_trajectories
 
     levels = tuple(int(q) for q in qualities.split(","))
-    if vector is not None and vector < 0:
-        raise typer.BadParameter(f"must be 0 or more, got {vector}", param_hint="--vector")
+    _check_vector(vector)
     collect_trajectories(scenario, preset, trajectories, levels, name, workers, backend, seed, publish, overwrite, data_dir,
                          cache_dir, vector)
 
@@ -319,8 +324,7 @@ def leaderboard_submit(
     """Run a policy through every task and seed of the protocol (resumable) and store its results."""
     from .pipeline import submit_to_leaderboard
 
-    if vector is not None and vector < 0:
-        raise typer.BadParameter(f"must be 0 or more, got {vector}", param_hint="--vector")
+    _check_vector(vector)
     path = _db(db, cache_dir)
     status = submit_to_leaderboard(policy, name, _checked_protocol(protocol), path, workers, data_dir, cache_dir, vector)
     print_leaderboard(protocol, path)

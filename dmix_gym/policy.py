@@ -6,6 +6,7 @@ far (`act`), and returns the next mixture: a point on the simplex over the env's
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from abc import ABC, abstractmethod
@@ -224,7 +225,7 @@ def rollout_vector(policies: list[Policy], venv, seeds: list[int], progress: boo
                    wrap: Callable[[Any], Any] | None = None) -> list[Episode]:
     """Run policy k for one episode of sub-env k of a `DataMixVectorEnv`, all at once: the episodes `rollout` gives
     each policy alone on `wrap(env)` with the same seed (up to float rounding), in one batched training and
-    evaluation per step.
+    evaluation per step. Fewer policies than sub-envs fill the spare ones with copies of the first, discarded.
 
     `wrap` (e.g. a task's `CollapseDomains`) and a policy of another domain space (`adapt_env`) are applied to
     each sub-env's actions and observations as `rollout` applies them. A sub-env whose episode ended waits (its
@@ -234,10 +235,13 @@ def rollout_vector(policies: list[Policy], venv, seeds: list[int], progress: boo
     from tqdm.auto import tqdm
 
     base = venv.unwrapped
-    if not (len(policies) == len(seeds) == base.num_envs):
+    if not (0 < len(policies) == len(seeds) <= base.num_envs):
         raise ValueError(f"{len(policies)} policies and {len(seeds)} seeds for {base.num_envs} sub-envs")
     if len({id(p) for p in policies}) < len(policies):
         raise ValueError("rollout_vector needs one policy object per sub-env (policies keep per-episode state)")
+    wanted, spare = len(policies), base.num_envs - len(policies)
+    policies = list(policies) + [copy.deepcopy(policies[0]) for _ in range(spare)]
+    seeds = list(seeds) + [seeds[0]] * spare
     views = [adapt_env(wrap(env) if wrap else env, policy) for policy, env in zip(policies, base.envs)]
     bridges = [_bridges(view, env) for view, env in zip(views, base.envs)]
     infos_of = [ScenarioInfo.from_env(view) for view in views]
@@ -270,7 +274,7 @@ def rollout_vector(policies: list[Policy], venv, seeds: list[int], progress: boo
             bar.update(1)
     share = (time.perf_counter() - started) / len(policies)
     return [_episode(p, int(seed), info.domain_space, h, m, r, bool(e[0]), bool(e[1]), share)
-            for p, seed, info, h, m, r, e in zip(policies, seeds, infos_of, histories, mixtures, rewards, ended)]
+            for p, seed, info, h, m, r, e in zip(policies, seeds, infos_of, histories, mixtures, rewards, ended)][:wanted]
 
 
 def _bridges(view, env) -> list:

@@ -76,7 +76,7 @@ def _loaded(policy: Policy | str) -> Policy:
 
 def _fresh(policy: Policy | str) -> Policy:
     """A policy object of its own, for one sub-env of a vector env (policies keep per-episode state)."""
-    return resolve_policy(policy)[0] if isinstance(policy, str) else copy.deepcopy(policy)
+    return copy.deepcopy(_loaded(policy))
 
 
 def _episodes_job(policies: list[Policy | str], task: Task, seeds: list[int], stats, data_dir, cache_dir,
@@ -91,21 +91,21 @@ def _episodes_job(policies: list[Policy | str], task: Task, seeds: list[int], st
     venvs = _WORKER["venvs"]
     if (task, vector) not in venvs:
         venvs[task, vector] = task.make_vector_env(vector, data_dir, cache_dir)
-    venv, spare = venvs[task, vector], vector - len(seeds)
-    # A short chunk fills its spare proxies with copies of its first episode, discarded.
-    episodes = rollout_vector([_fresh(p) for p in list(policies) + [policies[0]] * spare], venv,
-                              list(seeds) + [seeds[0]] * spare, wrap=task.wrap)
+    venv = venvs[task, vector]
+    episodes = rollout_vector([_fresh(p) for p in policies], venv, list(seeds), wrap=task.wrap)
     source = _source_domains(venv.unwrapped.envs[0])
-    return [episode_record(episode, stats, source) for episode in episodes[: len(seeds)]]
+    return [episode_record(episode, stats, source) for episode in episodes]
 
 
 def run_episodes(jobs: list[tuple[Policy | str, Task, int]], stats, envs: dict[str, Any], workers: int, data_dir=None,
-                 cache_dir=None, vector: int = 0) -> Iterator[tuple[int, dict[str, Any]]]:
+                 cache_dir=None, vector: int | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
     """Run (policy, task, seed) episodes on the worker pool; yield (job index, record) as each ends.
 
-    `vector` K > 0: a task's episodes run K at a time, their proxies trained together (`rollout_vector`).
-    `envs` (task name -> env) are the ones this process built already; pool workers build their own.
+    `vector` K > 0: a task's episodes run K at a time, their proxies trained together (`rollout_vector`);
+    None: `auto_vector()`, batched on a GPU only. `envs` (task name -> env) are the ones this process built
+    already; pool workers build their own.
     """
+    vector = auto_vector() if vector is None else vector
     _WORKER["envs"].update({task: envs[task.name] for _, task, _ in jobs if task.name in envs})
     chunks: list[list[int]] = []
     for index, (_, task, _) in enumerate(jobs):  # consecutive episodes of one task, up to K of them
@@ -152,7 +152,7 @@ def compute_references(protocol: Protocol, store: Store, data_dir=None, cache_di
             bar = tqdm(total=len(jobs), initial=len(jobs) - len(pending), desc=f"references {task.name}", unit="episode",
                        disable=not progress)
             for index, record in run_episodes([(p, task, seed) for _, p, seed in pending], stats, envs, workers, data_dir,
-                                              cache_dir, auto_vector() if vector is None else vector):
+                                              cache_dir, vector):
                 label, _, seed = pending[index]
                 store.add_reference_episode(protocol.version, task.name, label, seed, record["balanced"])
                 bar.update(1)
@@ -207,7 +207,6 @@ def submit(spec: str, name: str, protocol_version: str = DEFAULT_PROTOCOL, db: s
             pending += [(task, seed) for seed in task.seeds if (task.name, seed) not in done]
         bar = tqdm(total=len(pending), desc=f"{name} on {protocol.version}", unit="episode", disable=not progress)
         jobs = [(policy if workers <= 1 else spec, task, seed) for task, seed in pending]
-        vector = auto_vector() if vector is None else vector
         for index, record in run_episodes(jobs, stats, envs, workers, data_dir, cache_dir, vector):
             task, seed = pending[index]
             store.add_episode(name, protocol.version, task.name, seed, **record)
