@@ -71,6 +71,13 @@ class Store:
             done = db.execute("SELECT task, seed FROM episodes WHERE name=? AND protocol=?", (name, protocol)).fetchall()
         return {(r["task"], r["seed"]) for r in done}
 
+    def finished(self, name: str, protocol: str, fingerprint: str) -> bool:
+        """Whether this very policy's submission already ended with every episode stored."""
+        with self._connect() as db:
+            row = db.execute("SELECT fingerprint, status FROM submissions WHERE name=? AND protocol=?",
+                             (name, protocol)).fetchone()
+        return row is not None and row["fingerprint"] == fingerprint and row["status"] == "done"
+
     def add_episode(self, name: str, protocol: str, task: str, seed: int, final_feedback: list[float], balanced: float,
                     episode_return: float, source_tokens: int, seconds: float, trace: dict[str, Any]) -> None:
         with self._connect() as db:

@@ -194,6 +194,8 @@ def submit(spec: str, name: str, protocol_version: str = DEFAULT_PROTOCOL, db: s
     except Exception as error:  # an import error, a missing or corrupt file: recorded, nothing else touched
         store.record_failure(name, protocol.version, spec, f"policy did not load: {type(error).__name__}: {error}")
         return "failed"
+    if store.finished(name, protocol.version, fingerprint):  # a re-run of a finished row builds nothing
+        return "done"
     stats = feedback_stats(protocol)
     done = store.begin(name, protocol.version, spec, fingerprint)
     compute: dict[str, Any] = {}

@@ -209,7 +209,7 @@ def test_failing_submissions_are_recorded_without_damage(tiny_protocol, tiny_dat
     assert names[0] == "good" and set(names[1:]) == {"ghost", "broken"}
 
 
-def test_a_crashed_submission_resumes(tiny_protocol, tiny_data, tmp_path):
+def test_a_crashed_submission_resumes(tiny_protocol, tiny_data, tmp_path, monkeypatch):
     db = tmp_path / "lb.sqlite"
     store = Store(db)
     # A run that died after one episode: the submission is 'running' with that episode stored.
@@ -222,6 +222,11 @@ def test_a_crashed_submission_resumes(tiny_protocol, tiny_data, tmp_path):
     assert len(episodes) == 5
     kept = [e for e in episodes if e["task"] == "in-distribution" and e["seed"] == EVAL_SEED_BASE][0]
     assert kept["trace"] == {"marker": True} and kept["seconds"] == 9.87  # not re-run
+    # Re-running the finished row builds no env (no data, no base proxy) and keeps its compute.
+    compute = store.submissions(tiny_protocol.version)[0]["compute"]
+    monkeypatch.setattr(protocol_module.Task, "make_env", lambda *a, **k: pytest.fail("a finished row built an env"))
+    assert run("baseline:uniform", "resumed", tiny_protocol, tiny_data, db) == "done"
+    assert compute is not None and store.submissions(tiny_protocol.version)[0]["compute"] == compute
 
 
 def test_unknown_protocol_is_named():
