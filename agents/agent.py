@@ -19,6 +19,9 @@ from .networks import AgentConfig, MixingNet
 FORMAT = "dmix-agent/3"
 
 
+COMPUTE_KEYS = ("algo", "dataset", "train_seconds", "dataset_transitions", "device")  # what the leaderboard charges
+
+
 class TransformerAgent(Policy):
     """Acts with a `MixingNet` over the last `window` state tokens of the episode."""
 
@@ -66,8 +69,7 @@ class TransformerAgent(Policy):
         return p / p.sum()
 
     def compute(self) -> dict[str, Any]:
-        keys = ("algo", "dataset", "train_seconds", "dataset_transitions")
-        return {k: self.meta[k] for k in keys if k in self.meta}
+        return {k: self.meta[k] for k in COMPUTE_KEYS if k in self.meta}
 
     def save(self, path: str | Path) -> Path:
         """Write the agent atomically to one file (torch format)."""
@@ -94,3 +96,10 @@ class TransformerAgent(Policy):
         net.load_state_dict(payload["state_dict"])
         return cls(net, space, np.array(payload["feedback_mean"]), np.array(payload["feedback_std"]), payload["name"],
                    payload["meta"])
+
+
+def device_label(device: str | bool) -> str:
+    """The device a training ran on, as the leaderboard charges it: the GPU's name, or the CPU and its threads."""
+    if device is False or str(device).startswith("cpu"):
+        return f"CPU ({torch.get_num_threads()} threads)"
+    return torch.cuda.get_device_name(torch.device(device))

@@ -30,6 +30,7 @@ from dmix_gym.policy import History, Policy, ScenarioInfo
 from dmix_gym.scenario import Scenario
 from dmix_gym.utils.atomic import atomic_path, write_json
 
+from .agent import COMPUTE_KEYS, device_label
 from .features import check_reward, from_unit, reward_weights, to_unit, tokens
 from .offline import OfflineData
 from .offline_rl import d3rlpy, resolve_device  # d3rlpy imported quietly there
@@ -119,7 +120,7 @@ class DTAgent(Policy):
         return p / p.sum()
 
     def compute(self) -> dict[str, Any]:
-        return {k: self.meta[k] for k in ("algo", "dataset", "train_seconds", "dataset_transitions") if k in self.meta}
+        return {k: self.meta[k] for k in COMPUTE_KEYS if k in self.meta}
 
     def save(self, path: str | Path) -> Path:
         """`path` (.json) and the d3rlpy model beside it (.d3), each written atomically."""
@@ -185,7 +186,8 @@ def train_dt(data: OfflineData, out: str | Path, settings: DTSettings = DTSettin
     target = settings.target_return if settings.target_return is not None else float(returns.max())
     agent = DTAgent(algo, data.domain_space, data.feedback_mean, data.feedback_std, settings, target,
                     meta={"algo": "dt", "dataset": data.dataset_id, "scenario": data.scenario,
-                          "train_seconds": round(seconds, 2), "dataset_transitions": len(data)})
+                          "train_seconds": round(seconds, 2), "dataset_transitions": len(data),
+                          "device": device_label(resolve_device(settings.device))})
     agent.save(out / "dt.json")
     metrics = {**settings_json, "transitions": len(data), "seconds": round(seconds, 2), "steps": done,
                "target_return": target, "best_logged_return": float(returns.max())}

@@ -39,7 +39,7 @@ from dmix_gym.errors import ConfigError
 from dmix_gym.utils.atomic import atomic_path, write_json
 
 from . import features
-from .agent import FORMAT, TransformerAgent
+from .agent import FORMAT, TransformerAgent, device_label
 from .features import to_unit
 from .networks import MixingNet, StateActionEncoder, WindowEncoder
 from .offline import OfflineData
@@ -259,7 +259,7 @@ def _trained(algo, init: TransformerAgent, settings: RLSettings, data: OfflineDa
     agent = agent_from_actor(algo, init, settings)
     agent.meta = {"algo": settings.algo, "steps": steps, "reward": settings.reward, "dataset": data.dataset_id, "scenario": data.scenario,
                   "init": init.meta.get("algo"), "train_seconds": round(seconds + init.meta.get("train_seconds", 0.0), 2),
-                  "dataset_transitions": len(data)}
+                  "dataset_transitions": len(data), "device": device_label(resolve_device(settings.device))}
     return agent
 
 

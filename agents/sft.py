@@ -19,7 +19,7 @@ import torch
 from dmix_gym.errors import ConfigError
 from dmix_gym.utils.atomic import atomic_path, write_json
 
-from .agent import FORMAT, TransformerAgent
+from .agent import FORMAT, TransformerAgent, device_label
 from .networks import AgentConfig
 from .offline import OfflineData
 
@@ -120,7 +120,7 @@ def train_sft(data: OfflineData, out: str | Path, agent_config: AgentConfig = Ag
         "final": history[-1] if history else None, "history": history,
     }
     agent.meta = {"algo": "sft", "dataset": data.dataset_id, "scenario": data.scenario, "train_seconds": round(seconds, 2),
-                  "dataset_transitions": len(data)}
+                  "dataset_transitions": len(data), "device": device_label("cpu")}
     agent.save(out / "sft.pt")
     write_json(out / "sft-metrics.json", metrics)
     return agent, metrics

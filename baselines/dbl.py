@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -63,6 +63,7 @@ class DBL(Policy):
     def __init__(self, config: DBLConfig = DBLConfig()):
         self.config = config
         self.references: dict[str, np.ndarray] = {}
+        self.reference_runs: dict[str, dict] = {}  # the cached reference run of each scenario prepared
 
     def _key(self, info: ScenarioInfo) -> str:
         return scenario_key(info, seed=self.config.reference_seed)
@@ -74,6 +75,13 @@ class DBL(Policy):
         if key not in self.references:
             saved = cached(env, "dbl-reference", key, lambda: self._reference_run(env.unwrapped, progress))
             self.references[key] = np.asarray(saved["reference"])
+            self.reference_runs[key] = saved
+
+    def compute(self) -> dict[str, Any]:
+        """The Naive reference episodes its references cost, one per scenario prepared."""
+        runs = self.reference_runs.values()
+        return {"proxy_runs": len(runs), "tokens": sum(r["naive_tokens"] for r in runs),
+                "proxy_seconds": round(sum(r["naive_seconds"] for r in runs), 2)}
 
     def _reference_run(self, env, progress: bool) -> dict:
         """A Naive episode: the base model's losses at reset, the target-trained model's at the end."""

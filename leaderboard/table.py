@@ -66,19 +66,52 @@ def score_cell(row: Row, task: str) -> str:
     return f"{score[0]:.1f} ± {score[1]:.1f}" + ("" if "normalised" in stats else "*")
 
 
+def one_off_compute(compute: dict[str, dict[str, Any]] | None) -> dict[str, Any]:
+    """What a submission spent before acting, over all its tasks.
+
+    Each task's entry is what the policy had spent once that task was prepared (cached fits counted once,
+    training once), so numbers take their largest value rather than their sum.
+    """
+    total: dict[str, Any] = {}
+    for spent in (compute or {}).values():
+        for key, value in spent.items():
+            if isinstance(value, (int, float)):
+                total[key] = max(total.get(key, value), value)
+            else:
+                total.setdefault(key, value)
+    return total
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
+
+
+def compute_cell(row: Row) -> str:
+    """One-off compute in words: an agent's training, a baseline's proxy runs, or none (online policies)."""
+    if row.compute is None:
+        return "–"
+    spent = one_off_compute(row.compute)
+    parts = []
+    if "train_seconds" in spent:
+        parts.append(f"training {_duration(spent['train_seconds'])}" + (f" on {spent['device']}" if "device" in spent else ""))
+    if spent.get("proxy_runs"):
+        parts.append(f"{spent['proxy_runs']:.0f} proxy runs, {_duration(spent.get('proxy_seconds', 0))}")
+    return "; ".join(parts) or "none"
+
+
 def _number(value: float, fmt: str) -> str:
     return fmt.format(value) if np.isfinite(value) else "–"
 
 
 def table_cells(rows: list[Row], tasks: list[str]) -> tuple[list[str], list[list[str]]]:
     """The ranked table as text: its header and one row of cells per submission (what show, report and markdown print)."""
-    header = ["#", "submission", "overall", "IQM [95% CI]", *tasks, "source tokens", "status"]
+    header = ["#", "submission", "overall", "IQM [95% CI]", *tasks, "source tokens", "one-off compute", "status"]
     body = []
     for rank, row in enumerate(rows, 1):
         status = row.status if row.status != "failed" else f"failed: {row.reason}"
         interval = (f"{row.iqm[0]:.1f} [{row.iqm[1]:.1f}, {row.iqm[2]:.1f}]" if np.isfinite(row.iqm[0]) else "–")
         body.append([str(rank) if row.status == "done" else "", row.name, _number(row.overall, "{:.1f}"), interval,
-                     *[score_cell(row, t) for t in tasks], _number(row.source_tokens, "{:,.0f}"), status])
+                     *[score_cell(row, t) for t in tasks], _number(row.source_tokens, "{:,.0f}"), compute_cell(row), status])
     return header, body
 
 

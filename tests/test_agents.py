@@ -214,6 +214,7 @@ def test_offline_rl_learns_a_planted_reward(tiny_offline, tmp_path, algo):
     # The trained actor is a TransformerAgent again, and saved.
     loaded = TransformerAgent.load(tmp_path / f"{algo}.pt")
     assert loaded.meta["algo"] == algo
+    assert loaded.compute()["device"].startswith("CPU") and loaded.compute()["train_seconds"] > 0  # charged on the board
     with torch.no_grad():
         assert torch.allclose(loaded.net.mixture(torch.from_numpy(states)), agent.net.mixture(torch.from_numpy(states)))
     # Each epoch's actor is kept for model selection; the last one is the final agent.

@@ -142,8 +142,9 @@ def test_every_baseline_acts_on_the_simplex_in_the_env(tiny_data):
     assert laws["compute"]["proxy_runs"] == 5 and np.isfinite(laws["heldout_error"])
     doremi = policies["doremi"].fit_result
     assert doremi["compute"]["proxy_runs"] == 2 and np.isclose(sum(doremi["mixture"]), 1)
-    for name in ("regmix", "mixing-laws", "doremi"):  # one-off work is charged to the policy
+    for name in ("regmix", "mixing-laws", "doremi", "dbl"):  # one-off work is charged to the policy
         assert policies[name].compute()["tokens"] > 0, name
+    assert policies["dbl"].compute()["proxy_runs"] == 1  # its Naive reference episode
     # A second RegMix reads the cached fit instead of re-running its proxies.
     again = small("regmix")
     again.prepare(env, progress=False)

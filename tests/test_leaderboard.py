@@ -51,6 +51,19 @@ def test_normalised_score_arithmetic():
     assert mean_std([1.0, 3.0]) == (2.0, 1.0)
 
 
+def test_one_off_compute_counts_a_shared_cost_once():
+    from leaderboard.table import Row, compute_cell
+
+    agent = {"algo": "cql", "train_seconds": 826.0, "device": "CPU (2 threads)"}
+    assert compute_cell(Row("a", "done", None, compute={"t1": agent, "t2": agent})) == "training 14 min on CPU (2 threads)"
+    # A fitted baseline's entries grow as tasks add fits; a fit shared by two tasks is in both.
+    fits = {"t1": {"proxy_runs": 64, "proxy_seconds": 1800.0}, "t2": {"proxy_runs": 64, "proxy_seconds": 1800.0},
+            "t3": {"proxy_runs": 128, "proxy_seconds": 9000.0}}
+    assert compute_cell(Row("r", "done", None, compute=fits)) == "128 proxy runs, 2.5 h"
+    assert compute_cell(Row("o", "done", None, compute={"t1": {}, "t2": {}})) == "none"
+    assert compute_cell(Row("x", "running", None)) == "–"
+
+
 @pytest.mark.parametrize("version", sorted(PROTOCOLS))
 def test_protocol_seeds_are_disjoint_from_collection_seeds(version):
     protocol = PROTOCOLS[version]
