@@ -1,4 +1,9 @@
-"""The base checkpoint: the proxy pre-trained once on the source field, cached by config hash."""
+"""The base checkpoint: the proxy pre-trained once on the source field, cached by config hash.
+
+The built-in scenarios' CPU base checkpoints at the `cpu` preset (the `dmix-bench-v1` protocol's tasks) ship
+in the package (`dmix_gym/checkpoints/`), so a fresh machine skips pre-training them; any other is
+pre-trained on first use. `benchmarks/ship_bases.py` writes the shipped ones.
+"""
 
 from __future__ import annotations
 
@@ -63,13 +68,21 @@ def pretrain_base(scenario: Scenario, shards: ShardSet, config, device: torch.de
     return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
 
 
+SHIPPED_BASES = Path(__file__).resolve().parent / "checkpoints"
+
+
+def base_dir(scenario: Scenario, shards: ShardSet, config, device: torch.device, cache_dir: str | Path | None = None) -> Path:
+    """Where this scenario's base checkpoint is cached."""
+    return resolve_cache_dir(cache_dir) / "checkpoints" / f"base-{base_key(scenario, shards, config.vocab_size, device)}"
+
+
 def load_or_pretrain_base(scenario: Scenario, shards: ShardSet, config, device: torch.device,
                           cache_dir: str | Path | None = None, progress: bool = True) -> dict[str, torch.Tensor]:
-    """The cached base checkpoint of this scenario, pre-training (and caching) it on first use."""
-    path = resolve_cache_dir(cache_dir) / "checkpoints" / f"base-{base_key(scenario, shards, config.vocab_size, device)}"
-    weights = path / "model.safetensors"
-    if weights.exists():
-        return load_file(weights)
+    """The cached (or shipped) base checkpoint of this scenario, pre-training (and caching) it on first use."""
+    path = base_dir(scenario, shards, config, device, cache_dir)
+    for weights in (path / "model.safetensors", SHIPPED_BASES / path.name / "model.safetensors"):
+        if weights.exists():
+            return load_file(weights)
     state = pretrain_base(scenario, shards, config, device, progress)
     with atomic_dir(path) as tmp:
         # Tied weights share storage; safetensors wants each tensor once.
