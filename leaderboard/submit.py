@@ -53,6 +53,32 @@ def episode_record(episode: Episode, stats: tuple[np.ndarray, np.ndarray], sourc
     }
 
 
+class BuildMismatch(RuntimeError):
+    """This machine built a task's data or base proxy differently from the machine the stored results came from."""
+
+
+def stored_starts(store: Store, version: str) -> dict[tuple[str, int], list[np.ndarray]]:
+    """The start feedback (before any action) of each stored episode, per (task, seed): what a new one must start from."""
+    starts: dict[tuple[str, int], list[np.ndarray]] = {}
+    for e in store.episodes(version):
+        if e["trace"].get("feedback"):
+            starts.setdefault((e["task"], e["seed"]), []).append(np.asarray(e["trace"]["feedback"][0]))
+    return starts
+
+
+def check_start(task: str, seed: int, record: dict[str, Any], starts: dict[tuple[str, int], list[np.ndarray]],
+                atol: float = 1e-3) -> None:
+    """Refuse an episode whose start differs from a stored one's: its score would not be comparable with theirs."""
+    start = np.asarray(record["trace"]["feedback"][0])
+    for expected in starts.get((task, seed), []):
+        if np.allclose(start, expected, atol=atol):
+            continue
+        raise BuildMismatch(
+            f"task {task} seed {seed} starts from feedback {np.round(start, 4).tolist()} here but from "
+            f"{np.round(expected, 4).tolist()} in the stored results: this machine built the task's data or base proxy "
+            "differently, so its scores are not comparable with the references")
+
+
 def _source_domains(env) -> np.ndarray:
     return np.asarray(env.unwrapped.domain_space.field_of) == 0
 
@@ -209,8 +235,10 @@ def submit(spec: str, name: str, protocol_version: str = DEFAULT_PROTOCOL, db: s
             pending += [(task, seed) for seed in task.seeds if (task.name, seed) not in done]
         bar = tqdm(total=len(pending), desc=f"{name} on {protocol.version}", unit="episode", disable=not progress)
         jobs = [(policy if workers <= 1 else spec, task, seed) for task, seed in pending]
+        starts = stored_starts(store, protocol.version)
         for index, record in run_episodes(jobs, stats, envs, workers, data_dir, cache_dir, vector):
             task, seed = pending[index]
+            check_start(task.name, seed, record, starts)
             store.add_episode(name, protocol.version, task.name, seed, **record)
             bar.update(1)
         bar.close()

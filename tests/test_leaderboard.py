@@ -242,6 +242,26 @@ def test_a_crashed_submission_resumes(tiny_protocol, tiny_data, tmp_path, monkey
     assert compute is not None and store.submissions(tiny_protocol.version)[0]["compute"] == compute
 
 
+def test_a_machine_whose_build_starts_elsewhere_is_refused(tiny_protocol, tiny_data, tmp_path):
+    import json
+    import sqlite3
+
+    db = tmp_path / "lb.sqlite"
+    store = Store(db)
+    assert run("baseline:uniform", "first", tiny_protocol, tiny_data, db) == "done"
+    assert run("baseline:start-state", "same-build", tiny_protocol, tiny_data, db) == "done"
+    # As if "first" had run on a machine whose data or base proxy came out otherwise: its episodes start elsewhere.
+    with sqlite3.connect(db) as con:
+        for task, seed, trace in con.execute("SELECT task, seed, trace FROM episodes WHERE name='first'").fetchall():
+            trace = json.loads(trace)
+            trace["feedback"][0] = [f + 0.05 for f in trace["feedback"][0]]
+            con.execute("UPDATE episodes SET trace=? WHERE name='first' AND task=? AND seed=?", (json.dumps(trace), task, seed))
+    assert run("baseline:naive", "later", tiny_protocol, tiny_data, db) == "failed"
+    reason = {s["name"]: s for s in store.submissions(tiny_protocol.version)}["later"]["reason"]
+    assert "BuildMismatch" in reason and "not comparable" in reason
+    assert store.episodes(tiny_protocol.version, "later") == []  # nothing of it mixed into the table
+
+
 def test_unknown_protocol_is_named():
     with pytest.raises(ValueError, match="dmix-bench-v0"):
         protocol_module.get_protocol("bench-v9")
