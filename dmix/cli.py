@@ -332,6 +332,33 @@ def leaderboard_submit(
         raise typer.Exit(1)
 
 
+@leaderboard_app.command("check-build")
+def leaderboard_check_build(
+    protocol: Protocol = "dmix-bench-v1",
+    db: Db = None,
+    data_dir: DataDir = None,
+    cache_dir: CacheDir = None,
+) -> None:
+    """Whether this machine builds each task's data and base proxy like the official results (their start feedback)."""
+    import numpy as np
+    from rich.table import Table
+
+    from leaderboard.official import open_store
+    from leaderboard.submit import check_build
+
+    version = _checked_protocol(protocol)
+    rows = check_build(_protocol(version), open_store(_db(db, cache_dir), version), data_dir, cache_dir)
+    table = Table(title=f"{version}: start feedback here vs in the stored results")
+    for column in ("task", "here", "stored", "same build"):
+        table.add_column(column)
+    for task, here, stored in rows:
+        same = "–" if stored is None else ("yes" if np.allclose(here, stored, atol=1e-3) else "NO")
+        table.add_row(task, str(np.round(here, 4).tolist()), "–" if stored is None else str(np.round(stored, 4).tolist()), same)
+    console.print(table)
+    if any(stored is not None and not np.allclose(here, stored, atol=1e-3) for _, here, stored in rows):
+        raise typer.Exit(1)
+
+
 @leaderboard_app.command("show")
 def leaderboard_show(
     protocol: Protocol = "dmix-bench-v1",

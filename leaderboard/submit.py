@@ -79,6 +79,18 @@ def check_start(task: str, seed: int, record: dict[str, Any], starts: dict[tuple
             "differently, so its scores are not comparable with the references")
 
 
+def check_build(protocol: Protocol, store: Store, data_dir=None, cache_dir=None,
+                progress: bool = True) -> list[tuple[str, np.ndarray, np.ndarray | None]]:
+    """(task, start feedback on this machine, the stored results' or None) per task: does this machine build like them?"""
+    starts = stored_starts(store, protocol.version)
+    rows = []
+    for task in protocol.tasks:
+        seed = task.seeds[0]
+        _, info = task.make_env(data_dir, cache_dir, progress=progress).reset(seed=seed)
+        rows.append((task.name, np.asarray(info["feedback"], np.float64), starts.get((task.name, seed), [None])[0]))
+    return rows
+
+
 def _source_domains(env) -> np.ndarray:
     return np.asarray(env.unwrapped.domain_space.field_of) == 0
 

@@ -17,7 +17,7 @@ from leaderboard import protocol as protocol_module
 from leaderboard.protocol import EVAL_SEED_BASE, PROTOCOLS, VALIDATION_SEED_BASE, Protocol, Task
 from leaderboard.scores import balanced_score, mean_std, normalised_score
 from leaderboard.store import Store
-from leaderboard.submit import compute_references, submit
+from leaderboard.submit import check_build, compute_references, submit
 from leaderboard.table import ranked
 from tests.helpers import tiny_scenario, tiny_spec
 
@@ -260,6 +260,10 @@ def test_a_machine_whose_build_starts_elsewhere_is_refused(tiny_protocol, tiny_d
     reason = {s["name"]: s for s in store.submissions(tiny_protocol.version)}["later"]["reason"]
     assert "BuildMismatch" in reason and "not comparable" in reason
     assert store.episodes(tiny_protocol.version, "later") == []  # nothing of it mixed into the table
+    # check_build tells it before any episode: this machine's start beside the first stored row's.
+    rows = check_build(tiny_protocol, store, data_dir=str(tiny_data), progress=False)
+    assert [task for task, _, _ in rows] == [t.name for t in tiny_protocol.tasks]
+    assert all(stored is not None and np.allclose(here + 0.05, stored, atol=1e-3) for _, here, stored in rows)
 
 
 def test_unknown_protocol_is_named():
