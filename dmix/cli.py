@@ -351,11 +351,11 @@ def leaderboard_check_build(
     table = Table(title=f"{version}: start feedback here vs in the stored results")
     for column in ("task", "here", "stored", "same build"):
         table.add_column(column)
-    for task, here, stored in rows:
-        same = "–" if stored is None else ("yes" if np.allclose(here, stored, atol=1e-3) else "NO")
-        table.add_row(task, str(np.round(here, 4).tolist()), "–" if stored is None else str(np.round(stored, 4).tolist()), same)
+    for task, here, stored, same in rows:
+        table.add_row(task, str(np.round(here, 4).tolist()), "–" if stored is None else str(np.round(stored, 4).tolist()),
+                      {None: "–", True: "yes", False: "NO"}[same])
     console.print(table)
-    if any(stored is not None and not np.allclose(here, stored, atol=1e-3) for _, here, stored in rows):
+    if any(same is False for *_, same in rows):
         raise typer.Exit(1)
 
 

@@ -66,28 +66,32 @@ def stored_starts(store: Store, version: str) -> dict[tuple[str, int], list[np.n
     return starts
 
 
-def check_start(task: str, seed: int, record: dict[str, Any], starts: dict[tuple[str, int], list[np.ndarray]],
-                atol: float = 1e-3) -> None:
+def same_start(start: np.ndarray, stored: list[np.ndarray], atol: float = 1e-3) -> bool:
+    """Whether a start feedback matches every stored one of its (task, seed): the same data build and base proxy."""
+    return all(np.allclose(start, expected, atol=atol) for expected in stored)
+
+
+def check_start(task: str, seed: int, record: dict[str, Any], starts: dict[tuple[str, int], list[np.ndarray]]) -> None:
     """Refuse an episode whose start differs from a stored one's: its score would not be comparable with theirs."""
-    start = np.asarray(record["trace"]["feedback"][0])
-    for expected in starts.get((task, seed), []):
-        if np.allclose(start, expected, atol=atol):
-            continue
+    start, stored = np.asarray(record["trace"]["feedback"][0]), starts.get((task, seed), [])
+    if not same_start(start, stored):
         raise BuildMismatch(
             f"task {task} seed {seed} starts from feedback {np.round(start, 4).tolist()} here but from "
-            f"{np.round(expected, 4).tolist()} in the stored results: this machine built the task's data or base proxy "
+            f"{np.round(stored[0], 4).tolist()} in the stored results: this machine built the task's data or base proxy "
             "differently, so its scores are not comparable with the references")
 
 
 def check_build(protocol: Protocol, store: Store, data_dir=None, cache_dir=None,
-                progress: bool = True) -> list[tuple[str, np.ndarray, np.ndarray | None]]:
-    """(task, start feedback on this machine, the stored results' or None) per task: does this machine build like them?"""
+                progress: bool = True) -> list[tuple[str, np.ndarray, np.ndarray | None, bool | None]]:
+    """(task, start feedback here, the stored results' or None, whether they match or None) per task: does this
+    machine build each task's data and base proxy like the stored results?"""
     starts = stored_starts(store, protocol.version)
     rows = []
     for task in protocol.tasks:
         seed = task.seeds[0]
         _, info = task.make_env(data_dir, cache_dir, progress=progress).reset(seed=seed)
-        rows.append((task.name, np.asarray(info["feedback"], np.float64), starts.get((task.name, seed), [None])[0]))
+        here, stored = np.asarray(info["feedback"], np.float64), starts.get((task.name, seed), [])
+        rows.append((task.name, here, stored[0] if stored else None, same_start(here, stored) if stored else None))
     return rows
 
 

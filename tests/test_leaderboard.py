@@ -262,8 +262,9 @@ def test_a_machine_whose_build_starts_elsewhere_is_refused(tiny_protocol, tiny_d
     assert store.episodes(tiny_protocol.version, "later") == []  # nothing of it mixed into the table
     # check_build tells it before any episode: this machine's start beside the first stored row's.
     rows = check_build(tiny_protocol, store, data_dir=str(tiny_data), progress=False)
-    assert [task for task, _, _ in rows] == [t.name for t in tiny_protocol.tasks]
-    assert all(stored is not None and np.allclose(here + 0.05, stored, atol=1e-3) for _, here, stored in rows)
+    assert [task for task, *_ in rows] == [t.name for t in tiny_protocol.tasks]
+    assert all(stored is not None and np.allclose(here + 0.05, stored, atol=1e-3) for _, here, stored, _ in rows)
+    assert all(same is False for *_, same in rows)  # the tampered row's start is not this machine's
 
 
 def test_unknown_protocol_is_named():
