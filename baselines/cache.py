@@ -16,9 +16,13 @@ def scenario_key(info: ScenarioInfo, **settings: Any) -> str:
 
 
 def cached(env, kind: str, key: str, make: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    """`<cache>/baselines/<kind>-<scenario>-<key>.json`, written from `make()` the first time."""
+    """`<cache>/baselines/<kind>-<scenario>-<key>-<build>.json`, written from `make()` the first time.
+
+    The build's id is part of the name: a result computed on another machine's build of the scenario is not reused.
+    """
     base = env.unwrapped
-    path = resolve_cache_dir(base.cache_dir) / "baselines" / f"{kind}-{ScenarioInfo.from_env(base).scenario_name}-{key}.json"
+    name = f"{kind}-{ScenarioInfo.from_env(base).scenario_name}-{key}-{base.shards.build_id}.json"
+    path = resolve_cache_dir(base.cache_dir) / "baselines" / name
     if not path.exists():
         write_json(path, make())
     return json.loads(path.read_text())

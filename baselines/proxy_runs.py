@@ -43,7 +43,8 @@ def run_proxies(env, mixtures: np.ndarray, proxy_steps: int, seed: int, tag: str
     proxy = override(base.scenario, max_steps=proxy_steps)
     scenario = json.loads(proxy.to_json())
     mixtures = np.asarray(mixtures, np.float32)
-    name = f"{tag}-{stable_hash({'mixtures': mixtures.tolist(), 'seed': seed, 'scenario': scenario, 'version': 1})[:10]}"
+    identity = {"mixtures": mixtures.tolist(), "seed": seed, "scenario": scenario, "build": base.shards.build_id, "version": 1}
+    name = f"{tag}-{stable_hash(identity)[:10]}"
     folder = staging_dir(proxy.name, name, base.cache_dir)
     episodes = tuple(PlannedEpisode(i, 0, seed * 100_003 + i, np.repeat(m[None], proxy_steps, 0)) for i, m in enumerate(mixtures))
     plan = load_or_write_plan(folder, scenario, len(episodes), lambda: Plan(scenario, name, episodes))

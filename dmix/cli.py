@@ -83,10 +83,10 @@ def data_estimate_start(
 def data_info(scenario: Scenario = "general-math", preset: Preset = "cpu", cache_dir: CacheDir = None,
               as_json: Annotated[bool, typer.Option("--json", help="print the manifest as JSON")] = False) -> None:
     """Print a built scenario's manifest: domains, tokens, p0 and p*."""
-    from dmix_gym.data import build_dir, load_data_spec, load_shard_set
+    from dmix_gym.data import find_build, load_data_spec, load_shard_set
 
     spec = load_data_spec(scenario, preset)
-    shards = load_shard_set(build_dir(spec, cache_dir), expect_scenario=spec.name)
+    shards = load_shard_set(find_build(spec, cache_dir=cache_dir), expect_scenario=spec.name)
     if as_json:
         print(json.dumps(shards.manifest, indent=1))
     else:

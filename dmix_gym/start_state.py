@@ -27,6 +27,7 @@ import torch
 from .data.shards import ShardSet
 from .errors import ConfigError
 from .utils.atomic import write_json
+from .utils.paths import resolve_cache_dir
 
 
 def domain_log_probs(shards: ShardSet, vocab_size: int, smoothing: float = 1.0) -> np.ndarray:
@@ -76,7 +77,8 @@ def kl_divergence(p: np.ndarray, q: np.ndarray, floor: float = 1e-6) -> float:
 
 
 def estimate_path(shards: ShardSet, samples: int, seed: int) -> Path:
-    return shards.root / f"start-estimate-n{samples}-seed{seed}.json"
+    """Where the estimate for (samples, seed) is kept: in the cache, since a shipped build's folder is read-only."""
+    return resolve_cache_dir() / "start-estimates" / shards.root.name / f"n{samples}-seed{seed}.json"
 
 
 def estimate_start(model, shards: ShardSet, samples: int = 256, seed: int = 0, length: int | None = None,

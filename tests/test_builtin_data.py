@@ -1,10 +1,13 @@
 """The real data shipped in the package: intact, and the default scenario builds from it."""
 
 import hashlib
+import shutil
 
 import numpy as np
+import pytest
 
-from dmix_gym.data import build_data, load_data_spec
+from dmix_gym.data import build as build_module
+from dmix_gym.data import build_data, find_build, load_data_spec
 from dmix_gym.data.decontaminate import eval_fingerprint, is_contaminated
 from dmix_gym.utils.paths import builtin_data_dir, resolve_data_dir
 
@@ -52,3 +55,23 @@ def test_smoke_scenario_builds_from_builtin_data():
 def test_code_scenario_spec_loads():
     spec = load_data_spec("general-code", "smoke")
     assert spec.target_fields[0].train.kind == "python"
+
+
+def test_the_v1_tasks_read_their_shipped_build_and_build_nothing(tmp_path, monkeypatch):
+    from leaderboard.protocol import get_protocol
+
+    monkeypatch.delenv("DMIX_DATA_DIR", raising=False)
+    monkeypatch.setattr(build_module, "read_fields", lambda *a, **k: pytest.fail("built a shipped task's data"))
+    for task in get_protocol("dmix-bench-v1").tasks:
+        shards = build_data(task.make_scenario().data, cache_dir=tmp_path, progress=False)
+        assert shards.root.parent == build_module.SHIPPED_BUILDS, task.name
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_shipped_build_serves_only_the_raw_data_it_was_built_from(tmp_path):
+    spec = load_data_spec("general-math", "cpu")
+    copy = tmp_path / "copy"
+    shutil.copytree(builtin_data_dir(), copy)
+    assert find_build(spec, data_dir=copy).parent == build_module.SHIPPED_BUILDS  # the same files elsewhere
+    (copy / "MANIFEST.sha256").write_text("edited corpus\n")
+    assert find_build(spec, data_dir=copy, cache_dir=tmp_path / "cache").parent == tmp_path / "cache" / "data"

@@ -2,7 +2,7 @@ import random
 
 import numpy as np
 
-from dmix_gym.data.domains import DomainSpace, cluster_domains, collapse, expand, label_domains
+from dmix_gym.data.domains import DomainSpace, capped_vocabulary, cluster_domains, collapse, expand, label_domains
 from tests.helpers import general_sentence, math_sentence
 
 
@@ -20,6 +20,14 @@ def test_clustering_is_deterministic_under_a_seed():
     # clusters are numbered largest first
     sizes = np.bincount(a)
     assert list(sizes) == sorted(sizes, reverse=True)
+
+
+def test_terms_tied_at_the_cap_are_taken_alphabetically_whatever_the_document_order():
+    # 'alpha' is seen 3 times, the rest twice; 'once' is in one document only and never counts.
+    texts = ["alpha zeta gamma", "alpha zeta gamma", "alpha delta beta once", "delta beta"]
+    assert capped_vocabulary(texts, limit=3) == ["alpha", "beta", "delta"]
+    assert capped_vocabulary(texts[::-1], limit=3) == ["alpha", "beta", "delta"]
+    assert capped_vocabulary(texts, limit=10) == ["alpha", "beta", "delta", "gamma", "zeta"]
 
 
 def test_clustering_separates_obviously_different_texts():

@@ -1,4 +1,10 @@
-"""Build a scenario's data at a preset: read fields, decontaminate, tokenize, assign domains, write shards."""
+"""Build a scenario's data at a preset: read fields, decontaminate, tokenize, assign domains, write shards.
+
+The built-in scenarios' builds at the `cpu` preset (the `dmix-bench-v1` tasks' data) ship in the package
+(`dmix_gym/data/built/`), so every machine evaluates on the very data the official results were measured on:
+a rebuild can differ across CPUs and library versions in ways no seed controls. `benchmarks/ship_tasks.py`
+writes them.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +17,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..utils.atomic import stable_hash
-from ..utils.paths import resolve_cache_dir, resolve_data_dir
+from ..utils.paths import builtin_data_dir, resolve_cache_dir, resolve_data_dir
 from .decontaminate import eval_fingerprint, is_contaminated
 from .domains import DomainSpace, assign_domains
 from .shards import FORMAT, MANIFEST, ShardSet, load_shard_set, token_dtype, write_eval_set, write_manifest, write_shard
@@ -35,9 +41,32 @@ def data_spec_hash(spec: DataSpec) -> str:
     return stable_hash(spec.to_dict())
 
 
+SHIPPED_BUILDS = Path(__file__).resolve().parent / "built"
+
+
 def build_dir(spec: DataSpec, cache_dir: str | Path | None = None) -> Path:
-    """Where the data of `spec` is (or will be) built."""
+    """Where the data of `spec` is (or will be) built in the cache."""
     return resolve_cache_dir(cache_dir) / "data" / f"{spec.name}-{spec.preset.name}-{data_spec_hash(spec)}"
+
+
+def _raw_data_id(root: Path) -> str | None:
+    manifest = root / "MANIFEST.sha256"
+    return manifest.read_text() if manifest.exists() else None
+
+
+def shipped_build(spec: DataSpec, data_dir: str | Path | None = None) -> Path | None:
+    """The package's build of `spec`, if it ships one and `data_dir` holds the built-in raw data it was built from."""
+    path = SHIPPED_BUILDS / build_dir(spec).name
+    if not (path / MANIFEST).exists():
+        return None
+    root, builtin = resolve_data_dir(data_dir), builtin_data_dir()
+    same_raw_data = root == builtin or (_raw_data_id(builtin) is not None and _raw_data_id(root) == _raw_data_id(builtin))
+    return path if same_raw_data else None
+
+
+def find_build(spec: DataSpec, data_dir: str | Path | None = None, cache_dir: str | Path | None = None) -> Path:
+    """Where the data of `spec` is read from: the shipped build when there is one, else the cache."""
+    return shipped_build(spec, data_dir) or build_dir(spec, cache_dir)
 
 
 def choose_eval_pairs(pairs: list[EvalPair], count: int, seed: int) -> list[EvalPair]:
@@ -160,13 +189,14 @@ def build_data(
 ) -> ShardSet:
     """Build (or reuse, after verifying) the data folder of `spec`; return it loaded.
 
-    An existing folder is verified, never silently rebuilt: a corrupt one raises ShardError
-    unless `force` is set.
+    A shipped build wins over the cache. An existing folder is verified, never silently rebuilt:
+    a corrupt one raises ShardError unless `force` is set, which rebuilds into the cache.
     """
-    root = build_dir(spec, cache_dir)
     spec_hash = data_spec_hash(spec)
-    if (root / MANIFEST).exists() and not force:
-        return load_shard_set(root, expect_scenario=spec.name, expect_spec_hash=spec_hash)
+    existing = find_build(spec, data_dir, cache_dir)
+    if (existing / MANIFEST).exists() and not force:
+        return load_shard_set(existing, expect_scenario=spec.name, expect_spec_hash=spec_hash)
+    root = build_dir(spec, cache_dir)
     started = time.perf_counter()
     data_root = resolve_data_dir(data_dir)
     fields = read_fields(spec, data_root, progress)

@@ -43,8 +43,28 @@ def _slug(text: str) -> str:
     return re.sub(r"[^0-9a-zA-Z]+", "-", text).strip("-").lower() or "unlabelled"
 
 
+TERM_PATTERN = r"(?u)\b[a-zA-Z_][a-zA-Z_]+\b"
+MAX_TERMS = 20_000
+
+
+def capped_vocabulary(texts: Sequence[str], limit: int = MAX_TERMS) -> list[str]:
+    """The `limit` most frequent terms seen in at least two documents, alphabetically.
+
+    Terms tied at the cut are taken in alphabetical order. scikit-learn's own `max_features` breaks such
+    ties with numpy's unstable argsort, whose order depends on the CPU's SIMD kernels, so the same corpus
+    clustered differently on an AVX-512 machine.
+    """
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    counter = CountVectorizer(stop_words="english", token_pattern=TERM_PATTERN, min_df=2)
+    counts = counter.fit_transform(texts)
+    terms = counter.get_feature_names_out()
+    totals = np.asarray(counts.sum(axis=0)).ravel()
+    return sorted(terms[np.lexsort((terms, -totals))[:limit]].tolist())
+
+
 def cluster_domains(texts: Sequence[str], k: int, seed: int) -> tuple[np.ndarray, list[str]]:
-    """TF-IDF -> SVD -> k-means labels (deterministic under `seed`) and a name per cluster from its top terms."""
+    """TF-IDF -> SVD -> k-means labels (the same under `seed` on any machine) and a name per cluster from its top terms."""
     from sklearn.cluster import KMeans
     from sklearn.decomposition import TruncatedSVD
     from sklearn.feature_extraction.text import TfidfVectorizer
@@ -52,9 +72,10 @@ def cluster_domains(texts: Sequence[str], k: int, seed: int) -> tuple[np.ndarray
 
     if len(texts) < k:
         raise ValueError(f"cannot cluster {len(texts)} documents into {k} domains")
-    vectorizer = TfidfVectorizer(max_features=20_000, sublinear_tf=True, stop_words="english",
-                                 token_pattern=r"(?u)\b[a-zA-Z_][a-zA-Z_]+\b", min_df=2)
-    tfidf = vectorizer.fit_transform([t[:20_000] for t in texts])
+    texts = [t[:20_000] for t in texts]
+    vectorizer = TfidfVectorizer(vocabulary=capped_vocabulary(texts), sublinear_tf=True, stop_words="english",
+                                 token_pattern=TERM_PATTERN)
+    tfidf = vectorizer.fit_transform(texts)
     n_components = max(2, min(64, tfidf.shape[1] - 1, len(texts) - 1))
     svd = TruncatedSVD(n_components=n_components, random_state=seed)
     embedded = normalize(svd.fit_transform(tfidf))
@@ -67,7 +88,7 @@ def cluster_domains(texts: Sequence[str], k: int, seed: int) -> tuple[np.ndarray
     labels = remap[kmeans.labels_]
     centroids_tfidf = svd.inverse_transform(kmeans.cluster_centers_[order])
     vocab = np.array(vectorizer.get_feature_names_out())
-    names = [f"c{i:02d}-" + "-".join(vocab[np.argsort(-centroids_tfidf[i])[:2]]) for i in range(k)]
+    names = [f"c{i:02d}-" + "-".join(vocab[np.argsort(-centroids_tfidf[i], kind="stable")[:2]]) for i in range(k)]
     return labels, names
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DmixError
-from ..utils.atomic import atomic_path, sha256_file, write_json
+from ..utils.atomic import atomic_path, sha256_file, stable_hash, write_json
 from .domains import DomainSpace
 from .sources import EvalPair
 
@@ -57,6 +57,12 @@ class ShardSet:
     @property
     def seq_len(self) -> int:
         return int(self.manifest["seq_len"])
+
+    @property
+    def build_id(self) -> str:
+        """Identity of this build's content. Two builds of one spec on different machines can differ; their ids do too."""
+        return stable_hash({"shards": [d["sha256"] for d in self.manifest["domains"]],
+                            "eval": {f: s.get("eval_sha256") for f, s in self.manifest["fields"].items()}})
 
     @property
     def tokenizer_dir(self) -> Path:
