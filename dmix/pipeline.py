@@ -84,13 +84,13 @@ def estimate_start(scenario: str, preset: str, samples: int = 256, seed: int = 0
     env = gym.make("DataMix-v0", scenario=scenario, preset=preset, device=device, data_dir=data_dir, cache_dir=cache_dir)
     base = env.unwrapped
     base.backend.model.load_state_dict(base.backend.start_state)
-    result = estimate(base.backend.model, base.shards, samples, seed)
+    result = estimate(base.backend.model, base.shards, samples, seed, cache_dir=cache_dir)
     space = base.domain_space
     top = sorted((i for i in range(space.size) if space.field_of[i] == 0), key=lambda i: -space.p0[i])[:5]
     for i in top:
         console.print(f"{space.names[i]:>32}  corpus {space.p0[i]:.3f}  estimated {result['p0'][i]:.3f}")
     console.print(f"KL(corpus || estimate) = {result['kl']:.4f} nats from {samples} samples in {result['seconds']:.1f} s "
-                  f"-> {estimate_path(base.shards, samples, seed)}")
+                  f"-> {estimate_path(base.shards, samples, seed, cache_dir)}")
     return result
 
 

@@ -215,7 +215,7 @@ class DataMixEnv(gym.Env):
             raise ConfigError("start='estimated' samples from the base checkpoint: it needs the scenario's init='base'")
         model = self.backend.model
         model.load_state_dict(base_state)
-        self.start_estimate = load_or_estimate_start(model, self.shards, samples, self.scenario.seed)
+        self.start_estimate = load_or_estimate_start(model, self.shards, samples, self.scenario.seed, self.cache_dir)
         return np.asarray(self.start_estimate["p0"], dtype=np.float64)
 
     def _context_len(self) -> int:

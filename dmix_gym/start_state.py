@@ -76,14 +76,14 @@ def kl_divergence(p: np.ndarray, q: np.ndarray, floor: float = 1e-6) -> float:
     return float(np.sum(p[mask] * np.log(p[mask] / q[mask])))
 
 
-def estimate_path(shards: ShardSet, samples: int, seed: int) -> Path:
+def estimate_path(shards: ShardSet, samples: int, seed: int, cache_dir: str | Path | None = None) -> Path:
     """Where the estimate for (samples, seed) is kept: in the cache, since a shipped build's folder is read-only."""
-    return resolve_cache_dir() / "start-estimates" / shards.root.name / f"n{samples}-seed{seed}.json"
+    return resolve_cache_dir(cache_dir) / "start-estimates" / shards.root.name / f"n{samples}-seed{seed}.json"
 
 
 def estimate_start(model, shards: ShardSet, samples: int = 256, seed: int = 0, length: int | None = None,
-                   vocab_size: int | None = None) -> dict[str, Any]:
-    """Estimate p_0 from `samples` texts sampled from `model`; write it beside the built data and return it.
+                   vocab_size: int | None = None, cache_dir: str | Path | None = None) -> dict[str, Any]:
+    """Estimate p_0 from `samples` texts sampled from `model`; write it to `estimate_path` and return it.
 
     The result holds the estimated p_0 over all domains (zero on target domains), the true one, their KL,
     the sample count, the seed and the seconds spent.
@@ -103,11 +103,12 @@ def estimate_start(model, shards: ShardSet, samples: int = 256, seed: int = 0, l
     estimate[source] = np.bincount(domains, minlength=len(source)) / len(domains)
     result = {"p0": estimate.tolist(), "true_p0": list(space.p0), "kl": kl_divergence(space.p0, estimate),
               "samples": samples, "seed": seed, "seconds": round(time.perf_counter() - started, 2)}
-    write_json(estimate_path(shards, samples, seed), result)
+    write_json(estimate_path(shards, samples, seed, cache_dir), result)
     return result
 
 
-def load_or_estimate_start(model, shards: ShardSet, samples: int, seed: int) -> dict[str, Any]:
+def load_or_estimate_start(model, shards: ShardSet, samples: int, seed: int,
+                           cache_dir: str | Path | None = None) -> dict[str, Any]:
     """The estimate written for (samples, seed), or a new one."""
-    path = estimate_path(shards, samples, seed)
-    return json.loads(path.read_text()) if path.exists() else estimate_start(model, shards, samples, seed)
+    path = estimate_path(shards, samples, seed, cache_dir)
+    return json.loads(path.read_text()) if path.exists() else estimate_start(model, shards, samples, seed, cache_dir=cache_dir)

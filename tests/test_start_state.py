@@ -10,9 +10,10 @@ from tests.helpers import tiny_scenario
 
 
 @pytest.fixture(scope="module")
-def env(tiny_data):
+def env(tiny_data, tmp_path_factory):
+    # Module-scoped, so built before the per-test private cache is set: give it a cache of its own.
     return gym.make("DataMix-v0", scenario=tiny_scenario(tiny_data).to_dict(), data_dir=str(tiny_data), progress=False,
-                    start="estimated", start_samples=32).unwrapped
+                    start="estimated", start_samples=32, cache_dir=str(tmp_path_factory.mktemp("cache"))).unwrapped
 
 
 def test_the_estimate_approaches_p0_as_samples_grow(env):

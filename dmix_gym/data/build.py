@@ -60,7 +60,8 @@ def shipped_build(spec: DataSpec, data_dir: str | Path | None = None) -> Path | 
     if not (path / MANIFEST).exists():
         return None
     root, builtin = resolve_data_dir(data_dir), builtin_data_dir()
-    same_raw_data = root == builtin or (_raw_data_id(builtin) is not None and _raw_data_id(root) == _raw_data_id(builtin))
+    builtin_id = _raw_data_id(builtin)
+    same_raw_data = root == builtin or (builtin_id is not None and _raw_data_id(root) == builtin_id)
     return path if same_raw_data else None
 
 
