@@ -60,7 +60,8 @@ class TransformerAgent(Policy):
 
     def state_tokens(self, observations: np.ndarray) -> np.ndarray:
         """(T, D+K+1) state tokens of raw observations (see agents.features)."""
-        return tokens(observations, self.net.num_domains, self.net.num_fields, self.feedback_mean, self.feedback_std)
+        return tokens(observations, self.net.num_domains, self.net.num_fields, self.feedback_mean, self.feedback_std,
+                      self.config.features)
 
     @torch.no_grad()
     def act(self, history: History) -> np.ndarray:
@@ -92,7 +93,8 @@ class TransformerAgent(Policy):
         if not isinstance(payload, dict) or payload.get("format") != FORMAT:
             raise ConfigError(f"{path} is not a saved dmix agent (format {FORMAT})")
         space = DomainSpace.from_dict(payload["domain_space"])
-        net = MixingNet(space.size, len(space.fields), AgentConfig(**payload["config"]))
+        # An agent saved before the features setting read the feedback's level.
+        net = MixingNet(space.size, len(space.fields), AgentConfig(**{"features": "absolute", **payload["config"]}))
         net.load_state_dict(payload["state_dict"])
         return cls(net, space, np.array(payload["feedback_mean"]), np.array(payload["feedback_std"]), payload["name"],
                    payload["meta"])

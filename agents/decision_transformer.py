@@ -1,7 +1,7 @@
 """Decision Transformer (Chen et al. 2021) through d3rlpy: the logged episodes as return-conditioned sequences.
 
 d3rlpy's `DecisionTransformer` reads, per step, the return still to come, the agent's state token
-[p_t ; f̂_t ; t/T] (`agents.features`, the same token the Data Mixing Agent reads) and the action,
+[p_t ; f̂_t ; t/T] (`agents.features`, the same token, with the same feedback features, the Data Mixing Agent reads) and the action,
 over the last `context` steps, and predicts the next mixture. Acting, it is asked for a target return
 (by default the best return logged in the dataset) and subtracts each reward as it arrives; a reward
 is recomputed from the feedback in `info` with the weights of the reward it was trained on
@@ -31,7 +31,7 @@ from dmix_gym.scenario import Scenario
 from dmix_gym.utils.atomic import atomic_path, write_json
 
 from .agent import COMPUTE_KEYS, device_label
-from .features import check_reward, from_unit, reward_weights, to_unit, tokens
+from .features import check_features, check_reward, from_unit, reward_weights, to_unit, tokens
 from .offline import OfflineData
 from .offline_rl import d3rlpy, resolve_device  # d3rlpy imported quietly there
 
@@ -52,12 +52,14 @@ class DTSettings:
     reward: str = "balanced"  # the return it is conditioned on: the balanced score's or "env" (eq. 6); see agents.features
     reward_scale: float = 10.0  # as the RL algorithms: per-step rewards are ~0.1
     action_scale: float = 4.0
+    features: str = "relative"  # how the state token carries the feedback (agents.features)
     target_return: float | None = None  # None: the best episode return in the dataset
     seed: int = 0
     device: str = "auto"
 
     def __post_init__(self):
         check_reward(self.reward)
+        check_features(self.features)
 
 
 def dt_dataset(data: OfflineData, settings: DTSettings):
@@ -111,7 +113,7 @@ class DTAgent(Policy):
 
     def act(self, history: History) -> np.ndarray:
         d, k = self.domain_space.size, len(self.domain_space.fields)
-        token = tokens(history.observations[-1], d, k, self.feedback_mean, self.feedback_std)
+        token = tokens(history.stacked(), d, k, self.feedback_mean, self.feedback_std, self.settings.features)[-1]
         reward = 0.0
         if len(history) > 1:
             reward = float(self.weights @ (np.asarray(history.infos[-1]["feedback"]) - np.asarray(history.infos[-2]["feedback"])))
@@ -144,9 +146,10 @@ class DTAgent(Policy):
         if not model.is_file():
             raise MissingFileError(f"{path} names the model {model}, which is not there")
         algo = d3rlpy.load_learnable(str(model), device=False)
-        # A file written before the reward setting existed was trained on eq. 6.
+        # A file written before the reward (features) setting existed was trained on eq. 6 (the feedback's level).
         return cls(algo, DomainSpace.from_dict(saved["domain_space"]), saved["feedback_mean"], saved["feedback_std"],
-                   DTSettings(**{"reward": "env", **saved["settings"]}), saved["target_return"], saved["name"], saved["meta"])
+                   DTSettings(**{"reward": "env", "features": "absolute", **saved["settings"]}), saved["target_return"],
+                   saved["name"], saved["meta"])
 
 
 def train_dt(data: OfflineData, out: str | Path, settings: DTSettings = DTSettings(),
@@ -154,6 +157,7 @@ def train_dt(data: OfflineData, out: str | Path, settings: DTSettings = DTSettin
     """Train (or finish training) a Decision Transformer on every episode of `data`; save `<out>/dt.json` + `dt.d3`."""
     from d3rlpy.logging import NoopAdapterFactory
 
+    data.expect_features(settings.features, "the Decision Transformer")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     d3rlpy.seed(settings.seed)

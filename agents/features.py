@@ -1,12 +1,21 @@
 """What the agent sees and how its mixtures meet d3rlpy: pure functions over arrays.
 
 State. Step t of an episode is the token x_t = [p_t ; f̂_t ; t/T]: the mixture last used (p_0
-after reset), the feedback per field standardised with the dataset's mean/std (paper, C.3), and
-the episode's progress. The paper's token is [p_t ; f̂_t]; progress is added because without it a
-critic can read the time off the action (early mixtures carry most of the return still to come)
-and rate "early-looking" mixtures high in every state, which CQL's actor then exploits. The agent
-reads the last W tokens, oldest first; before W steps have passed the window is padded with copies
-of the first token (as `dmix_gym.wrappers.HistoryWindow` pads).
+after reset), the feedback per field, and the episode's progress. The agent reads the last W tokens,
+oldest first; before W steps have passed the window is padded with copies of the first token (as
+`dmix_gym.wrappers.HistoryWindow` pads). Two departures from the paper's [p_t ; f̂_t]:
+
+- progress t/T: without it a critic can read the time off the action (early mixtures carry most of
+  the return still to come) and rate "early-looking" mixtures high in every state, which CQL's
+  actor then exploits.
+- `features="relative"` (the default): f̂_t = (f_t - f_0) / std, how far each field's feedback has
+  moved since the episode began, in units of the dataset's per-field std. The paper standardises the
+  level itself, (f_t - mean) / std (`features="absolute"`, how agents trained before this setting
+  read). A level is where scenarios differ most (another proxy or source corpus starts 0.1 to 0.3
+  nats elsewhere), while the reward is made of changes alone. Measured with
+  `benchmarks/feedback_shift.py` on the dataset's own episodes: lowering the source field's feedback
+  by 0.13 nats, the offset of dmix-bench-v1's unseen-model start, moved the absolute-feature CQL
+  agent's target share from 5% to 85%, and on that task it trained on the target field alone.
 
 Action. d3rlpy's continuous policies emit a = tanh(mu + sigma * eps) in [-1, 1]^D. A mixture p
 maps to that box through centred log-weights:
@@ -38,6 +47,14 @@ _EDGE = 1.0 - 1e-6
 
 
 REWARDS = ("balanced", "env")
+FEATURES = ("relative", "absolute")
+
+
+def check_features(kind: str) -> str:
+    """`kind`, if it names a way the state token can carry the feedback."""
+    if kind not in FEATURES:
+        raise ConfigError(f"unknown feedback features {kind!r}; choose one of {', '.join(FEATURES)}")
+    return kind
 
 
 def check_reward(kind: str) -> str:
@@ -59,12 +76,16 @@ def token_dim(num_domains: int, num_fields: int) -> int:
     return num_domains + num_fields + 1
 
 
-def tokens(observations: np.ndarray, num_domains: int, num_fields: int, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
-    """(..., D + K + 1) agent tokens [p ; f̂ ; t/T] from raw DataMix-v0 observations (..., obs_dim)."""
+def tokens(observations: np.ndarray, num_domains: int, num_fields: int, mean: np.ndarray, std: np.ndarray,
+           features: str) -> np.ndarray:
+    """(T, D + K + 1) agent tokens [p ; f̂ ; t/T] of an episode's raw DataMix-v0 observations (T, obs_dim), reset's first."""
     obs = np.asarray(observations, dtype=np.float32)
+    if obs.ndim != 2:
+        raise ValueError(f"tokens read an episode's observations, shape (T, obs_dim); got {obs.shape}")
     k = num_domains + num_fields
-    feedback = (obs[..., num_domains:k] - mean) / std
-    return np.concatenate([obs[..., :num_domains], feedback, obs[..., k:k + 1]], axis=-1).astype(np.float32)
+    feedback = obs[:, num_domains:k]
+    origin = feedback[:1] if check_features(features) == "relative" else mean
+    return np.concatenate([obs[:, :num_domains], (feedback - origin) / std, obs[:, k:k + 1]], axis=-1).astype(np.float32)
 
 
 def windows(sequence: np.ndarray, window: int) -> np.ndarray:

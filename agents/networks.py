@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from .features import token_dim
+from .features import check_features, token_dim
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,10 @@ class AgentConfig:
     heads: int = 4
     ffn: int = 1024
     dropout: float = 0.0
+    features: str = "relative"  # how the state token carries the feedback (agents.features)
+
+    def __post_init__(self):
+        check_features(self.features)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -12,7 +12,7 @@ from dmix_gym.data.domains import DomainSpace
 from dmix_gym.errors import ConfigError
 from dmix_gym.scenario import Scenario
 
-from .features import reward_weights, tokens, windows
+from .features import check_features, reward_weights, tokens, windows
 
 ARRAYS = ("windows", "actions", "rewards", "feedback_change", "terminals", "timeouts", "episode", "quality")
 
@@ -26,6 +26,7 @@ class OfflineData:
     domain_space: DomainSpace
     feedback_mean: np.ndarray  # (K,)
     feedback_std: np.ndarray  # (K,)
+    features: str  # how the windows' tokens carry the feedback (agents.features)
     windows: np.ndarray  # (N, W, D+K+1) state tokens (agents.features), oldest first
     actions: np.ndarray  # (N, D) the next mixture
     rewards: np.ndarray  # (N,) the env's logged reward (eq. 6)
@@ -53,7 +54,14 @@ class OfflineData:
     def select(self, mask: np.ndarray) -> "OfflineData":
         """The transitions where `mask` holds (whole episodes when the mask is per episode)."""
         arrays = {k: getattr(self, k)[mask] for k in ARRAYS}
-        return OfflineData(self.dataset_id, self.scenario, self.domain_space, self.feedback_mean, self.feedback_std, **arrays)
+        return OfflineData(self.dataset_id, self.scenario, self.domain_space, self.feedback_mean, self.feedback_std, self.features,
+                           **arrays)
+
+    def expect_features(self, features: str, reader: str) -> None:
+        """Refuse to train `reader`, which reads `features` tokens, on windows that carry the feedback another way."""
+        if features != self.features:
+            raise ConfigError(f"{reader} reads {features} feedback features, but these windows carry {self.features} ones; "
+                              f"load the dataset with load_offline(..., features={features!r})")
 
     def rewards_for(self, kind: str) -> np.ndarray:
         """(N,) per-step rewards of kind "env" (the logged eq. 6) or "balanced" (see `agents.features`)."""
@@ -70,8 +78,9 @@ class OfflineData:
         return self.select(mask)
 
 
-def load_offline(dataset, window: int) -> OfflineData:
+def load_offline(dataset, window: int, features: str = "relative") -> OfflineData:
     """Windows, actions and rewards of every step of a dmix Minari dataset (an id or a loaded MinariDataset)."""
+    check_features(features)
     if isinstance(dataset, str):
         dataset = load_dmix_dataset(dataset)
     meta = dmix_metadata(dataset)
@@ -80,7 +89,7 @@ def load_offline(dataset, window: int) -> OfflineData:
     parts: dict[str, list[np.ndarray]] = {key: [] for key in ARRAYS}
     for episode in dataset.iterate_episodes():
         steps = len(episode.actions)
-        state = tokens(episode.observations[:steps], d, k, mean, std)
+        state = tokens(episode.observations[:steps], d, k, mean, std, features)
         parts["windows"].append(windows(state, window))
         parts["actions"].append(np.asarray(episode.actions, np.float32))
         parts["rewards"].append(np.asarray(episode.rewards, np.float32))
@@ -91,5 +100,5 @@ def load_offline(dataset, window: int) -> OfflineData:
         parts["quality"].append(np.full(steps, meta["episode_quality"][episode.id]))
     space = DomainSpace(tuple(meta["domains"]), tuple(meta["field_of"]), tuple(meta["fields"]), tuple(meta["target_fields"]),
                         tuple(meta["p0"]), tuple(meta["p_star"]))
-    return OfflineData(dataset.spec.dataset_id, meta["scenario"], space, mean, std,
+    return OfflineData(dataset.spec.dataset_id, meta["scenario"], space, mean, std, features,
                        **{key: np.concatenate(value) for key, value in parts.items()})

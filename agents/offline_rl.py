@@ -279,6 +279,7 @@ def train_rl(data: OfflineData, out: str | Path, init: TransformerAgent, setting
 
     if init.domains != data.domains:
         raise ConfigError(f"initial agent has domains {init.domains[:3]}..., the dataset {data.domains[:3]}...")
+    data.expect_features(init.config.features, f"the initial agent {init.name!r}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     d3rlpy.seed(settings.seed)

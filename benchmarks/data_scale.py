@@ -52,7 +52,6 @@ def main() -> None:
     args = parser.parse_args()
 
     from agents.agent import TransformerAgent
-    from agents.networks import AgentConfig
     from agents.offline import load_offline
     from agents.offline_rl import RLSettings, train_rl
     from agents.sft import SFTConfig, train_sft
@@ -68,8 +67,8 @@ def main() -> None:
     steps = int(rl[algo]["label"].split("@")[1])
     shipped = TransformerAgent.load(official_agent(f"{args.protocol}/{algo}"))
     reward = shipped.meta.get("reward", "env")  # an agent trained before the reward setting learnt eq. 6
-    config = AgentConfig()
-    data = load_offline(protocol.dataset, config.window)
+    config = shipped.config  # the same shape and feedback features as the shipped agent
+    data = load_offline(protocol.dataset, config.window, config.features)
     task = protocol.tasks[0]
     folder = args.out / args.protocol
     stats = feedback_stats(protocol)

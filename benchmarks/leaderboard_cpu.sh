@@ -19,7 +19,7 @@ agent() {
   if compgen -G "leaderboard/official/agents/$PROTOCOL/$1.*" > /dev/null; then submit "official:$PROTOCOL/$1" "$2"
   else echo "$2: skipped, official:$PROTOCOL/$1 is not shipped yet (bash benchmarks/agents_cpu.sh)"; fi
 }
-# The core rows first (five baselines, SFT, CQL), then the rest of the zoo.
+# The core rows first (five baselines, SFT, CQL, and TD3+BC, the best agent on validation seeds), then the rest.
 submit baseline:naive Naive
 submit baseline:uniform Uniform
 submit baseline:start-state Start-state
@@ -27,13 +27,13 @@ submit baseline:dbl DBL
 submit baseline:regmix RegMix
 agent sft "SFT agent"
 agent cql "CQL agent"
+agent td3bc "TD3+BC agent"
 submit baseline:natural Natural
 submit baseline:odm ODM
 submit baseline:aioli Aioli
 submit baseline:doremi DoReMi
 submit baseline:mixing-laws "Mixing laws"
 agent iql "IQL agent"
-agent td3bc "TD3+BC agent"
 agent bc "BC agent"
 agent dt "DT agent"
 dmix leaderboard show --protocol "$PROTOCOL" --db "$DB"

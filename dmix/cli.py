@@ -196,12 +196,14 @@ def agents_train(
     seed: Annotated[int, typer.Option(help="seed of SFT and the RL algorithm")] = 0,
     reward: Annotated[str, typer.Option(help="what RL and DT learn from: balanced (the leaderboard's score, per step) or env "
                                              "(eq. 6, the logged reward)")] = "balanced",
+    features: Annotated[str, typer.Option(help="how the state carries the feedback: relative (its change since the episode "
+                                               "began) or absolute (its level, as the paper)")] = "relative",
     progress: Annotated[bool, typer.Option(help="progress bars")] = True,
 ) -> None:
     """Train the Data Mixing Agent on a dmix Minari dataset; print where the saved policy is."""
     from .pipeline import train_agent
 
-    train_agent(dataset, algo, out, window, d_model, layers, epochs, quality, steps, seed, progress, reward)
+    train_agent(dataset, algo, out, window, d_model, layers, epochs, quality, steps, seed, progress, reward, features)
 
 
 @agents_app.command("select")

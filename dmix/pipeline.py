@@ -113,7 +113,7 @@ def collect_trajectories(scenario: str, preset: str, trajectories: int = 64, qua
 
 def train_agent(dataset: str, algo: str, out: Path, window: int = 16, d_model: int = 256, layers: int = 2,
                 epochs: int = 150, quality: int = 10000, steps: int = 1500, seed: int = 0, progress: bool = True,
-                reward: str = "balanced") -> Path:
+                reward: str = "balanced", features: str = "relative") -> Path:
     """Train the Data Mixing Agent on a dmix Minari dataset (SFT, then an offline RL algorithm from it); return the saved policy's path."""
     from agents.agent import TransformerAgent
     from agents.networks import AgentConfig, count_parameters
@@ -123,14 +123,15 @@ def train_agent(dataset: str, algo: str, out: Path, window: int = 16, d_model: i
 
     if algo not in ("sft", "dt", *ALGOS):
         raise ConfigError(f"unknown algorithm {algo!r}; choose one of sft, dt, {', '.join(ALGOS)}")
-    data = load_offline(dataset, window)
-    agent_config = AgentConfig(window=window, d_model=d_model, layers=layers, ffn=4 * d_model)
+    data = load_offline(dataset, window, features)
+    agent_config = AgentConfig(window=window, d_model=d_model, layers=layers, ffn=4 * d_model, features=features)
     console.print(f"{dataset}: {len(data)} transitions, {len(set(data.episode.tolist()))} episodes, "
                   f"{len(data.domains)} domains, {len(data.fields)} fields")
     if algo == "dt":
         from agents.decision_transformer import DTSettings, train_dt
 
-        _, metrics = train_dt(data, out, DTSettings(steps=steps, context=window, seed=seed, reward=reward), progress)
+        _, metrics = train_dt(data, out, DTSettings(steps=steps, context=window, seed=seed, reward=reward,
+                                                                  features=features), progress)
         console.print(f"DT: {metrics['seconds']:.0f} s, target return {metrics['target_return']:+.3f} "
                       f"-> [bold]{Path(out) / 'dt.json'}[/]")
         return Path(out) / "dt.json"

@@ -17,6 +17,7 @@ from agents.sft import SFTConfig, train_sft
 from datasets_builder.collection import collect
 from datasets_builder.publish import publish
 from dmix_gym.data.domains import DomainSpace
+from dmix_gym.errors import ConfigError
 from dmix_gym.policy import History, ScenarioInfo, rollout
 from tests.helpers import tiny_scenario
 
@@ -66,6 +67,41 @@ def test_windows_pad_with_the_first_token():
     assert np.array_equal(w[0], np.repeat(seq[:1], 4, 0))
     assert np.array_equal(w[2], np.concatenate([seq[:1], seq]))
     assert np.array_equal(last_window(seq, 4), w[-1])
+
+
+def test_relative_features_ignore_the_feedback_level_and_absolute_ones_read_it():
+    from agents.features import tokens
+
+    rng = np.random.default_rng(0)
+    d, k = 4, 2
+    episode = np.concatenate([rng.dirichlet(np.ones(d), 5), -3 - rng.random((5, k)), np.arange(5)[:, None] / 4], 1)
+    shifted = episode.copy()
+    shifted[:, d:d + k] -= [0.13, 0.5]  # another model or source corpus: the same changes from another start
+    mean, std = np.array([-3.5, -3.5]), np.array([0.2, 1.4])
+    relative = tokens(episode, d, k, mean, std, "relative")
+    assert np.allclose(relative, tokens(shifted, d, k, mean, std, "relative"))
+    assert np.allclose(relative[:, d:d + k] * std, episode[:, d:d + k] - episode[0, d:d + k], atol=1e-5)
+    absolute = tokens(shifted, d, k, mean, std, "absolute")
+    assert np.allclose(absolute[:, d:d + k] * std + mean, shifted[:, d:d + k], atol=1e-5)
+    with pytest.raises(ConfigError, match="unknown feedback features 'raw'"):
+        tokens(episode, d, k, mean, std, "raw")
+    with pytest.raises(ConfigError, match="unknown feedback features"):
+        AgentConfig(features="level")
+
+
+def test_agents_refuse_windows_of_other_features_and_old_agents_load_as_absolute(tiny_offline, tmp_path):
+    from agents.decision_transformer import DTSettings, train_dt
+
+    absolute = dataclasses.replace(SMALL, features="absolute")
+    with pytest.raises(ConfigError, match="reads absolute feedback features, but these windows carry relative"):
+        train_sft(tiny_offline, tmp_path, absolute, SFTConfig(quality=None, epochs=1), progress=False)
+    with pytest.raises(ConfigError, match="reads absolute feedback features"):
+        train_dt(tiny_offline, tmp_path, DTSettings(steps=1, features="absolute"), progress=False)
+    path = small_agent(tiny_offline).save(tmp_path / "agent.pt")
+    payload = torch.load(path, weights_only=True)
+    del payload["config"]["features"]  # as an agent saved before the setting existed
+    torch.save(payload, path)
+    assert TransformerAgent.load(path).config.features == "absolute"
 
 
 def test_simplex_maps_to_d3rlpy_box_and_back():
@@ -175,7 +211,9 @@ def test_rewards_are_the_feedback_change_weighted_like_the_env_or_the_balanced_s
     balanced = data.rewards_for("balanced")
     for episode in np.unique(data.episode):  # an episode's balanced return is how much its balanced score rose
         steps = data.episode == episode
-        start = data.windows[steps][0, -1, len(data.domains):-1] * data.feedback_std + data.feedback_mean
+        moved = data.windows[steps][:, -1, len(data.domains):-1] * data.feedback_std  # relative features: f_t - f_0
+        assert np.allclose(moved[0], 0) and np.allclose(moved[1:], np.cumsum(data.feedback_change[steps], 0)[:-1], atol=1e-4)
+        start = data.feedback_mean  # any start: the score is linear in the feedback
         final = start + data.feedback_change[steps].sum(0)
         assert balanced[steps].sum() == pytest.approx(balanced_score(final, data.feedback_mean, data.feedback_std)
                                                       - balanced_score(start, data.feedback_mean, data.feedback_std), abs=1e-4)

@@ -1,0 +1,86 @@
+"""Does an agent act on the feedback's level, which moves between scenarios, or on its changes?
+
+Another proxy model or source corpus starts an episode with the source field's feedback 0.1 to 0.3 nats
+elsewhere (dmix-bench-v1: unseen-model 0.13 lower, unseen-source 0.25 lower), while the reward is made of
+changes alone. This probe replays every episode of the protocol's dataset with the source fields'
+feedback shifted by a constant and records each agent's mean target share over the steps; an agent
+that reads changes acts the same at every shift. No env runs and no seed is drawn: only the dataset's
+logged observations and the agents' forward passes, so it can inform a choice without evaluation seeds.
+
+    python benchmarks/feedback_shift.py                        # the protocol's shipped agents
+    python benchmarks/feedback_shift.py --agents runs/agents-cpu-v1-relative/cql.pt runs/agents-cpu-v1/cql.pt
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+RESULTS = Path(__file__).resolve().parent / "results" / "feedback_shift"
+ALGOS = ("sft", "cql", "iql", "td3bc", "bc")  # the shipped agents with a Transformer body (the DT acts through d3rlpy)
+
+
+def target_shares(agent, episodes: list[np.ndarray], source: np.ndarray, target: np.ndarray, shift: float) -> float:
+    """Mean target share of the agent's mixtures at every logged step, the source fields' feedback moved by `shift`."""
+    import torch
+
+    from agents.features import windows
+
+    d = agent.domain_space.size
+    shares = []
+    for observations in episodes:
+        moved = observations.copy()
+        moved[:, d + source] += shift
+        batch = torch.from_numpy(windows(agent.state_tokens(moved), agent.config.window))
+        with torch.no_grad():
+            p = agent.net.mixture(batch).double().numpy()
+        shares.append(p[:, target].sum(1))
+    return float(np.mean(np.concatenate(shares)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--protocol", default="dmix-bench-v1")
+    parser.add_argument("--agents", type=Path, nargs="*", help="saved agents (.pt); default: the protocol's shipped ones")
+    parser.add_argument("--shifts", type=float, nargs="+", default=[0.13, 0.0, -0.05, -0.13, -0.25, -0.5])
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+
+    from agents.agent import TransformerAgent
+    from datasets_builder.publish import dmix_metadata, load_dmix_dataset
+    from dmix_gym.utils.atomic import write_json
+    from leaderboard.official import official_agent
+    from leaderboard.protocol import get_protocol
+
+    protocol = get_protocol(args.protocol)
+    paths = args.agents or [official_agent(f"{args.protocol}/{algo}") for algo in ALGOS]
+    dataset = load_dmix_dataset(protocol.dataset)
+    meta = dmix_metadata(dataset)
+    fields, field_of = meta["fields"], np.asarray(meta["field_of"])
+    target_fields = [fields.index(f) for f in meta["target_fields"]]
+    source = np.array([k for k in range(len(fields)) if k not in target_fields])
+    target = np.flatnonzero(np.isin(field_of, target_fields))
+    episodes = [np.asarray(e.observations[:-1], np.float32) for e in dataset.iterate_episodes()]
+
+    rows = []
+    for path in paths:
+        agent = TransformerAgent.load(path)
+        shares = {shift: target_shares(agent, episodes, source, target, shift) for shift in args.shifts}
+        rows.append({"agent": str(path), "algo": agent.meta.get("algo", agent.name), "features": agent.config.features,
+                     "target_share": {f"{s:+.2f}": v for s, v in shares.items()}})
+        print(f"{rows[-1]['algo']:>6} ({agent.config.features}): " + "  ".join(f"{s:+.2f}: {v:.2f}" for s, v in shares.items()),
+              flush=True)
+    header = " | ".join(f"{s:+.2f}" for s in args.shifts)
+    lines = [f"| agent | features | {header} |", "| --- | --- |" + " ---: |" * len(args.shifts)]
+    lines += [f"| {r['algo']} | {r['features']} | " + " | ".join(f"{v:.2f}" for v in r["target_share"].values()) + " |" for r in rows]
+    name = args.protocol if args.agents is None else f"{args.protocol}-custom"
+    write_json(args.out / f"{name}.json", {"protocol": args.protocol, "dataset": protocol.dataset, "episodes": len(episodes),
+                                          "shifts": args.shifts, "rows": rows})
+    (args.out / f"{name}.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
