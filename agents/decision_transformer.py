@@ -52,7 +52,7 @@ class DTSettings:
     reward: str = "balanced"  # the return it is conditioned on: the balanced score's or "env" (eq. 6); see agents.features
     reward_scale: float = 10.0  # as the RL algorithms: per-step rewards are ~0.1
     action_scale: float = 4.0
-    features: str = "relative"  # how the state token carries the feedback (agents.features)
+    features: str = "absolute"  # how the state token carries the feedback (agents.features)
     target_return: float | None = None  # None: the best episode return in the dataset
     seed: int = 0
     device: str = "auto"

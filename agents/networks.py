@@ -27,7 +27,7 @@ class AgentConfig:
     heads: int = 4
     ffn: int = 1024
     dropout: float = 0.0
-    features: str = "relative"  # how the state token carries the feedback (agents.features)
+    features: str = "absolute"  # how the state token carries the feedback (agents.features)
 
     def __post_init__(self):
         check_features(self.features)

@@ -78,7 +78,7 @@ class OfflineData:
         return self.select(mask)
 
 
-def load_offline(dataset, window: int, features: str = "relative") -> OfflineData:
+def load_offline(dataset, window: int, features: str = "absolute") -> OfflineData:
     """Windows, actions and rewards of every step of a dmix Minari dataset (an id or a loaded MinariDataset)."""
     check_features(features)
     if isinstance(dataset, str):

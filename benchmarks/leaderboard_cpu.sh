@@ -30,12 +30,12 @@ agent cql "CQL agent"
 agent td3bc "TD3+BC agent"
 submit baseline:natural Natural
 submit baseline:odm ODM
-submit baseline:aioli Aioli
-submit baseline:doremi DoReMi
-submit baseline:mixing-laws "Mixing laws"
 agent iql "IQL agent"
 agent bc "BC agent"
 agent dt "DT agent"
+submit baseline:aioli Aioli
+submit baseline:doremi DoReMi
+submit baseline:mixing-laws "Mixing laws"
 dmix leaderboard show --protocol "$PROTOCOL" --db "$DB"
 dmix leaderboard report --protocol "$PROTOCOL" --db "$DB" --out "runs/leaderboard-$PROTOCOL"
 dmix leaderboard export --protocol "$PROTOCOL" --db "$DB"

@@ -113,7 +113,7 @@ def collect_trajectories(scenario: str, preset: str, trajectories: int = 64, qua
 
 def train_agent(dataset: str, algo: str, out: Path, window: int = 16, d_model: int = 256, layers: int = 2,
                 epochs: int = 150, quality: int = 10000, steps: int = 1500, seed: int = 0, progress: bool = True,
-                reward: str = "balanced", features: str = "relative") -> Path:
+                reward: str = "balanced", features: str = "absolute") -> Path:
     """Train the Data Mixing Agent on a dmix Minari dataset (SFT, then an offline RL algorithm from it); return the saved policy's path."""
     from agents.agent import TransformerAgent
     from agents.networks import AgentConfig, count_parameters

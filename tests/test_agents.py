@@ -21,7 +21,7 @@ from dmix_gym.errors import ConfigError
 from dmix_gym.policy import History, ScenarioInfo, rollout
 from tests.helpers import tiny_scenario
 
-SMALL = AgentConfig(window=4, d_model=32, layers=2, heads=2, ffn=64)
+SMALL = AgentConfig(window=4, d_model=32, layers=2, heads=2, ffn=64, features="relative")
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +33,7 @@ def tiny_offline(tiny_data, tmp_path_factory) -> OfflineData:
     try:
         folder = collect(tiny_scenario(tiny_data), name="agents", total=8, qualities=(1, 50), workers=1,
                          data_dir=str(tiny_data), progress=False)
-        return load_offline(publish(folder, overwrite=True), SMALL.window)
+        return load_offline(publish(folder, overwrite=True), SMALL.window, SMALL.features)
     finally:
         if previous is None:
             os.environ.pop("MINARI_DATASETS_PATH")
@@ -373,7 +373,7 @@ def test_decision_transformer_follows_the_return_it_is_asked_for(tiny_offline, t
     good, bad = planted_actions(tiny_offline)
     planted = plant(tiny_offline, good, bad)
     settings = DTSettings(steps=400, steps_per_epoch=200, batch_size=16, learning_rate=1e-3, context=4, hidden=32,
-                          layers=1, dropout=0.0, device="cpu:0")
+                          layers=1, dropout=0.0, device="cpu:0", features=SMALL.features)
     agent, metrics = train_dt(planted, tmp_path, settings, progress=False)
     assert metrics["steps"] == 400 and metrics["target_return"] == pytest.approx(metrics["best_logged_return"])
     env = gym.make("DataMix-v0", scenario=tiny_scenario(tiny_data).to_dict(), data_dir=str(tiny_data), progress=False)
