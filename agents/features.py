@@ -11,8 +11,9 @@ oldest first; before W steps have passed the window is padded with copies of the
 - `features="relative"`: f̂_t = (f_t - f_0) / std, how far each field's feedback has moved since
   the episode began, in units of the dataset's per-field std. The paper standardises the level
   itself, (f_t - mean) / std (`features="absolute"`, the default until relative agents win on
-  validation seeds; every agent trained before this setting reads it). A level is where scenarios differ most (another proxy or source corpus starts 0.1 to 0.3
-  nats elsewhere), while the reward is made of changes alone. Measured with
+  validation seeds; every agent trained before this setting reads it). A level is where scenarios
+  differ most (another proxy or source corpus starts 0.1 to 0.3 nats elsewhere), while the reward
+  is made of changes alone. Measured with
   `benchmarks/feedback_shift.py` on the dataset's own episodes: lowering the source field's feedback
   by 0.13 nats, the offset of dmix-bench-v1's unseen-model start, moved the absolute-feature CQL
   agent's mean target share from 51% to 80%, and on that task it trained on the target field alone.
