@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import math
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -194,7 +193,7 @@ class DataMixEnv(gym.Env):
         self._prepare_eval()
 
         self.sequences_per_step = max(1, train.tokens_per_step // self.shards.seq_len)
-        self.optimizer_steps = train.max_steps * math.ceil(self.sequences_per_step / train.micro_batch)
+        self.optimizer_steps = train.max_steps * train.optimizer_steps_per_step(self.shards.seq_len)
         self.sampler = MixtureSampler(
             np.array([self.shards.train_sequences(d) for d in range(self.num_domains)]),
             np.array(space.field_of), self.sequences_per_step,

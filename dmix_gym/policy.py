@@ -36,6 +36,14 @@ class ScenarioInfo:
         return len(self.domain_space.fields)
 
     @property
+    def optimizer_steps_per_step(self) -> int:
+        """Optimizer steps the proxy takes in one env step (a method whose clock is the training batch reads it)."""
+        from .scenario import Scenario
+
+        scenario = Scenario.from_dict(self.scenario)
+        return scenario.train.optimizer_steps_per_step(scenario.data.preset.seq_len)
+
+    @property
     def scenario_name(self) -> str:
         return f"{self.scenario['data']['name']}-{self.scenario['data']['preset']['name']}"
 

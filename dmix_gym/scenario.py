@@ -13,6 +13,7 @@ it and `recover_environment()` can rebuild the same env. Presets give the scale:
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -48,6 +49,10 @@ class TrainConfig:
     base_tokens: int = 1_200_000  # tokens of source-field pre-training for the base checkpoint
     base_lr: float = 3e-3  # peak learning rate of that pre-training
     eval_batch: int = 64  # sequences per evaluation forward pass
+
+    def optimizer_steps_per_step(self, seq_len: int) -> int:
+        """Optimizer steps the proxy takes in one re-weighting step."""
+        return math.ceil(max(1, self.tokens_per_step // seq_len) / self.micro_batch)
 
 
 @dataclass(frozen=True)

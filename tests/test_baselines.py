@@ -11,10 +11,11 @@ from baselines.dbl import DBL, DBLConfig, balanced_start, dbl_update, field_loss
 from baselines.doremi import group_dro_update
 from baselines.mixing_laws import MixingLaws, MixingLawsConfig, field_mixtures, fit_law, law
 from baselines.natural import natural_mixture
-from baselines.odm import ODM, exp3_policy, exploration_rate, update_estimates
+from baselines.odm import ODM, ODMConfig, exp3_policy, exploration_rate, update_estimates
 from baselines.regmix import RegMix, RegMixConfig, cross_validated_r2, make_regressor, sample_mixtures, search_optimum, token_prior
 from baselines.static import StaticPolicy
 from dmix_gym.data.domains import DomainSpace
+from dmix_gym.errors import ConfigError
 from dmix_gym.policy import History, ScenarioInfo, rollout
 from tests.helpers import tiny_scenario
 
@@ -173,7 +174,7 @@ def test_natural_mix_is_token_proportional():
 
 def test_odm_moves_weight_to_the_domain_whose_loss_stays_high():
     assert exploration_rate(5, 1) == pytest.approx(0.2) and exploration_rate(5, 1000) < 0.02
-    policy = ODM()
+    policy = ODM(ODMConfig(clock="steps"))  # INFO names no training set-up to count batches with
     policy.prepare(type("Env", (), {"unwrapped": type("Base", (), {"domain_space": SPACE})()})())
     policy.reset(INFO)
     history = History()
@@ -188,6 +189,34 @@ def test_odm_moves_weight_to_the_domain_whose_loss_stays_high():
     new = update_estimates(np.zeros(3), np.ones(3), np.array([0.5, 0.25, 0.25]), np.array([True, True, False]), 0.5)
     assert np.allclose(new, [1.0, 2.0, 0.0])
     assert np.allclose(exp3_policy(np.zeros(4), 0.1, 0.05), 0.25)
+
+
+def test_odm_clock_counts_the_proxys_optimizer_steps():
+    import json
+
+    from dmix_gym.scenario import make_scenario
+
+    k = 16
+    space = DomainSpace(tuple(f"general/{i}" for i in range(8)) + tuple(f"math/{i}" for i in range(8)), (0,) * 8 + (1,) * 8,
+                        ("general", "math"), ("math",), (1 / 8,) * 8 + (0,) * 8, (0,) * 8 + (1 / 8,) * 8)
+    info = ScenarioInfo(json.loads(make_scenario("general-math", "cpu").to_json()), space, 20)
+    assert info.optimizer_steps_per_step == 8  # 16,384 tokens a step, 128-token sequences, 16 a batch
+    losses = np.where(np.arange(k) == 0, 5.0, 1.0)
+    final = {}
+    for clock in ("steps", "batches"):
+        policy = ODM(ODMConfig(clock=clock))
+        policy.prepare(type("Env", (), {"unwrapped": type("Base", (), {"domain_space": space})()})())
+        policy.reset(info)
+        history = History()
+        history.append(np.zeros(k + 3), {})
+        for _ in range(20):
+            final[clock] = policy.act(history)
+            history.append(np.zeros(k + 3), {"domain_loss": losses, "tokens": np.full(k, 100)})
+    # Counting env steps, eps_t = 1/K for all 20 steps (t < K ln K = 44), so pi stays exactly uniform.
+    assert np.allclose(final["steps"], 1 / k)
+    assert final["batches"][0] > 1.5 / k and np.argmax(final["batches"]) == 0
+    with pytest.raises(ConfigError, match="clock counts 'batches' or 'steps', got 'epochs'"):
+        ODMConfig(clock="epochs")
 
 
 def test_doremi_raises_the_weight_of_domains_above_their_reference_loss():
