@@ -125,11 +125,13 @@ def summarise(folder: Path, protocol, sizes: list[int], algo: str) -> None:
     if rows:
         fig, ax = plt.subplots(figsize=(5, 3.5))
         ax.errorbar([r[0] for r in rows], [r[1] for r in rows], yerr=[r[2] for r in rows], marker="o", capsize=3,
-                    label=f"{algo.upper()} agent")
-        for name, score in sorted(baselines.items(), key=lambda kv: -kv[1])[:3]:
-            ax.axhline(score, linestyle="--", linewidth=1, label=name, color=None)
+                    label=f"{algo.upper()} agent", color="C0")
+        for colour, (name, score) in zip(("C1", "C2", "C3"), sorted(baselines.items(), key=lambda kv: -kv[1])[:3]):
+            ax.axhline(score, linestyle="--", linewidth=1, label=name, color=colour)
         ax.set(xscale="log", xlabel="training episodes", ylabel=f"normalised score ({task})",
                title=f"data scale: {protocol.version}")
+        ax.set_xticks([r[0] for r in rows], [str(r[0]) for r in rows])
+        ax.minorticks_off()
         ax.legend(fontsize=8)
         fig.tight_layout()
         fig.savefig(folder / "data_scale.png", dpi=120)
