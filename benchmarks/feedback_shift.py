@@ -22,13 +22,17 @@ RESULTS = Path(__file__).resolve().parent / "results" / "feedback_shift"
 ALGOS = ("sft", "cql", "iql", "td3bc", "bc")  # the shipped agents with a Transformer body (the DT acts through d3rlpy)
 
 
-def target_shares(agent, episodes: list[np.ndarray], source: np.ndarray, target: np.ndarray, shift: float) -> float:
+def target_shares(agent, episodes: list[np.ndarray], shift: float) -> float:
     """Mean target share of the agent's mixtures at every logged step, the source fields' feedback moved by `shift`."""
     import torch
 
     from agents.features import windows
 
-    d = agent.domain_space.size
+    space = agent.domain_space
+    targets = [space.fields.index(f) for f in space.target_fields]
+    source = np.array([k for k in range(len(space.fields)) if k not in targets])
+    target = np.flatnonzero(np.isin(space.field_of, targets))
+    d = space.size
     shares = []
     for observations in episodes:
         moved = observations.copy()
@@ -49,25 +53,19 @@ def main() -> None:
     args = parser.parse_args()
 
     from agents.agent import TransformerAgent
-    from datasets_builder.publish import dmix_metadata, load_dmix_dataset
+    from datasets_builder.publish import load_dmix_dataset
     from dmix_gym.utils.atomic import write_json
     from leaderboard.official import official_agent
     from leaderboard.protocol import get_protocol
 
     protocol = get_protocol(args.protocol)
     paths = args.agents or [official_agent(f"{args.protocol}/{algo}") for algo in ALGOS]
-    dataset = load_dmix_dataset(protocol.dataset)
-    meta = dmix_metadata(dataset)
-    fields, field_of = meta["fields"], np.asarray(meta["field_of"])
-    target_fields = [fields.index(f) for f in meta["target_fields"]]
-    source = np.array([k for k in range(len(fields)) if k not in target_fields])
-    target = np.flatnonzero(np.isin(field_of, target_fields))
-    episodes = [np.asarray(e.observations[:-1], np.float32) for e in dataset.iterate_episodes()]
+    episodes = [np.asarray(e.observations[:-1], np.float32) for e in load_dmix_dataset(protocol.dataset).iterate_episodes()]
 
     rows = []
     for path in paths:
         agent = TransformerAgent.load(path)
-        shares = {shift: target_shares(agent, episodes, source, target, shift) for shift in args.shifts}
+        shares = {shift: target_shares(agent, episodes, shift) for shift in args.shifts}
         rows.append({"agent": str(path), "algo": agent.meta.get("algo", agent.name), "features": agent.config.features,
                      "target_share": {f"{s:+.2f}": v for s, v in shares.items()}})
         print(f"{rows[-1]['algo']:>6} ({agent.config.features}): " + "  ".join(f"{s:+.2f}: {v:.2f}" for s, v in shares.items()),

@@ -192,7 +192,7 @@ class DataMixEnv(gym.Env):
             raise ConfigError(f"start must be 'corpus' or 'estimated', got {start!r}")
         self._prepare_eval()
 
-        self.sequences_per_step = max(1, train.tokens_per_step // self.shards.seq_len)
+        self.sequences_per_step = train.sequences_per_step(self.shards.seq_len)
         self.optimizer_steps = train.max_steps * train.optimizer_steps_per_step(self.shards.seq_len)
         self.sampler = MixtureSampler(
             np.array([self.shards.train_sequences(d) for d in range(self.num_domains)]),

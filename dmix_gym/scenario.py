@@ -50,9 +50,13 @@ class TrainConfig:
     base_lr: float = 3e-3  # peak learning rate of that pre-training
     eval_batch: int = 64  # sequences per evaluation forward pass
 
+    def sequences_per_step(self, seq_len: int) -> int:
+        """Training sequences drawn in one re-weighting step."""
+        return max(1, self.tokens_per_step // seq_len)
+
     def optimizer_steps_per_step(self, seq_len: int) -> int:
         """Optimizer steps the proxy takes in one re-weighting step."""
-        return math.ceil(max(1, self.tokens_per_step // seq_len) / self.micro_batch)
+        return math.ceil(self.sequences_per_step(seq_len) / self.micro_batch)
 
 
 @dataclass(frozen=True)

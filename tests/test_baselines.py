@@ -172,10 +172,15 @@ def test_natural_mix_is_token_proportional():
     assert np.allclose(natural_mixture([10, 30, 60]), [0.1, 0.3, 0.6])
 
 
+def env_with_space(space: DomainSpace):
+    """What ODM's `prepare` reads of an env: the unwrapped env's domain space."""
+    return type("Env", (), {"unwrapped": type("Base", (), {"domain_space": space})()})()
+
+
 def test_odm_moves_weight_to_the_domain_whose_loss_stays_high():
     assert exploration_rate(5, 1) == pytest.approx(0.2) and exploration_rate(5, 1000) < 0.02
     policy = ODM(ODMConfig(clock="steps"))  # INFO names no training set-up to count batches with
-    policy.prepare(type("Env", (), {"unwrapped": type("Base", (), {"domain_space": SPACE})()})())
+    policy.prepare(env_with_space(SPACE))
     policy.reset(INFO)
     history = History()
     history.append(np.zeros(9), {})
@@ -205,7 +210,7 @@ def test_odm_clock_counts_the_proxys_optimizer_steps():
     final = {}
     for clock in ("steps", "batches"):
         policy = ODM(ODMConfig(clock=clock))
-        policy.prepare(type("Env", (), {"unwrapped": type("Base", (), {"domain_space": space})()})())
+        policy.prepare(env_with_space(space))
         policy.reset(info)
         history = History()
         history.append(np.zeros(k + 3), {})
