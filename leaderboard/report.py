@@ -32,24 +32,31 @@ def _save(fig, path: Path) -> None:
 
 
 def plot_scores(rows: list[Row], tasks: list[str], path: Path) -> None:
-    """Grouped bars: normalised score per task for each submission, with the std over seeds as error bars."""
+    """Grouped bars: normalised score per task for each submission, with the std over seeds as error bars.
+
+    The axis is linear within ±100 (random to best static) and logarithmic beyond, so a collapsed row does not
+    flatten the rows that compete near the top.
+    """
     done = [r for r in rows if r.status == "done"]
-    plt, fig = _figure(1.6 + 1.4 * len(tasks), 3.6)
+    plt, fig = _figure(2.6 + 1.6 * len(tasks), 4.0)
     ax = fig.add_subplot()
     width = 0.8 / max(1, len(done))
+    colors = (plt.cm.tab10 if len(done) <= 10 else plt.cm.tab20)(np.arange(len(done)) % 20)
     for i, row in enumerate(done):
         means, stds = [], []
         for task in tasks:
             score = row.tasks.get(task, {}).get("normalised", (np.nan, np.nan))
             means.append(score[0])
             stds.append(score[1])
-        ax.bar(np.arange(len(tasks)) + i * width - 0.4 + width / 2, means, width, yerr=stds, capsize=2, label=row.name)
+        ax.bar(np.arange(len(tasks)) + i * width - 0.4 + width / 2, means, width, yerr=stds, capsize=1.5,
+               color=colors[i], error_kw={"lw": 0.6}, label=row.name)
+    ax.set_yscale("symlog", linthresh=100)
     ax.axhline(0, color="grey", lw=0.8)
     ax.axhline(100, color="grey", lw=0.8, ls="--")
     ax.set_xticks(np.arange(len(tasks)), tasks)
-    ax.set_ylabel("normalised score")
+    ax.set_ylabel("normalised score (linear within ±100)")
     ax.set_title("0 = random mixtures, 100 = best static target share")
-    ax.legend(fontsize=7, ncols=2, frameon=False)
+    ax.legend(fontsize=7, frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5))
     _save(fig, path)
 
 
