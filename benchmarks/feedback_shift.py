@@ -23,20 +23,17 @@ ALGOS = ("sft", "cql", "iql", "td3bc", "bc")  # the shipped agents with a Transf
 
 
 def target_shares(agent, episodes: list[np.ndarray], shift: float) -> float:
-    """Mean target share of the agent's mixtures at every logged step, the source fields' feedback moved by `shift`."""
+    """Mean target share of the agent's mixtures at every logged step, the source field's feedback moved by `shift`."""
     import torch
 
     from agents.features import windows
 
-    space = agent.domain_space
-    targets = [space.fields.index(f) for f in space.target_fields]
-    source = np.array([k for k in range(len(space.fields)) if k not in targets])
-    target = np.flatnonzero(np.isin(space.field_of, targets))
-    d = space.size
+    d = agent.domain_space.size
+    target = np.asarray(agent.domain_space.field_of) != 0  # the source field comes first
     shares = []
     for observations in episodes:
         moved = observations.copy()
-        moved[:, d + source] += shift
+        moved[:, d] += shift  # the source field's feedback, right after the mixture
         batch = torch.from_numpy(windows(agent.state_tokens(moved), agent.config.window))
         with torch.no_grad():
             p = agent.net.mixture(batch).double().numpy()
