@@ -139,7 +139,7 @@ class RLSettings:
     actor_lr: float = 1e-4
     actor_warmup: int = 500  # the actor's learning rate ramps up from 0 while the fresh critic learns
     critic_lr: float = 3e-4
-    gamma: float = 0.95
+    gamma: float = 1.0  # the score is the undiscounted sum of rewards over a finite horizon (its last step is terminal)
     conservative_weight: float = 1.0  # CQL: alpha of eq. 5, fixed (alpha_lr = 0) as in CQL(H) with a constant weight
     alpha_lr: float = 0.0  # CQL: > 0 tunes alpha by d3rlpy's Lagrangian against alpha_threshold instead
     n_action_samples: int = 8  # CQL
@@ -163,7 +163,13 @@ class RLSettings:
 
 
 def d3rlpy_dataset(data: OfflineData, settings: RLSettings):
-    """The offline data as a d3rlpy MDPDataset: flat state windows, tanh-box actions, scaled rewards."""
+    """The offline data as a d3rlpy MDPDataset: flat state windows, tanh-box actions, scaled rewards.
+
+    Every episode's last step is marked terminal, a time-out included. DataMix-v0 truncates only at its horizon T
+    and shows t/T in the state, so the horizon is part of the MDP: nothing follows step T, and its reward is all
+    there is to learn there. (d3rlpy drops the last step of a time-out episode, which has no next state to
+    bootstrap from: that was every episode's final reward.)
+    """
     from d3rlpy.constants import ActionSpace
     from d3rlpy.dataset import MDPDataset
 
@@ -171,8 +177,8 @@ def d3rlpy_dataset(data: OfflineData, settings: RLSettings):
         observations=data.windows.reshape(len(data), -1),
         actions=to_unit(data.actions, settings.action_scale),
         rewards=(data.rewards_for(settings.reward) * settings.reward_scale).astype(np.float32),
-        terminals=data.terminals.astype(np.float32),
-        timeouts=data.timeouts.astype(np.float32),
+        terminals=(data.terminals | data.timeouts).astype(np.float32),
+        timeouts=np.zeros(len(data), np.float32),
         action_space=ActionSpace.CONTINUOUS,
     )
 
@@ -220,7 +226,8 @@ def _mean_head(actor) -> torch.nn.Linear:
 
 
 def actor_from_agent(algo, agent: TransformerAgent, settings: RLSettings) -> None:
-    """Copy the agent into d3rlpy's actor: body as the encoder, logits / action_scale as the pre-tanh mean."""
+    """Copy the agent into d3rlpy's actor: body as the encoder, logits / action_scale as the pre-tanh mean; a target
+    actor (TD3+BC's) starts as the same weights, as d3rlpy syncs it at build time from the random actor it replaces."""
     actor = _actor(algo)
     actor._encoder.body.load_state_dict(agent.net.body.state_dict())
     head = _mean_head(actor)
@@ -233,6 +240,11 @@ def actor_from_agent(algo, agent: TransformerAgent, settings: RLSettings) -> Non
             logstd.bias.fill_(float(np.log(settings.initial_std)))
         elif isinstance(logstd, torch.nn.Parameter):
             logstd.fill_(float(np.log(settings.initial_std)))
+    target = getattr(algo.impl.modules, "targ_policy", None)
+    if target is not None:
+        from d3rlpy.torch_utility import hard_sync
+
+        hard_sync(target, actor)
 
 
 def agent_from_actor(algo, like: TransformerAgent, settings: RLSettings, name: str | None = None) -> TransformerAgent:

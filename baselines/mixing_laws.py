@@ -8,7 +8,7 @@ fitted laws say is best.
 2. Per field i, the paper's exponential law (eq. 1), on the field's loss L_i = -f_i:
        L_i(r) = c_i + k_i * exp(sum_j t_ij r_j)
    fitted by least squares (several starts, the best kept).
-3. The mixture maximising the reward's sum_i lambda_i f_i under the fitted laws (searched over the
+3. The mixture maximising the objective sum_i lambda_i f_i (the env's reward weights) under the fitted laws (searched over the
    simplex), held for the whole episode.
 
 Departure: the paper extrapolates laws across training steps and model sizes from small runs; here
@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from dmix_gym.data.domains import expand
+from dmix_gym.feedback import objective
 from dmix_gym.policy import ScenarioInfo
 
 from .fitted import FittedMixture
@@ -96,12 +97,12 @@ def fit_mixing_laws(env, config: MixingLawsConfig, progress: bool = True) -> dic
     predicted = np.stack([law(p, r) for p in params], axis=1)
     weights = np.asarray(base.scenario.weights())
     candidates = np.concatenate([np.eye(k), rng.dirichlet(np.ones(k), size=config.search_samples)])
-    score = -np.stack([law(p, candidates) for p in params], axis=1) @ weights
+    score = objective(-np.stack([law(p, candidates) for p in params], axis=1), weights)
     best = candidates[int(np.argmax(score))]
     return {
         "scenario": ScenarioInfo.from_env(base).scenario_name, "config": asdict(config),
         "mixture": expand(best, space).tolist(), "field_mixture": best.tolist(), "predicted_score": float(score.max()),
-        "best_observed_score": float((-loss[fit] @ weights).max()), "params": [p.tolist() for p in params],
+        "best_observed_score": float(objective(-loss[fit], weights).max()), "params": [p.tolist() for p in params],
         "fit_error": float(np.abs(predicted[fit] - loss[fit]).mean()),
         "heldout_error": float(np.abs(predicted[held] - loss[held]).mean()) if config.heldout_runs else None,
         "compute": runs.compute(steps), "staging": str(runs.folder),

@@ -5,7 +5,8 @@
    log-uniformly per sample (small strengths give sparse mixtures, large ones mixtures near the prior).
 2. Train a short proxy run on each (a DataMix-v0 episode of `proxy_steps` steps holding it), through
    the same crash-safe staged runner as trajectory collection.
-3. Fit LightGBM (as RegMix does) from mixture to the balanced final feedback sum_k lambda_k f_k,
+3. Fit LightGBM (as RegMix does) from mixture to the objective sum_k lambda_k f_k of the final feedback (the
+   env's reward weights, so the sum of the rewards a policy would collect; the protocol's score up to a constant),
    with a linear model as a cross-check; report each one's cross-validated R^2.
 4. Score a large random sample of mixtures with the model and hold the mean of the top-k.
 
@@ -20,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from dmix_gym.errors import ConfigError
+from dmix_gym.feedback import objective
 from dmix_gym.policy import ScenarioInfo
 
 from .fitted import FittedMixture
@@ -111,7 +113,7 @@ def fit_regmix(env, config: RegMixConfig, progress: bool = True) -> dict[str, An
     prior = token_prior([base.shards.train_sequences(d) for d in range(base.num_domains)], config.temperature)
     mixtures = sample_mixtures(prior, config.runs, rng, config.min_strength, config.max_strength)
     runs = run_proxies(env, mixtures, config.proxy_steps, config.seed, "regmix", config.workers, progress)
-    x, y = runs.mixtures, runs.final_feedback @ np.asarray(base.scenario.weights())
+    x, y = runs.mixtures, objective(runs.final_feedback, base.scenario.weights())
     model = make_regressor("lightgbm", config.seed).fit(x, y)
     mixture = search_optimum(model, prior, config.search_samples, config.top_k, rng, config.min_strength, config.max_strength)
     return {

@@ -73,18 +73,40 @@ class RandomMixture(Policy):
         return Path(path)
 
 
-class TargetShare(Policy):
-    """(1 - s) * p_0 + s * p*: a static mixture giving the target fields share s (the leaderboard's reference grid)."""
+def share_at(knots: tuple[float, ...], progress: float) -> float:
+    """The target share of a piecewise-linear schedule through `knots` at evenly spaced points of progress in [0, 1]."""
+    if len(knots) == 1:
+        return float(knots[0])
+    return float(np.interp(progress, np.linspace(0.0, 1.0, len(knots)), knots))
 
-    def __init__(self, share: float):
-        if not 0.0 <= share <= 1.0:
-            raise ConfigError(f"target share must be in [0, 1], got {share}")
-        self.share, self.name = share, f"static:target-share={share:g}"
+
+class TargetSchedule(Policy):
+    """(1 - s_t) * p_0 + s_t * p*, s_t a piecewise-linear target share through `knots` over the episode: step t of T
+    (1-based) sits at progress (t - 1) / (T - 1). One knot is a static mixture giving the target fields share s (the
+    v0/v1 references' grid). The family the references' search (`leaderboard.oracle`) explores."""
+
+    def __init__(self, knots: tuple[float, ...]):
+        knots = tuple(float(k) for k in knots)
+        if not knots or not all(0.0 <= k <= 1.0 for k in knots):
+            raise ConfigError(f"schedule knots must be target shares in [0, 1], got {list(knots)}")
+        self.knots = knots
+        kind = "static" if len(knots) == 1 else "schedule"
+        self.name = f"{kind}:target-share=" + ",".join(f"{k:g}" for k in knots)
 
     def reset(self, info: ScenarioInfo) -> None:
         super().reset(info)
         space = info.domain_space
-        self.mixture = (1 - self.share) * start_mixture(space) + self.share * naive_mixture(space)
+        self.p0, self.p_star = start_mixture(space), naive_mixture(space)
+
+    def share(self, step: int) -> float:
+        """The target share of (1-based) step `step`."""
+        progress = (step - 1) / max(1, self.info.max_steps - 1)
+        return share_at(self.knots, min(1.0, progress))
 
     def act(self, history: History) -> np.ndarray:
-        return self.mixture
+        s = self.share(len(history))
+        return (1 - s) * self.p0 + s * self.p_star
+
+    def save(self, path: str | Path) -> Path:
+        write_json(path, {"policy": "schedule", "knots": list(self.knots)})
+        return Path(path)

@@ -58,7 +58,7 @@ def main() -> None:
     from dmix_gym.utils.atomic import write_json
     from leaderboard.official import official_agent
     from leaderboard.protocol import get_protocol
-    from leaderboard.submit import feedback_stats, run_episodes
+    from leaderboard.submit import protocol_objective, run_episodes
 
     protocol = get_protocol(args.protocol)
     selection = json.loads((RESULTS / "model_selection" / f"{args.protocol}.json").read_text())
@@ -71,7 +71,7 @@ def main() -> None:
     data = load_offline(protocol.dataset, config.window, config.features)
     task = protocol.tasks[0]
     folder = args.out / args.protocol
-    stats = feedback_stats(protocol)
+    stats = protocol_objective(protocol)
     for n in args.sizes:
         pending = [seed for seed in task.seeds if not (folder / f"n{n}-seed{seed}.json").exists()]
         if not pending:

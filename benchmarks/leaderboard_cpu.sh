@@ -4,22 +4,40 @@
 # Resumable: the results database lives in the repository (commit it as it grows), and stored reference and
 # submission episodes are never re-run, so re-run this after a crash or on another machine.
 #   bash benchmarks/leaderboard_cpu.sh [workers] [protocol]
+# The run writes to a live database under live/ (not committed: git would copy it mid-write); after every row a
+# consistent copy (SQLite's backup) lands at benchmarks/results/leaderboard/<protocol>.sqlite, which is committed,
+# and a fresh machine starts its live database from that copy. Reference episodes are logged under live/references/
+# (JSONL, committed as they grow).
 set -euo pipefail
 WORKERS=${1:-2}
 PROTOCOL=${2:-dmix-bench-v1}
-DB=${DB:-benchmarks/results/leaderboard/$PROTOCOL.sqlite}
+SNAPSHOT=${SNAPSHOT:-benchmarks/results/leaderboard/$PROTOCOL.sqlite}
+DB=${DB:-benchmarks/results/leaderboard/live/$PROTOCOL.sqlite}
 mkdir -p "$(dirname "$DB")"
+if [[ ! -f "$DB" && -f "$SNAPSHOT" ]]; then cp "$SNAPSHOT" "$DB"; fi  # a snapshot at rest is a consistent database
 # The baselines' proxy runs stage beside the database, so a run moved to another machine keeps them too.
 export DMIX_STAGING_DIR=${DMIX_STAGING_DIR:-$PWD/benchmarks/results/leaderboard/staging-$PROTOCOL}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$((($(nproc) + WORKERS - 1) / WORKERS))}
+snapshot() { dmix leaderboard backup --db "$DB" --out "$SNAPSHOT" > /dev/null; }
 submit() { /usr/bin/time -f "$2: wall %e s" dmix leaderboard submit --protocol "$PROTOCOL" --db "$DB" --workers "$WORKERS" \
-  --policy "$1" --name "$2" | tail -n 3; }
+  --policy "$1" --name "$2" | tail -n 3; snapshot; }
 # An agent row waits until its checkpoint ships (benchmarks/agents_cpu.sh); re-run this script after that.
 agent() {
   if compgen -G "leaderboard/official/agents/$PROTOCOL/$1.*" > /dev/null; then submit "official:$PROTOCOL/$1" "$2"
   else echo "$2: skipped, official:$PROTOCOL/$1 is not shipped yet (bash benchmarks/agents_cpu.sh)"; fi
 }
-# The core rows first (five baselines, SFT, CQL, and TD3+BC, the best agent on validation seeds), then the rest.
+# The references first (from v2 on a search: several hours at cpu, resumable episode by episode).
+dmix leaderboard references --protocol "$PROTOCOL" --db "$DB" --workers "$WORKERS"
+snapshot
+# static-transfer (v2 on): the training task's static oracle share, held unchanged on every task.
+TRANSFER=$(python3 -c "
+from leaderboard.protocol import get_protocol
+from leaderboard.store import Store
+p = get_protocol('$PROTOCOL')
+ref = Store('$DB').reference(p.version, p.training_task) if p.search else None
+print(ref['static']['label'] if ref else '')")
+if [[ -n "$TRANSFER" ]]; then submit "$TRANSFER" "Static-transfer"; fi
+# The core rows (five baselines, SFT, CQL, and TD3+BC, the best agent on validation seeds), then the rest.
 submit baseline:naive Naive
 submit baseline:uniform Uniform
 submit baseline:start-state Start-state

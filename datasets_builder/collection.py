@@ -25,6 +25,7 @@ import numpy as np
 from dmix_gym.data.build import build_data
 from dmix_gym.errors import DmixError
 from dmix_gym.policy import Episode, Replay, rollout, rollout_vector
+from dmix_gym.scenario import canonical_scenario
 from dmix_gym.utils.atomic import atomic_path, write_json
 from dmix_gym.utils.paths import resolve_staging_dir
 from dmix_gym.utils.pool import Backend, run_jobs
@@ -98,7 +99,7 @@ def load_or_write_plan(folder: Path, scenario: dict[str, Any], total: int, make:
         write_json(path, plan.to_json())
         return plan
     staged = Plan.from_json(json.loads(path.read_text()))
-    if staged.scenario != scenario:
+    if canonical_scenario(staged.scenario) != canonical_scenario(scenario):
         raise CollectionError(f"{path} was planned for another scenario; use another --name or remove {folder}")
     if len(staged.episodes) < total:
         raise CollectionError(f"{path} plans {len(staged.episodes)} episodes, fewer than the {total} asked for; "

@@ -372,6 +372,43 @@ def leaderboard_show(
     print_leaderboard(_checked_protocol(protocol), _db(db, cache_dir), as_markdown)
 
 
+@leaderboard_app.command("references")
+def leaderboard_references(
+    protocol: Protocol = "dmix-bench-v1",
+    workers: Annotated[int, typer.Option(help="episodes run in parallel processes")] = 1,
+    db: Db = None,
+    data_dir: DataDir = None,
+    cache_dir: CacheDir = None,
+) -> None:
+    """Compute (or resume) the protocol's references and print them, with the seeds and episodes behind each."""
+    from leaderboard.official import open_store
+    from leaderboard.submit import compute_references
+
+    version = _checked_protocol(protocol)
+    store = open_store(_db(db, cache_dir), version)
+    compute_references(_protocol(version), store, data_dir, cache_dir, workers=workers)
+    for task in _protocol(version).tasks:
+        ref = store.reference(version, task.name)
+        parts = [f"ref_min {ref['ref_min']:.4f}", f"ref_max {ref['ref_max']:.4f}"]
+        for kind in ("static", "schedule"):
+            if kind in ref:
+                parts.append(f"{ref[kind]['label']} {ref[kind]['mean']:.4f} ± {ref[kind]['std']:.4f} "
+                             f"(seeds {ref[kind]['seeds'][0]}..{ref[kind]['seeds'][-1]})")
+        console.print(f"{task.name}: " + "; ".join(parts))
+
+
+@leaderboard_app.command("backup")
+def leaderboard_backup(
+    out: Annotated[Path, typer.Option(help="where to write the copy (e.g. the repository's results folder)")],
+    db: Db = None,
+    cache_dir: CacheDir = None,
+) -> None:
+    """A consistent copy of a results database (SQLite's online backup), safe while a run writes to it."""
+    from leaderboard.store import Store
+
+    console.print(f"backed up to {Store(_db(db, cache_dir)).backup(out)}")
+
+
 @leaderboard_app.command("export")
 def leaderboard_export(
     protocol: Protocol = "dmix-bench-v1",
@@ -383,11 +420,12 @@ def leaderboard_export(
     """Write a protocol run's references, feedback statistics and finished rows as its official results file."""
     from leaderboard.official import export_official
     from leaderboard.store import Store
-    from leaderboard.submit import feedback_stats
+    from leaderboard.submit import protocol_objective
 
     version = _checked_protocol(protocol)
-    mean, std = feedback_stats(_protocol(version))
-    path = export_official(Store(_db(db, cache_dir)), _protocol(version), mean, std, names.split(",") if names else None, out)
+    objective = protocol_objective(_protocol(version))
+    path = export_official(Store(_db(db, cache_dir)), _protocol(version), objective.mean, objective.std,
+                           names.split(",") if names else None, out)
     console.print(f"official results of {version}: {path}")
 
 

@@ -2,13 +2,14 @@
 
 The built-in scenarios' CPU base checkpoints at the `cpu` preset (the `dmix-bench-v1` protocol's tasks) ship
 in the package (`dmix_gym/checkpoints/`), so a fresh machine skips pre-training them; any other is
-pre-trained on first use. `benchmarks/ship_bases.py` writes the shipped ones.
+pre-trained on first use. `benchmarks/ship_tasks.py` writes the shipped ones.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -54,7 +55,8 @@ def pretrain_base(scenario: Scenario, shards: ShardSet, config, device: torch.de
     model = build_model(config, scenario.seed, device)
     n_seq = max(1, t.base_tokens // shards.seq_len)
     total_steps = math.ceil(n_seq / t.micro_batch)
-    trainer = ProxyTrainer(model, t, total_steps, t.base_lr)
+    # The base is the same whatever schedule the episodes use (base_key leaves the episode's schedule out).
+    trainer = ProxyTrainer(model, replace(t, lr_schedule="cosine"), total_steps, t.base_lr)
     pool = source_sequences(shards)
     rng = np.random.default_rng(scenario.seed)
     order = np.concatenate([rng.permutation(len(pool)) for _ in range(math.ceil(n_seq / len(pool)))])[:n_seq]
@@ -78,9 +80,12 @@ def base_dir(scenario: Scenario, shards: ShardSet, config, device: torch.device,
 
 def load_or_pretrain_base(scenario: Scenario, shards: ShardSet, config, device: torch.device,
                           cache_dir: str | Path | None = None, progress: bool = True) -> dict[str, torch.Tensor]:
-    """The cached (or shipped) base checkpoint of this scenario, pre-training (and caching) it on first use."""
+    """The shipped (or cached) base checkpoint of this scenario, pre-training (and caching) it on first use.
+
+    The shipped one comes first: the official results were measured from it, and a cached copy of the same key
+    (from an older build of this package, or another machine's cache) must not stand in for it."""
     path = base_dir(scenario, shards, config, device, cache_dir)
-    for weights in (path / "model.safetensors", SHIPPED_BASES / path.name / "model.safetensors"):
+    for weights in (SHIPPED_BASES / path.name / "model.safetensors", path / "model.safetensors"):
         if weights.exists():
             return load_file(weights)
     state = pretrain_base(scenario, shards, config, device, progress)

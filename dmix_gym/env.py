@@ -21,7 +21,7 @@ from .errors import ConfigError
 from .feedback import EvalSet, Evaluation, encode_pairs, field_feedback, pack_answer_batches, reward
 from .model import llama_config
 from .render import ansi_table, mixture_area_plot
-from .sampler import MixtureSampler
+from .sampler import MixtureSampler, available_sequences
 from .scenario import Scenario, resolve_scenario
 from .start_state import load_or_estimate_start
 
@@ -36,10 +36,11 @@ def normalise_action(action: Any, size: int) -> np.ndarray:
             raise ValueError(f"action[{i}] is {value}: every entry must be finite")
         if value < 0:
             raise ValueError(f"action[{i}] is {value}: every entry must be non-negative")
-    total = p.sum()
-    if total <= 0:
+    largest = p.max()
+    if largest <= 0:
         raise ValueError("action sums to 0: at least one domain needs a positive weight")
-    return p / total
+    p = p / largest  # first, so that huge finite weights cannot overflow the sum
+    return p / p.sum()
 
 
 def make_spaces(space) -> tuple[spaces.Box, spaces.Box]:
@@ -107,7 +108,9 @@ class DataMixEnv(gym.Env):
     ## Episode End
 
     1. Termination: a target field has no training sequence left (sampling is without
-       replacement within an episode).
+       replacement within an episode; a scarce target corpus, `target_fraction` < 1, runs out
+       sooner). With `on_exhausted="repeat"` a used-up domain is read again in a new order and
+       the episode never terminates.
     2. Truncation: `max_steps` re-weighting steps have been taken. The env truncates itself, so
        every preset gets its own limit; `gym.make(..., max_episode_steps=n)` cuts earlier.
 
@@ -195,8 +198,9 @@ class DataMixEnv(gym.Env):
         self.sequences_per_step = train.sequences_per_step(self.shards.seq_len)
         self.optimizer_steps = train.max_steps * train.optimizer_steps_per_step(self.shards.seq_len)
         self.sampler = MixtureSampler(
-            np.array([self.shards.train_sequences(d) for d in range(self.num_domains)]),
-            np.array(space.field_of), self.sequences_per_step,
+            available_sequences([self.shards.train_sequences(d) for d in range(self.num_domains)], space.field_of,
+                                train.target_fraction),
+            np.array(space.field_of), self.sequences_per_step, repeat=train.on_exhausted == "repeat",
         )
 
         self.action_space, self.observation_space = make_spaces(space)
@@ -318,7 +322,7 @@ class DataMixEnv(gym.Env):
         self._feedback, self._mixture, self._t = new_feedback, p, self._t + 1
         self.history.append(p.copy())
         self._last_reward = r
-        terminated = bool(np.any(self.sampler.field_fraction_left()[self.target_index] == 0))
+        terminated = not self.sampler.repeat and bool(np.any(self.sampler.field_fraction_left()[self.target_index] == 0))
         truncated = self._t >= self.max_steps and not terminated
         info = self._info(evaluation, counts * self.shards.seq_len, train_loss, train_seconds, eval_seconds)
         return self._observation(), r, terminated, truncated, info

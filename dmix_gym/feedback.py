@@ -179,3 +179,11 @@ def field_feedback(qa: np.ndarray, domain_loss: np.ndarray, qa_weight: np.ndarra
 def reward(previous_feedback: np.ndarray, feedback_now: np.ndarray, weights: np.ndarray) -> float:
     """r_t = sum_k lambda_k (f_k(theta_t) - f_k(theta_{t-1})) (eq. 6)."""
     return float(np.dot(weights, np.asarray(feedback_now) - np.asarray(previous_feedback)))
+
+
+def objective(feedback: np.ndarray, weights: np.ndarray) -> np.ndarray | float:
+    """sum_k lambda_k f_k of feedback (K,) or (N, K): what the rewards of an episode add up to (eq. 6 telescopes to
+    its final value minus its start's). Every method that fits or searches a mixture maximises it at the episode's end;
+    a protocol sets lambda so that it is its ranking score up to a constant."""
+    value = np.asarray(feedback, np.float64) @ np.asarray(weights, np.float64)
+    return float(value) if np.ndim(value) == 0 else value

@@ -39,24 +39,47 @@ def allocate(p: np.ndarray, n: int, remaining: np.ndarray, field_of: np.ndarray)
     return counts
 
 
-class MixtureSampler:
-    """Tracks, per domain, a shuffled order of training sequences and how many are used."""
+def available_sequences(train_sequences: np.ndarray, field_of: np.ndarray, target_fraction: float) -> np.ndarray:
+    """Training sequences per domain an episode may draw: all of a source domain's, the first `target_fraction`
+    of a target domain's (at least one), so a scarce target corpus is the same fixed subset in every episode."""
+    totals = np.asarray(train_sequences, dtype=np.int64)
+    scarce = np.maximum(1, np.floor(totals * target_fraction)).astype(np.int64)
+    return np.where(np.asarray(field_of) == 0, totals, np.minimum(totals, scarce))
 
-    def __init__(self, train_sequences: np.ndarray, field_of: np.ndarray, sequences_per_step: int):
+
+class MixtureSampler:
+    """Tracks, per domain, a shuffled order of training sequences and how many are used.
+
+    Without `repeat` a domain's sequences are drawn at most once an episode (a used-up domain's share moves
+    to the others, see `allocate`). With `repeat` a used-up domain starts another pass over its sequences in
+    a fresh order (an epoch), so any mixture can be drawn; `epochs()` counts the passes.
+    """
+
+    def __init__(self, train_sequences: np.ndarray, field_of: np.ndarray, sequences_per_step: int, repeat: bool = False):
         self.totals = np.asarray(train_sequences, dtype=np.int64)
         self.field_of = np.asarray(field_of, dtype=np.int64)
         self.sequences_per_step = sequences_per_step
+        self.repeat = repeat
         self.orders: list[np.ndarray] = []
         self.used = np.zeros_like(self.totals)
+        self._epoch_seed = 0
+        self._passes: dict[tuple[int, int, int], np.ndarray] = {}
 
     def reset(self, rng: np.random.Generator) -> None:
         """A fresh episode: new orders, nothing used."""
         self.orders = [rng.permutation(int(t)) for t in self.totals]
         self.used = np.zeros_like(self.totals)
+        if self.repeat:  # drawn only when repeating, so episodes without it keep their random stream
+            self._epoch_seed = int(rng.integers(2**31 - 1))
 
     @property
     def remaining(self) -> np.ndarray:
-        return self.totals - self.used
+        """Sequences per domain not yet drawn in this episode (0 once a repeating domain has been read whole)."""
+        return np.maximum(self.totals - self.used, 0)
+
+    def epochs(self) -> np.ndarray:
+        """(D,) passes over each domain's sequences so far (above 1 only when repeating)."""
+        return self.used / self.totals
 
     def field_fraction_left(self) -> np.ndarray:
         """(K,) share of each field's training sequences not yet drawn."""
@@ -67,13 +90,29 @@ class MixtureSampler:
 
     def plan(self, p: np.ndarray) -> np.ndarray:
         """Sequences per domain that a step with mixture p would draw (no state change)."""
+        if self.repeat:
+            return largest_remainder(p, self.sequences_per_step)
         return allocate(p, self.sequences_per_step, self.remaining, self.field_of)
 
     def draw(self, counts: np.ndarray) -> list[tuple[int, int]]:
-        """Take `counts[d]` unused sequences from each domain; return (domain, sequence index) pairs."""
+        """Take the next `counts[d]` sequences of each domain's order; return (domain, sequence index) pairs."""
         picks = []
         for d, c in enumerate(counts):
-            start = self.used[d]
-            picks.extend((d, int(i)) for i in self.orders[d][start : start + c])
+            start = int(self.used[d])
+            picks.extend((d, int(self._order(d, i))) for i in range(start, start + int(c)))
             self.used[d] += c
         return picks
+
+    def _order(self, d: int, position: int) -> int:
+        """The sequence at `position` of domain d's reading order: pass 0 is the reset's permutation, pass e > 0
+        a permutation of its own, a function of the episode and (d, e) alone (so a resumed episode reads the same)."""
+        epoch, index = divmod(position, int(self.totals[d]))
+        if epoch == 0:
+            return self.orders[d][index]
+        if not self.repeat:
+            raise IndexError(f"domain {d} has no sequence left")
+        key = (self._epoch_seed, d, epoch)
+        if key not in self._passes:
+            self._passes = {k: v for k, v in self._passes.items() if k[1] != d}  # one later pass kept per domain
+            self._passes[key] = np.random.default_rng(list(key)).permutation(int(self.totals[d]))
+        return self._passes[key][index]

@@ -18,8 +18,20 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from .data.spec import DataSpec, load_data_spec, read_json
+from .data.spec import DataSpec, find_scenario_file, load_data_spec, read_json
 from .errors import ConfigError
+
+
+def _require(config: object, name: str, ok: bool, want: str) -> None:
+    """A ConfigError naming the config, the field and its bad value unless `ok`."""
+    if not ok:
+        raise ConfigError(f"{type(config).__name__}.{name} is {getattr(config, name)!r}: it must be {want}")
+
+
+def _positive_ints(config: object, names: tuple[str, ...]) -> None:
+    for name in names:
+        value = getattr(config, name)
+        _require(config, name, isinstance(value, int) and not isinstance(value, bool) and value > 0, "a positive integer")
 
 
 @dataclass(frozen=True)
@@ -32,6 +44,14 @@ class ProxyConfig:
     intermediate_size: int = 344  # SwiGLU width (~8/3 d)
     tie_embeddings: bool = False  # share input and output embeddings
 
+    def __post_init__(self) -> None:
+        _positive_ints(self, ("hidden_size", "num_layers", "num_heads", "intermediate_size"))
+        _require(self, "hidden_size", self.hidden_size % self.num_heads == 0, f"a multiple of num_heads ({self.num_heads})")
+
+
+LR_SCHEDULES = ("cosine", "wsd")
+ON_EXHAUSTED = ("terminate", "repeat")
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -41,14 +61,33 @@ class TrainConfig:
     max_steps: int = 20  # re-weighting steps T (truncation)
     micro_batch: int = 32  # sequences per optimizer step
     lr: float = 2e-3  # peak learning rate in the episode
-    min_lr_ratio: float = 0.1  # cosine floor, as a fraction of lr
+    min_lr_ratio: float = 0.1  # the schedule's floor, as a fraction of lr
     warmup_fraction: float = 0.05  # share of the episode's optimizer steps spent warming up
+    lr_schedule: Literal["cosine", "wsd"] = "cosine"  # after warm-up: cosine decay, or warmup-stable-decay
+    decay_fraction: float = 0.2  # wsd: share of the episode's optimizer steps in the final linear anneal
+    target_fraction: float = 1.0  # share of each target domain's training sequences an episode may draw (< 1: scarce)
+    on_exhausted: Literal["terminate", "repeat"] = "terminate"  # a used-up target field ends the episode, or is re-read
     weight_decay: float = 0.1  # AdamW decoupled weight decay
     grad_clip: float = 1.0  # global gradient-norm clip
     init: Literal["base", "scratch"] = "base"  # episode start: base checkpoint or random weights
     base_tokens: int = 1_200_000  # tokens of source-field pre-training for the base checkpoint
     base_lr: float = 3e-3  # peak learning rate of that pre-training
     eval_batch: int = 64  # sequences per evaluation forward pass
+
+    def __post_init__(self) -> None:
+        _positive_ints(self, ("tokens_per_step", "max_steps", "micro_batch", "base_tokens", "eval_batch"))
+        for name in ("lr", "base_lr"):
+            value = getattr(self, name)
+            _require(self, name, isinstance(value, (int, float)) and math.isfinite(value) and value > 0, "a positive number")
+        _require(self, "min_lr_ratio", 0.0 <= self.min_lr_ratio <= 1.0, "in [0, 1]")
+        _require(self, "warmup_fraction", 0.0 <= self.warmup_fraction < 1.0, "in [0, 1)")
+        _require(self, "decay_fraction", 0.0 < self.decay_fraction <= 1.0, "in (0, 1]")
+        _require(self, "target_fraction", 0.0 < self.target_fraction <= 1.0, "in (0, 1]")
+        _require(self, "grad_clip", self.grad_clip > 0, "positive")
+        _require(self, "weight_decay", self.weight_decay >= 0, "non-negative")
+        _require(self, "lr_schedule", self.lr_schedule in LR_SCHEDULES, f"one of {list(LR_SCHEDULES)}")
+        _require(self, "on_exhausted", self.on_exhausted in ON_EXHAUSTED, f"one of {list(ON_EXHAUSTED)}")
+        _require(self, "init", self.init in ("base", "scratch"), "'base' or 'scratch'")
 
     def sequences_per_step(self, seq_len: int) -> int:
         """Training sequences drawn in one re-weighting step."""
@@ -78,12 +117,19 @@ class Scenario:
     def preset(self) -> str:
         return self.data.preset.name
 
+    def __post_init__(self) -> None:
+        if self.reward_weights is not None:
+            weights = tuple(self.reward_weights)
+            k = len(self.data.fields)
+            if len(weights) != k:
+                raise ConfigError(f"reward_weights has {len(weights)} entries for {k} fields")
+            if not all(isinstance(w, (int, float)) and math.isfinite(w) and w >= 0 for w in weights) or not sum(weights) > 0:
+                raise ConfigError(f"reward_weights {list(weights)} must be finite, non-negative and not all zero")
+
     def weights(self) -> tuple[float, ...]:
+        """lambda_k of eq. 6, one per field (source first): the reward is their weighted sum of feedback changes."""
         k = len(self.data.fields)
-        weights = self.reward_weights or tuple(1.0 / k for _ in range(k))
-        if len(weights) != k:
-            raise ConfigError(f"reward_weights has {len(weights)} entries for {k} fields")
-        return tuple(float(w) for w in weights)
+        return tuple(float(w) for w in (self.reward_weights or tuple(1.0 / k for _ in range(k))))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -107,6 +153,12 @@ class Scenario:
         )
 
 
+def canonical_scenario(data: dict[str, Any]) -> dict[str, Any]:
+    """A Scenario's JSON form with every field spelled out: two forms are the same scenario iff these are equal
+    (a form saved before a config field existed reads it at its default)."""
+    return json.loads(Scenario.from_dict(data).to_json())
+
+
 PRESETS: dict[str, tuple[ProxyConfig, TrainConfig]] = {
     "smoke": (
         ProxyConfig(hidden_size=48, num_layers=2, num_heads=2, intermediate_size=128),
@@ -128,13 +180,39 @@ PRESETS: dict[str, tuple[ProxyConfig, TrainConfig]] = {
 }
 
 
+SCENARIO_OPTIONS = ("model", "train", "reward_weights")  # a scenario file's keys over its preset (see make_scenario)
+
+
+def scenario_options(path: Path) -> dict[str, Any]:
+    """The overrides a scenario file sets over its preset: its `model` and `train` objects and `reward_weights`.
+
+    A regime (a WSD schedule, a scarce target corpus, a longer horizon, other objective weights) is then data:
+    `{"name": ..., "fields": [...], "train": {"lr_schedule": "wsd", "decay_fraction": 0.2}}`.
+    """
+    data = read_json(path)
+    options: dict[str, Any] = {}
+    for part, config in (("model", ProxyConfig), ("train", TrainConfig)):
+        values = data.get(part) or {}
+        if not isinstance(values, dict):
+            raise ConfigError(f"{path}: '{part}' must be an object of {config.__name__} fields, got {values!r}")
+        unknown = sorted(set(values) - set(config.__dataclass_fields__))
+        if unknown:
+            raise ConfigError(f"{path}: unknown {part} option(s) {unknown}; known: {sorted(config.__dataclass_fields__)}")
+        options.update(values)
+    if data.get("reward_weights") is not None:
+        options["reward_weights"] = tuple(data["reward_weights"])
+    return options
+
+
 def make_scenario(scenario: str = "general-math", preset: str = "cpu", **overrides: Any) -> Scenario:
-    """The named scenario at a preset; `overrides` replace TrainConfig/ProxyConfig/Scenario fields by name."""
+    """The named scenario at a preset; the scenario file's own options (`scenario_options`) apply over the preset,
+    and `overrides` replace TrainConfig/ProxyConfig/Scenario fields by name over both."""
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
     model, train = PRESETS[preset]
     result = Scenario(data=load_data_spec(scenario, preset), model=model, train=train)
-    return override(result, **overrides) if overrides else result
+    options = {**scenario_options(find_scenario_file(scenario)), **overrides}
+    return override(result, **options) if options else result
 
 
 def override(scenario: Scenario, **overrides: Any) -> Scenario:
@@ -149,12 +227,17 @@ def override(scenario: Scenario, **overrides: Any) -> Scenario:
             parts["top"][key] = value
         else:
             raise ConfigError(f"unknown scenario override {key!r}")
-    return replace(
-        scenario,
-        model=replace(scenario.model, **parts["model"]),
-        train=replace(scenario.train, **parts["train"]),
-        **parts["top"],
-    )
+    if "reward_weights" in parts["top"] and parts["top"]["reward_weights"] is not None:
+        parts["top"]["reward_weights"] = tuple(parts["top"]["reward_weights"])
+    try:
+        return replace(
+            scenario,
+            model=replace(scenario.model, **parts["model"]),
+            train=replace(scenario.train, **parts["train"]),
+            **parts["top"],
+        )
+    except TypeError as error:  # a value of the wrong type compared or summed in a config's checks
+        raise ConfigError(f"scenario override {overrides}: {error}") from None
 
 
 def resolve_scenario(scenario: "Scenario | dict | str | None", preset: str | None) -> Scenario:

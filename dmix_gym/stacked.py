@@ -22,7 +22,7 @@ from transformers import LlamaConfig, LlamaForCausalLM
 from transformers.modeling_outputs import BaseModelOutput
 
 from .scenario import TrainConfig
-from .trainer import autocast, lr_at
+from .trainer import autocast, scheduled_lr
 
 
 def _linear(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -220,7 +220,7 @@ class StackedTrainer:
     def _adamw(self, active: torch.Tensor) -> None:
         """One clipped AdamW step per active proxy, with each proxy's own learning rate (torch.optim.AdamW's update)."""
         c, (beta1, beta2) = self.config, self.betas
-        lr = torch.tensor([lr_at(int(s), self.total_steps, self.peak_lr, c.warmup_fraction, c.min_lr_ratio)
+        lr = torch.tensor([scheduled_lr(c, int(s), self.total_steps, self.peak_lr)
                            for s in self.step_count], dtype=torch.float64)
         self.step_count += active.long()
         step = self.step_count.clamp(min=1).double()

@@ -11,13 +11,32 @@ import torch
 from .scenario import TrainConfig
 
 
-def lr_at(step: int, total_steps: int, peak: float, warmup_fraction: float, min_ratio: float) -> float:
-    """Learning rate at optimizer step `step`: linear warm-up, then cosine down to min_ratio * peak."""
+def lr_at(step: int, total_steps: int, peak: float, warmup_fraction: float, min_ratio: float,
+          schedule: str = "cosine", decay_fraction: float = 0.2) -> float:
+    """Learning rate at optimizer step `step` of `total_steps`: linear warm-up, then
+
+    - `cosine`: cosine decay down to min_ratio * peak at the last step;
+    - `wsd` (warmup-stable-decay, Hu et al. 2024): the peak held until the last `decay_fraction` of the steps,
+      then a linear anneal down to min_ratio * peak at the last step.
+    """
     warmup = max(1, int(round(warmup_fraction * total_steps)))
     if step < warmup:
         return peak * (step + 1) / warmup
+    if schedule == "wsd":
+        decay = max(1, int(round(decay_fraction * total_steps)))
+        start = max(warmup, total_steps - decay)
+        if step < start:
+            return peak
+        progress = min(1.0, (step - start + 1) / max(1, total_steps - start))
+        return peak * (1.0 - (1.0 - min_ratio) * progress)
     progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
     return peak * (min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress)))
+
+
+def scheduled_lr(config: TrainConfig, step: int, total_steps: int, peak: float) -> float:
+    """`lr_at` with the episode's schedule settings from `config`."""
+    return lr_at(step, total_steps, peak, config.warmup_fraction, config.min_lr_ratio, config.lr_schedule,
+                 config.decay_fraction)
 
 
 def autocast(device: torch.device):
@@ -51,7 +70,7 @@ class ProxyTrainer:
         started = time.perf_counter()
         losses = []
         for batch in tokens.split(self.config.micro_batch):
-            lr = lr_at(self.step_count, self.total_steps, self.peak_lr, self.config.warmup_fraction, self.config.min_lr_ratio)
+            lr = scheduled_lr(self.config, self.step_count, self.total_steps, self.peak_lr)
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
             batch = batch.to(self.device, non_blocking=True)

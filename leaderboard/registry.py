@@ -22,6 +22,8 @@ def load_policy(spec: str | Path) -> Policy:
         from baselines import make_baseline
 
         return make_baseline(text)
+    if text.startswith(("static:target-share=", "schedule:target-share=")):
+        return target_schedule(text)
     path = official_agent(text.removeprefix("official:")) if text.startswith("official:") else Path(text)
     if not path.exists():
         raise ConfigError(f"no policy {text!r}: not a baseline:<name> and no such file")
@@ -42,8 +44,26 @@ def load_policy(spec: str | Path) -> Policy:
     return TransformerAgent.load(path)
 
 
+def target_schedule(spec: str) -> Policy:
+    """`static:target-share=S` (one share held, e.g. the static oracle's, or static-transfer's) or
+    `schedule:target-share=S1,S2,...` (a piecewise-linear schedule through those shares)."""
+    from baselines.static import TargetSchedule
+
+    values = spec.partition("=")[2]
+    try:
+        knots = tuple(float(v) for v in values.split(","))
+    except ValueError:
+        raise ConfigError(f"{spec!r}: target shares are numbers in [0, 1], like static:target-share=0.15") from None
+    if spec.startswith("static:") and len(knots) != 1:
+        raise ConfigError(f"{spec!r}: a static mixture has one target share; use schedule:target-share=... for several")
+    return TargetSchedule(knots)
+
+
 def resolve_policy(spec: str) -> tuple[Policy, str]:
     """(policy, fingerprint) of `package.module:factory`, `baseline:<name>`, or a saved policy file."""
+    if spec.startswith(("static:target-share=", "schedule:target-share=")):
+        policy = target_schedule(spec)
+        return policy, builtin_fingerprint(spec, policy)
     if ":" in spec and not spec.startswith(("baseline:", "official:")) and not Path(spec).exists():
         module_name, _, factory_name = spec.partition(":")
         module = importlib.import_module(module_name)
@@ -55,4 +75,21 @@ def resolve_policy(spec: str) -> tuple[Policy, str]:
         return policy, f"entry:{spec}:{digest[:16]}"
     policy = load_policy(spec)
     path = official_agent(spec.removeprefix("official:")) if spec.startswith("official:") else Path(spec)
-    return policy, (f"file:{sha256_file(path)[:16]}" if path.exists() else f"builtin:{spec}")
+    return policy, (f"file:{sha256_file(path)[:16]}" if path.exists() else builtin_fingerprint(spec, policy))
+
+
+def builtin_fingerprint(spec: str, policy: Policy) -> str:
+    """`builtin:<spec>:<digest>` of a built-in policy: its class's source files (its own and its base classes' in the
+    same package) and its configuration, so a changed baseline no longer matches the episodes of the old one."""
+    import inspect
+    from dataclasses import asdict, is_dataclass
+
+    package = type(policy).__module__.split(".")[0]
+    digest = hashlib.sha256()
+    for cls in type(policy).__mro__:
+        if cls.__module__.split(".")[0] == package:
+            digest.update(Path(inspect.getsourcefile(cls)).read_bytes())
+    config = getattr(policy, "config", None)
+    settings = asdict(config) if is_dataclass(config) else {k: v for k, v in vars(policy).items() if isinstance(v, (int, float, str))}
+    digest.update(json.dumps(settings, sort_keys=True, default=str).encode())
+    return f"builtin:{spec}:{digest.hexdigest()[:16]}"

@@ -1,18 +1,8 @@
-"""Score arithmetic: pure functions over final feedback."""
+"""Score arithmetic: pure functions over scores (the score of a final feedback is the protocol's `Objective`)."""
 
 from __future__ import annotations
 
 import numpy as np
-
-
-def balanced_score(final_feedback, mean, std) -> float:
-    """Mean over fields of the final feedback standardised with the dataset's per-field mean and std."""
-    f, mu, sd = (np.asarray(x, dtype=np.float64) for x in (final_feedback, mean, std))
-    if f.shape != mu.shape or f.shape != sd.shape:
-        raise ValueError(f"feedback {f.shape}, mean {mu.shape} and std {sd.shape} must have one entry per field")
-    if np.any(sd <= 0):
-        raise ValueError(f"feedback std must be positive, got {sd.tolist()}")
-    return float(np.mean((f - mu) / sd))
 
 
 def normalised_score(score: float, ref_min: float, ref_max: float) -> float:

@@ -24,7 +24,7 @@ from dmix_gym.utils.atomic import sha256_file, write_json
 
 from .protocol import VALIDATION_SEED_BASE, Protocol, Task, get_protocol
 from .scores import mean_std
-from .submit import feedback_stats, run_episodes
+from .submit import protocol_objective, run_episodes
 
 RL_ALGOS = ("cql", "iql", "td3bc", "bc")
 
@@ -82,7 +82,7 @@ def select_models(agents: str | Path, protocol_version: str, seeds: int = 2, eve
         return selection
 
     if pending:
-        stats = feedback_stats(protocol)
+        stats = protocol_objective(protocol)
         bar = tqdm(total=len(pending), desc=f"model selection on {len(task.seeds)} validation seeds", unit="episode",
                    disable=not progress)
         envs = {task.name: task.make_env(data_dir, cache_dir)} if workers <= 1 else {}

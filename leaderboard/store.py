@@ -96,16 +96,20 @@ class Store:
             db.execute("UPDATE submissions SET status=?, reason=?, compute=?, updated=? WHERE name=? AND protocol=?",
                        (status, reason, json.dumps(compute) if compute is not None else None, time.time(), name, protocol))
 
-    def record_failure(self, name: str, protocol: str, policy: str, reason: str) -> None:
-        """A submission that could not even start (e.g. its policy does not import)."""
+    def record_failure(self, name: str, protocol: str, policy: str, reason: str) -> bool:
+        """A submission that could not even start (e.g. its policy does not import); False, and nothing written, when
+        a finished row of that name exists: a failed retry never overwrites finished work."""
         with self._connect() as db:
-            row = db.execute("SELECT 1 FROM submissions WHERE name=? AND protocol=?", (name, protocol)).fetchone()
+            row = db.execute("SELECT status FROM submissions WHERE name=? AND protocol=?", (name, protocol)).fetchone()
+            if row is not None and row["status"] == "done":
+                return False
             if row is None:
                 db.execute("INSERT INTO submissions VALUES (?, ?, ?, '', 'failed', ?, NULL, ?)",
                            (name, protocol, policy, reason, time.time()))
             else:
                 db.execute("UPDATE submissions SET status='failed', reason=?, policy=?, updated=? WHERE name=? AND protocol=?",
                            (reason, policy, time.time(), name, protocol))
+        return True
 
     def import_submission(self, name: str, protocol: str, policy: str, fingerprint: str, compute: dict | None,
                           episodes: list[dict[str, Any]]) -> None:
@@ -116,6 +120,20 @@ class Store:
             db.executemany("INSERT OR REPLACE INTO episodes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [
                 (name, protocol, e["task"], e["seed"], json.dumps(e["final_feedback"]), e["balanced"], e["episode_return"],
                  e["source_tokens"], e["seconds"], json.dumps(e["trace"])) for e in episodes])
+
+    def backup(self, path: str | Path) -> Path:
+        """A consistent copy of the database at `path` (SQLite's online backup), safe while a run writes to it."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(path.name + ".partial")
+        source, copy = sqlite3.connect(self.path, timeout=60), sqlite3.connect(partial)
+        try:
+            source.backup(copy)
+        finally:
+            copy.close()
+            source.close()
+        partial.replace(path)
+        return path
 
     # --- references -------------------------------------------------------------------------------
 

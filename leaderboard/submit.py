@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from contextlib import closing
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -15,9 +16,9 @@ from dmix_gym.utils.pool import JobFailed, run_jobs
 from dmix_gym.vector import auto_vector
 
 from .official import load_official, open_store
-from .protocol import DEFAULT_PROTOCOL, Protocol, Task, get_protocol
+from .protocol import DEFAULT_PROTOCOL, Objective, Protocol, Task, get_protocol
 from .registry import resolve_policy
-from .scores import balanced_score, mean_std
+from .scores import mean_std
 from .store import Store
 
 
@@ -25,11 +26,14 @@ def default_db(cache_dir=None) -> Path:
     return resolve_cache_dir(cache_dir) / "leaderboard.sqlite"
 
 
-def feedback_stats(protocol: Protocol) -> tuple[np.ndarray, np.ndarray]:
-    """The per-field feedback mean and std that standardise scores: shipped with the official results, else the dataset's."""
+def protocol_objective(protocol: Protocol) -> Objective:
+    """The score a protocol ranks by: its shipped objective (v2 on), else (v0, v1) the balanced score standardised by
+    the per-field feedback mean and std of its official results or, before those ship, of its dataset."""
+    if protocol.objective is not None:
+        return protocol.objective
     official = load_official(protocol.version)
     if official is not None:
-        return np.asarray(official["feedback_mean"]), np.asarray(official["feedback_std"])
+        return Objective(tuple(official["feedback_mean"]), tuple(official["feedback_std"]))
     from datasets_builder.publish import dmix_metadata, load_dmix_dataset
 
     try:
@@ -37,14 +41,14 @@ def feedback_stats(protocol: Protocol) -> tuple[np.ndarray, np.ndarray]:
     except MissingFileError as error:
         raise MissingFileError(f"protocol {protocol.version} standardises scores with dataset {protocol.dataset!r}: "
                                f"{error}") from error
-    return np.asarray(meta["feedback_mean"]), np.asarray(meta["feedback_std"])
+    return Objective(tuple(meta["feedback_mean"]), tuple(meta["feedback_std"]))
 
 
-def episode_record(episode: Episode, stats: tuple[np.ndarray, np.ndarray], source: np.ndarray) -> dict[str, Any]:
-    """What the store keeps of an episode: scores plus a trace for the report's plots."""
+def episode_record(episode: Episode, objective: Objective, source: np.ndarray) -> dict[str, Any]:
+    """What the store keeps of an episode: its score under the protocol's objective plus a trace for the report's plots."""
     return {
         "final_feedback": episode.final_feedback.tolist(),
-        "balanced": balanced_score(episode.final_feedback, *stats),
+        "balanced": objective.score(episode.final_feedback),
         "episode_return": episode.episode_return,
         "source_tokens": int(episode.tokens[:, source].sum()) if len(episode.tokens) else 0,
         "seconds": episode.seconds,
@@ -99,9 +103,10 @@ def _source_domains(env) -> np.ndarray:
     return np.asarray(env.unwrapped.domain_space.field_of) == 0
 
 
-def run_episode(policy: Policy, task: Task, seed: int, stats, data_dir=None, cache_dir=None, env=None) -> dict[str, Any]:
+def run_episode(policy: Policy, task: Task, seed: int, objective: Objective, data_dir=None, cache_dir=None,
+                env=None) -> dict[str, Any]:
     env = env or task.make_env(data_dir, cache_dir)
-    return episode_record(rollout(policy, env, seed=seed), stats, _source_domains(env))
+    return episode_record(rollout(policy, env, seed=seed), objective, _source_domains(env))
 
 
 _WORKER: dict[str, Any] = {"envs": {}, "venvs": {}, "policies": {}}
@@ -121,7 +126,7 @@ def _fresh(policy: Policy | str) -> Policy:
     return copy.deepcopy(_loaded(policy))
 
 
-def _episodes_job(policies: list[Policy | str], task: Task, seeds: list[int], stats, data_dir, cache_dir,
+def _episodes_job(policies: list[Policy | str], task: Task, seeds: list[int], objective: Objective, data_dir, cache_dir,
                   vector: int) -> list[dict[str, Any]]:
     """A chunk of one task's episodes, in this process or a pool worker: one at a time on the task's env
     (`vector` 0), or all at once on its K-proxy vector env. Envs are built once per task and process."""
@@ -129,17 +134,17 @@ def _episodes_job(policies: list[Policy | str], task: Task, seeds: list[int], st
         envs = _WORKER["envs"]
         if task not in envs:
             envs[task] = task.make_env(data_dir, cache_dir)
-        return [run_episode(_loaded(policy), task, seed, stats, env=envs[task]) for policy, seed in zip(policies, seeds)]
+        return [run_episode(_loaded(policy), task, seed, objective, env=envs[task]) for policy, seed in zip(policies, seeds)]
     venvs = _WORKER["venvs"]
     if (task, vector) not in venvs:
         venvs[task, vector] = task.make_vector_env(vector, data_dir, cache_dir)
     venv = venvs[task, vector]
     episodes = rollout_vector([_fresh(p) for p in policies], venv, list(seeds), wrap=task.wrap)
     source = _source_domains(venv.unwrapped.envs[0])
-    return [episode_record(episode, stats, source) for episode in episodes]
+    return [episode_record(episode, objective, source) for episode in episodes]
 
 
-def run_episodes(jobs: list[tuple[Policy | str, Task, int]], stats, envs: dict[str, Any], workers: int, data_dir=None,
+def run_episodes(jobs: list[tuple[Policy | str, Task, int]], objective: Objective, envs: dict[str, Any], workers: int, data_dir=None,
                  cache_dir=None, vector: int | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
     """Run (policy, task, seed) episodes on the worker pool; yield (job index, record) as each ends.
 
@@ -155,11 +160,12 @@ def run_episodes(jobs: list[tuple[Policy | str, Task, int]], stats, envs: dict[s
             chunks[-1].append(index)
         else:
             chunks.append([index])
-    work = [([jobs[i][0] for i in chunk], jobs[chunk[0]][1], [jobs[i][2] for i in chunk], stats, data_dir, cache_dir,
+    work = [([jobs[i][0] for i in chunk], jobs[chunk[0]][1], [jobs[i][2] for i in chunk], objective, data_dir, cache_dir,
              vector) for chunk in chunks]
     try:
-        for c, records in run_jobs(_episodes_job, work, workers):
-            yield from zip(chunks[c], records)
+        with closing(run_jobs(_episodes_job, work, workers)) as results:  # closed: queued episodes never start
+            for c, records in results:
+                yield from zip(chunks[c], records)
     except JobFailed as failure:
         _, task, seed = jobs[chunks[failure.index][0]]
         raise EpisodeFailure(task, seed, failure.error) from failure.error
@@ -174,8 +180,11 @@ def compute_references(protocol: Protocol, store: Store, data_dir=None, cache_di
     """
     from tqdm.auto import tqdm
 
-    from baselines.static import RandomMixture, TargetShare
+    from baselines.static import RandomMixture, TargetSchedule
 
+    if protocol.search is not None:
+        search_references(protocol, store, data_dir, cache_dir, progress, workers)
+        return
     stats = None
     for task in protocol.tasks:
         if store.reference(protocol.version, task.name) is not None:
@@ -183,12 +192,12 @@ def compute_references(protocol: Protocol, store: Store, data_dir=None, cache_di
         seeds = [task.seeds[i % len(task.seeds)] for i in range(protocol.reference_seeds)]
         # (label, policy, seed); each random episode has its own stream, so order and resumption do not matter
         jobs = [(f"random/{i}", RandomMixture(seed=i), task.seeds[i % len(task.seeds)]) for i in range(protocol.random_episodes)]
-        jobs += [(f"static:target-share={s:g}", TargetShare(s), seed) for s in protocol.reference_grid for seed in seeds]
+        jobs += [(f"static:target-share={s:g}", TargetSchedule((s,)), seed) for s in protocol.reference_grid for seed in seeds]
         done = store.reference_episodes(protocol.version, task.name)
         pending = [job for job in jobs if (job[0], job[2]) not in done]
         if pending:
             refuse_frozen(protocol)
-            stats = stats or feedback_stats(protocol)
+            stats = stats or protocol_objective(protocol)
             # builds data and base checkpoint once, before any worker
             envs = {task.name: task.make_env(data_dir, cache_dir, progress=progress)}
             bar = tqdm(total=len(jobs), initial=len(jobs) - len(pending), desc=f"references {task.name}", unit="episode",
@@ -208,6 +217,34 @@ def compute_references(protocol: Protocol, store: Store, data_dir=None, cache_di
         best = max(grid, key=grid.get)
         store.set_reference(protocol.version, task.name, mean_std(random)[0], grid[best],
                             {"grid": grid, "best_static": best, "random": random})
+
+
+def reference_log(store: Store, protocol: Protocol, task: Task) -> Path:
+    """Where a task's reference episodes are logged: beside the results database, one JSONL file per task (commit
+    them with a database kept in a repository: a re-run on another machine runs only the missing episodes)."""
+    return store.path.parent / "references" / protocol.version / f"{task.name}.jsonl"
+
+
+def search_references(protocol: Protocol, store: Store, data_dir=None, cache_dir=None, progress: bool = True,
+                      workers: int = 1) -> None:
+    """v2 on: ref_min from random mixtures, ref_max the best of the confirmed static oracle and (on the protocol's
+    `schedule_tasks`) the confirmed schedule oracle, all on reference seeds; resumable episode by episode."""
+    from .oracle import EpisodeLog, oracles
+
+    for task in protocol.tasks:
+        if store.reference(protocol.version, task.name) is not None:
+            continue
+        refuse_frozen(protocol)
+        task.make_env(data_dir, cache_dir, progress=progress)  # builds data and base proxy once, before any worker
+        log = EpisodeLog(reference_log(store, protocol, task))
+        found = oracles(task, protocol.objective, log, protocol.search, task.name in protocol.schedule_tasks, workers,
+                        data_dir, cache_dir, progress)
+        best = max(("static", "schedule"), key=lambda kind: found[kind]["mean"] if kind in found else -np.inf)
+        detail = {key: found[key] for key in ("random", "static", "schedule", "headroom", "static_search", "schedule_search")
+                  if key in found}
+        detail.update({"ref_max_from": best, "best_static": found["static"]["label"], "episodes": found["episodes"],
+                       "episode_seconds": found["episode_seconds"]})
+        store.set_reference(protocol.version, task.name, found["random"]["mean"], found[best]["mean"], detail)
 
 
 class FrozenProtocol(ConfigError):
@@ -238,7 +275,7 @@ def submit(spec: str, name: str, protocol_version: str = DEFAULT_PROTOCOL, db: s
         return "failed"
     if store.finished(name, protocol.version, fingerprint):  # a re-run of a finished row builds nothing
         return "done"
-    stats = feedback_stats(protocol)
+    stats = protocol_objective(protocol)
     done = store.begin(name, protocol.version, spec, fingerprint)
     compute: dict[str, Any] = {}
     pending: list[tuple[Task, int]] = []
@@ -252,11 +289,12 @@ def submit(spec: str, name: str, protocol_version: str = DEFAULT_PROTOCOL, db: s
         bar = tqdm(total=len(pending), desc=f"{name} on {protocol.version}", unit="episode", disable=not progress)
         jobs = [(policy if workers <= 1 else spec, task, seed) for task, seed in pending]
         starts = stored_starts(store, protocol.version)
-        for index, record in run_episodes(jobs, stats, envs, workers, data_dir, cache_dir, vector):
-            task, seed = pending[index]
-            check_start(task.name, seed, record, starts)
-            store.add_episode(name, protocol.version, task.name, seed, **record)
-            bar.update(1)
+        with closing(run_episodes(jobs, stats, envs, workers, data_dir, cache_dir, vector)) as results:
+            for index, record in results:  # a BuildMismatch stops the queued episodes too
+                task, seed = pending[index]
+                check_start(task.name, seed, record, starts)
+                store.add_episode(name, protocol.version, task.name, seed, **record)
+                bar.update(1)
         bar.close()
     except EpisodeFailure as failure:
         store.fail(name, protocol.version, str(failure))

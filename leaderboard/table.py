@@ -53,8 +53,36 @@ def ranked(store: Store, protocol_version: str) -> list[Row]:
         if episodes:
             row.source_tokens = float(np.mean([e["source_tokens"] for e in episodes]))
         rows.append(row)
-    finished = sorted((r for r in rows if r.status == "done"), key=lambda r: -r.overall if np.isfinite(r.overall) else np.inf)
-    return finished + [r for r in rows if r.status != "done"]
+    if protocol.search is not None:
+        rows += reference_rows(store, protocol)
+    ranks = ("done", "reference")
+    finished = sorted((r for r in rows if r.status in ranks), key=lambda r: -r.overall if np.isfinite(r.overall) else np.inf)
+    return finished + [r for r in rows if r.status not in ranks]
+
+
+REFERENCE_ROWS = {"static": "Static oracle (reference)", "schedule": "Schedule oracle (reference)"}
+
+
+def reference_rows(store: Store, protocol) -> list[Row]:
+    """The searched references as rows (status 'reference'): each oracle's confirmation episodes, on reference seeds."""
+    rows = {kind: Row(name, "reference", None) for kind, name in REFERENCE_ROWS.items()}
+    runs: dict[str, list] = {kind: [] for kind in rows}
+    for task in protocol.tasks:
+        ref = store.reference(protocol.version, task.name)
+        for kind, row in rows.items():
+            if ref is None or kind not in ref or not ref["ref_max"] > ref["ref_min"]:
+                continue
+            scores = [normalised_score(b, ref["ref_min"], ref["ref_max"]) for b in ref[kind]["scores"]]
+            row.tasks[task.name] = {"n": len(scores), "balanced": mean_std(ref[kind]["scores"]), "normalised": mean_std(scores),
+                                    "label": ref[kind]["label"]}
+            runs[kind].append(scores)
+    found = []
+    for kind, row in rows.items():
+        if runs[kind]:
+            row.overall = float(np.mean([t["normalised"][0] for t in row.tasks.values()]))
+            row.iqm = (iqm(np.concatenate(runs[kind])), *stratified_bootstrap_ci(runs[kind]))
+            found.append(row)
+    return found
 
 
 def score_cell(row: Row, task: str) -> str:
@@ -110,7 +138,7 @@ def table_cells(rows: list[Row], tasks: list[str]) -> tuple[list[str], list[list
     for rank, row in enumerate(rows, 1):
         status = row.status if row.status != "failed" else f"failed: {row.reason}"
         interval = (f"{row.iqm[0]:.1f} [{row.iqm[1]:.1f}, {row.iqm[2]:.1f}]" if np.isfinite(row.iqm[0]) else "–")
-        body.append([str(rank) if row.status == "done" else "", row.name, _number(row.overall, "{:.1f}"), interval,
+        body.append([str(rank) if row.status in ("done", "reference") else "", row.name, _number(row.overall, "{:.1f}"), interval,
                      *[score_cell(row, t) for t in tasks], _number(row.source_tokens, "{:,.0f}"), compute_cell(row), status])
     return header, body
 

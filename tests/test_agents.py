@@ -203,7 +203,7 @@ def plant(data: OfflineData, good: np.ndarray, bad: np.ndarray) -> OfflineData:
 
 def test_rewards_are_the_feedback_change_weighted_like_the_env_or_the_balanced_score(tiny_offline):
     from dmix_gym.scenario import Scenario
-    from leaderboard.scores import balanced_score
+    from leaderboard.protocol import Objective
 
     data = tiny_offline
     env_weights = np.asarray(Scenario.from_dict(data.scenario).weights())
@@ -215,8 +215,8 @@ def test_rewards_are_the_feedback_change_weighted_like_the_env_or_the_balanced_s
         assert np.allclose(moved[0], 0) and np.allclose(moved[1:], np.cumsum(data.feedback_change[steps], 0)[:-1], atol=1e-4)
         start = data.feedback_mean  # any start: the score is linear in the feedback
         final = start + data.feedback_change[steps].sum(0)
-        assert balanced[steps].sum() == pytest.approx(balanced_score(final, data.feedback_mean, data.feedback_std)
-                                                      - balanced_score(start, data.feedback_mean, data.feedback_std), abs=1e-4)
+        balanced_score = Objective(tuple(data.feedback_mean), tuple(data.feedback_std)).score
+        assert balanced[steps].sum() == pytest.approx(balanced_score(final) - balanced_score(start), abs=1e-4)
     with pytest.raises(ValueError, match="unknown reward 'raw'"):
         data.rewards_for("raw")
 
@@ -390,3 +390,44 @@ def test_decision_transformer_follows_the_return_it_is_asked_for(tiny_offline, t
     assert isinstance(loaded, DTAgent) and np.allclose(rollout(loaded, env, seed=0).mixtures[1:], high, atol=1e-5)
     again, metrics2 = train_dt(planted, tmp_path, settings, progress=False)  # finished: resumes to nothing more
     assert metrics2["steps"] == 400
+
+
+def test_every_logged_transition_reaches_d3rlpy_the_last_one_included(tiny_offline):
+    """Episodes end by time-out at the horizon (or terminate); d3rlpy drops a time-out episode's last step unless it is
+    marked terminal."""
+    from agents.offline_rl import RLSettings, d3rlpy_dataset
+
+    assert tiny_offline.timeouts.any()
+    dataset = d3rlpy_dataset(tiny_offline, RLSettings("cql"))
+    assert dataset.transition_count == len(tiny_offline)
+    last = [episode.rewards[-1, 0] for episode in dataset.episodes]
+    ends = np.flatnonzero(np.diff(np.append(tiny_offline.episode, -1)) != 0)
+    assert np.allclose(last, tiny_offline.rewards_for("balanced")[ends] * RLSettings().reward_scale)
+    assert RLSettings().gamma == 1.0  # the ranked score is the undiscounted return over the finite horizon
+
+
+@pytest.mark.parametrize("algo", ["td3bc", "cql"])
+def test_target_networks_start_from_the_initialised_actor(tiny_offline, algo):
+    """d3rlpy syncs TD3+BC's target actor when it builds, before the SFT weights are copied in: the copy must reach it."""
+    from agents.offline_rl import RLSettings, actor_from_agent, d3rlpy_dataset, make_algo
+
+    settings = RLSettings(algo, critic_d_model=16, critic_ffn=32, device="cpu:0")
+    trained = make_algo(small_agent(tiny_offline, seed=5), settings)
+    trained.build_with_dataset(d3rlpy_dataset(tiny_offline, settings))
+    actor_from_agent(trained, small_agent(tiny_offline, seed=5), settings)
+    modules = trained.impl.modules
+    if hasattr(modules, "targ_policy"):
+        for target, live in zip(modules.targ_policy.parameters(), modules.policy.parameters()):
+            assert torch.equal(target, live)
+    for target, live in zip(modules.targ_q_funcs.parameters(), modules.q_funcs.parameters()):
+        assert torch.equal(target, live)
+
+
+def test_the_balanced_reward_is_the_v2_objective_increment():
+    """The agents learn exactly what dmix-bench-v2 ranks by: its reward weights are the dataset std's 1 / (K std)."""
+    from agents.features import reward_weights
+    from leaderboard.official import load_official
+    from leaderboard.protocol import V2_OBJECTIVE
+
+    std = load_official("dmix-bench-v1")["feedback_std"]  # dataset v1's, which v2 ships as constants
+    assert np.allclose(reward_weights("balanced", (0.5, 0.5), std), V2_OBJECTIVE.reward_weights(), rtol=1e-12)

@@ -239,3 +239,75 @@ def test_cuda_episode_stays_near_the_cpu_one(env, tiny_data):
         assert np.allclose(on_cuda[4]["feedback"], on_cpu[4]["feedback"], atol=0.5)
         assert np.array_equal(on_cuda[4]["tokens"], on_cpu[4]["tokens"])  # same data drawn: sampling is on the CPU
     cuda.close()
+
+
+def test_huge_finite_weights_normalise_without_overflow():
+    from dmix_gym.env import normalise_action
+
+    assert np.allclose(normalise_action([1e308, 1e308, 1, 1], 4), [0.5, 0.5, 0, 0])
+    assert np.allclose(normalise_action([2.0, 6.0], 2), [0.25, 0.75])
+
+
+@pytest.mark.parametrize("override_, match", [
+    ({"max_steps": 0}, "TrainConfig.max_steps is 0: it must be a positive integer"),
+    ({"lr": -1.0}, "TrainConfig.lr is -1.0"),
+    ({"lr_schedule": "linear"}, "TrainConfig.lr_schedule is 'linear'"),
+    ({"target_fraction": 0.0}, r"TrainConfig.target_fraction is 0.0: it must be in \(0, 1\]"),
+    ({"hidden_size": 50, "num_heads": 4}, "ProxyConfig.hidden_size is 50: it must be a multiple of num_heads"),
+    ({"reward_weights": (1.0,)}, "reward_weights has 1 entries for 2 fields"),
+    ({"reward_weights": (-1.0, 1.0)}, "must be finite, non-negative"),
+])
+def test_bad_config_values_are_named(tiny_data, override_, match):
+    from dmix_gym.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=match):
+        tiny_scenario(tiny_data, **override_)
+
+
+def test_a_scenario_file_sets_its_regime_over_the_preset(tmp_path, monkeypatch):
+    from dmix_gym.errors import ConfigError
+    from dmix_gym.scenario import make_scenario
+
+    spec = json.loads((dmix_gym.scenario.find_scenario_file("general-math")).read_text())
+    (tmp_path / "wsd-math.json").write_text(json.dumps({**spec, "name": "wsd-math", "train": {"lr_schedule": "wsd",
+                                                        "decay_fraction": 0.3}, "reward_weights": [0.7, 0.3]}))
+    monkeypatch.setenv("DMIX_SCENARIO_PATH", str(tmp_path))
+    scenario = make_scenario("wsd-math", "smoke")
+    assert scenario.train.lr_schedule == "wsd" and scenario.train.decay_fraction == 0.3
+    assert scenario.weights() == (0.7, 0.3) and scenario.train.max_steps == PRESETS["smoke"][1].max_steps
+    assert make_scenario("wsd-math", "smoke", decay_fraction=0.1).train.decay_fraction == 0.1  # overrides win
+    (tmp_path / "bad.json").write_text(json.dumps({**spec, "name": "bad", "train": {"warmup": 3}}))
+    with pytest.raises(ConfigError, match=r"bad.json: unknown train option\(s\) \['warmup'\]"):
+        make_scenario("bad", "smoke")
+
+
+def test_wsd_holds_the_peak_then_anneals_linearly():
+    from dmix_gym.trainer import lr_at
+
+    lrs = [lr_at(s, 100, 1.0, 0.05, 0.1, "wsd", 0.2) for s in range(100)]
+    assert lrs[4] == 1.0 and lrs[0] == pytest.approx(0.2)  # 5 warm-up steps
+    assert all(lr == 1.0 for lr in lrs[5:80])  # stable
+    assert lrs[80] == pytest.approx(1.0 - 0.9 / 20) and lrs[99] == pytest.approx(0.1)  # 20 decay steps down to the floor
+    assert np.all(np.diff(lrs[80:]) < 0)
+    cosine = [lr_at(s, 100, 1.0, 0.05, 0.1) for s in range(100)]
+    assert cosine[50] < 1.0 and cosine[99] == pytest.approx(0.1, abs=1e-3)
+
+
+def test_a_scarce_target_corpus_runs_out_or_repeats(tiny_data):
+    def run(**options):
+        env = gym.make("DataMix-v0", scenario=tiny_scenario(tiny_data, max_steps=20, **options).to_dict(),
+                       data_dir=str(tiny_data), progress=False)
+        env.reset(seed=0)
+        base, steps, terminated, truncated = env.unwrapped, 0, False, False
+        while not (terminated or truncated):
+            _, _, terminated, truncated, info = env.step(base.p_star)
+            steps += 1
+        return base, steps, terminated
+
+    full, full_steps, _ = run()
+    scarce, scarce_steps, terminated = run(target_fraction=0.2)
+    assert terminated and scarce_steps < full_steps
+    target = np.asarray(scarce.domain_space.field_of) == 1
+    assert scarce.sampler.totals[target].sum() < full.sampler.totals[target].sum()
+    repeating, steps, terminated = run(target_fraction=0.2, on_exhausted="repeat")
+    assert not terminated and steps == 20 and repeating.sampler.epochs()[target].max() > 1

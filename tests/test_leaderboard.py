@@ -14,8 +14,8 @@ from datasets_builder.publish import publish
 from datasets_builder.trajectories import plan_episodes
 from dmix_gym.policy import History, Policy
 from leaderboard import protocol as protocol_module
-from leaderboard.protocol import EVAL_SEED_BASE, PROTOCOLS, VALIDATION_SEED_BASE, Protocol, Task
-from leaderboard.scores import balanced_score, mean_std, normalised_score
+from leaderboard.protocol import EVAL_SEED_BASE, PROTOCOLS, VALIDATION_SEED_BASE, Objective, Protocol, Task
+from leaderboard.scores import mean_std, normalised_score
 from leaderboard.store import Store
 from leaderboard.submit import check_build, compute_references, submit
 from leaderboard.table import ranked
@@ -45,9 +45,15 @@ def test_normalised_score_arithmetic():
     assert normalised_score(2.5, -2.0, 1.0) == pytest.approx(150.0)
     with pytest.raises(ValueError, match="ref_max"):
         normalised_score(0.0, 1.0, 1.0)
-    assert balanced_score([-6.0, -2.0], [-7.0, -4.0], [0.5, 2.0]) == pytest.approx((2.0 + 1.0) / 2)
-    with pytest.raises(ValueError, match="one entry per field"):
-        balanced_score([-6.0], [-7.0, -4.0], [0.5, 2.0])
+    balanced = Objective((-7.0, -4.0), (0.5, 2.0))
+    assert balanced.score([-6.0, -2.0]) == pytest.approx((2.0 + 1.0) / 2)
+    assert Objective((-7.0, -4.0), (0.5, 2.0), (0.75, 0.25)).score([-6.0, -2.0]) == pytest.approx(0.75 * 2.0 + 0.25 * 1.0)
+    with pytest.raises(ValueError, match="2 fields"):
+        balanced.score([-6.0])
+    with pytest.raises(ValueError, match="positive std"):
+        Objective((-7.0, -4.0), (0.5, 0.0))
+    with pytest.raises(ValueError, match="summing to 1"):
+        Objective((-7.0, -4.0), (0.5, 2.0), (0.5, 0.6))
     assert mean_std([1.0, 3.0]) == (2.0, 1.0)
 
 
@@ -305,14 +311,14 @@ def test_report_is_written_with_table_and_plots(tiny_protocol, tiny_data, tmp_pa
 def test_official_results_ship_and_a_submission_runs_only_its_own_episodes(tiny_protocol, tiny_data, tmp_path,
                                                                             monkeypatch):
     from leaderboard import official
-    from leaderboard.submit import feedback_stats
+    from leaderboard.submit import protocol_objective
 
     made = Store(tmp_path / "made.sqlite")
     compute_references(tiny_protocol, made, data_dir=str(tiny_data), progress=False)
     assert run("baseline:uniform", "uniform", tiny_protocol, tiny_data, made.path) == "done"
     monkeypatch.setattr(official, "OFFICIAL", tmp_path / "official")
-    mean, std = feedback_stats(tiny_protocol)
-    path = official.export_official(made, tiny_protocol, mean, std)
+    objective = protocol_objective(tiny_protocol)
+    path = official.export_official(made, tiny_protocol, objective.mean, objective.std)
     assert path.parent == tmp_path / "official"
 
     fresh = tmp_path / "fresh.sqlite"
@@ -392,3 +398,105 @@ def test_model_selection_scores_candidates_on_validation_seeds_and_resumes(tiny_
     assert resolve_policy(specs["sft"])[1] == resolve_policy(str(tmp_path / "sft.pt"))[1]
     with pytest.raises(ValueError, match="shipped: test-tiny-v0/cql, test-tiny-v0/sft"):
         load_policy("official:test-tiny-v0/iql")
+
+
+def test_a_failed_retry_never_overwrites_a_finished_row(tiny_protocol, tiny_data, tmp_path):
+    db = tmp_path / "lb.sqlite"
+    assert run("baseline:start-state", "row", tiny_protocol, tiny_data, db) == "done"
+    before = Store(db).episodes(tiny_protocol.version, "row")
+    assert run("no_such_package.module:factory", "row", tiny_protocol, tiny_data, db) == "failed"
+    row = {s["name"]: s for s in Store(db).submissions(tiny_protocol.version)}["row"]
+    assert row["status"] == "done" and row["policy"] == "baseline:start-state"
+    assert Store(db).episodes(tiny_protocol.version, "row") == before
+
+
+def test_a_changed_builtin_baseline_has_another_fingerprint():
+    from baselines.regmix import RegMixConfig
+    from leaderboard.registry import builtin_fingerprint, resolve_policy
+
+    policy, fingerprint = resolve_policy("baseline:regmix")
+    assert fingerprint.startswith("builtin:baseline:regmix:") and resolve_policy("baseline:regmix")[1] == fingerprint
+    policy.config = RegMixConfig(runs=8)
+    assert builtin_fingerprint("baseline:regmix", policy) != fingerprint
+    assert resolve_policy("baseline:uniform")[1] != resolve_policy("baseline:naive")[1]
+
+
+def test_the_store_backs_up_consistently(tmp_path):
+    store = Store(tmp_path / "live.sqlite")
+    store.set_reference("p", "t", 0.1, 0.9, {"seeds": [1]})
+    copy = Store(store.backup(tmp_path / "repo" / "p.sqlite"))
+    assert copy.reference("p", "t") == store.reference("p", "t")
+    assert not (tmp_path / "repo" / "p.sqlite.partial").exists()
+
+
+def test_v2_tasks_reward_the_objective_and_the_search_baselines_order_mixtures_like_the_board():
+    """One objective: a v2 task's env weights make eq. 6 the score's increment, and the quantity RegMix and Mixing
+    laws fit and maximise (`dmix_gym.feedback.objective` with the env's weights) orders final feedback like the board."""
+    from dmix_gym.feedback import objective
+
+    protocol = PROTOCOLS["dmix-bench-v2"]
+    rng = np.random.default_rng(0)
+    for task in protocol.tasks:
+        weights = task.make_scenario().weights()
+        assert np.allclose(weights, protocol.objective.reward_weights())
+        finals = np.asarray(protocol.objective.mean) + rng.normal(0, 1, (50, 2)) * np.asarray(protocol.objective.std)
+        fitted = objective(finals, weights)
+        board = np.array([protocol.objective.score(f) for f in finals])
+        assert np.allclose(fitted - fitted[0], board - board[0])  # the same up to a constant, so the same order
+    # eq. 6's equal weights (what v1's RegMix fitted) order them otherwise: forgetting weighs 7.7x less there
+    a, b = np.array([-4.95, -4.0]), np.array([-4.90, -4.3])
+    assert (protocol.objective.score(a) > protocol.objective.score(b)) != (objective(a, (0.5, 0.5)) > objective(b, (0.5, 0.5)))
+
+
+def test_v2_references_come_from_the_search_and_resume(tiny_protocol, tiny_data, tmp_path):
+    from leaderboard.protocol import SearchConfig
+    from leaderboard.submit import reference_log
+
+    objective = Objective((-5.0, -5.0), (0.2, 1.0))
+    tasks = tuple(dataclasses.replace(t, objective=objective) for t in tiny_protocol.tasks[:2])
+    search = SearchConfig(coarse=(0.0, 1.0), refine=(0.5,), search_seeds=1, confirm_seeds=2, random_episodes=2,
+                          knots=2, generations=1, population=2)
+    protocol = dataclasses.replace(tiny_protocol, version="test-tiny-v2", tasks=tasks, objective=objective, search=search,
+                                   schedule_tasks=("in-distribution",))
+    PROTOCOLS[protocol.version] = protocol
+    try:
+        store = Store(tmp_path / "lb.sqlite")
+        compute_references(protocol, store, data_dir=str(tiny_data), progress=False)
+        ref = store.reference(protocol.version, "in-distribution")
+        assert ref["ref_max"] == max(ref["static"]["mean"], ref["schedule"]["mean"])
+        assert ref["ref_min"] == pytest.approx(np.mean(ref["random"]["scores"]))
+        assert len(ref["static"]["scores"]) == 2 and set(ref["static"]["seeds"]).isdisjoint(ref["random"]["seeds"])
+        assert not set(ref["static"]["seeds"]) & set(ref["static_search"]["seeds"])  # confirmed on fresh seeds
+        assert set(ref["static_search"]["means"]) == {"0", "0.5", "1"}
+        assert ref["headroom"]["mean"] == pytest.approx(ref["schedule"]["mean"] - ref["static"]["mean"])
+        assert "schedule" not in store.reference(protocol.version, "unseen-model")  # schedules only where asked
+        log = reference_log(store, protocol, tasks[0])
+        lines = log.read_text().splitlines()
+        # a second store resumes from the logged episodes: nothing runs again, the references are the same
+        again = Store(tmp_path / "lb.sqlite")
+        with again._connect() as db:
+            db.execute("DELETE FROM refs")
+        compute_references(protocol, again, data_dir=str(tiny_data), progress=False)
+        assert log.read_text().splitlines() == lines
+        assert again.reference(protocol.version, "in-distribution")["ref_max"] == ref["ref_max"]
+    finally:
+        del PROTOCOLS[protocol.version]
+
+
+def test_a_schedule_interpolates_its_knots_over_the_episode():
+    from baselines.static import TargetSchedule, share_at
+    from dmix_gym.data.domains import DomainSpace
+    from dmix_gym.policy import ScenarioInfo
+
+    assert share_at((0.2,), 0.7) == 0.2 and share_at((0.0, 1.0), 0.25) == 0.25 and share_at((0.0, 1.0, 0.0), 0.75) == 0.5
+    space = DomainSpace(("g/a", "g/b", "m/a"), (0, 0, 1), ("g", "m"), ("m",), (0.5, 0.5, 0.0), (0.0, 0.0, 1.0))
+    policy = TargetSchedule((0.0, 1.0))
+    policy.reset(ScenarioInfo({}, space, max_steps=5))
+    history = History()
+    shares = []
+    for _ in range(5):
+        history.append(np.zeros(3), {})
+        shares.append(policy.act(history)[2])
+    assert np.allclose(shares, [0.0, 0.25, 0.5, 0.75, 1.0])
+    with pytest.raises(ValueError, match="knots must be target shares"):
+        TargetSchedule((0.5, 1.2))

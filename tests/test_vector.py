@@ -125,7 +125,7 @@ def test_sub_envs_from_random_weights_start_like_the_single_env():
 def test_rollout_vector_gives_each_policy_its_rollout_episode_through_wrappers_and_other_domain_spaces():
     """The leaderboard's batched episodes: a task wrapper (the per-field space) and a policy of another space
     (bridged by adapt_env) act on each sub-env exactly as `rollout` has them act on the single env."""
-    from baselines.static import TargetShare
+    from baselines.static import TargetSchedule
     from dmix_gym.policy import rollout, rollout_vector
     from dmix_gym.wrappers import CollapseDomains
 
@@ -136,7 +136,7 @@ def test_rollout_vector_gives_each_policy_its_rollout_episode_through_wrappers_a
     fine = venv.unwrapped.envs[0].domain_space
 
     def policies():
-        plain, bridged = TargetShare(0.3), TargetShare(0.7)
+        plain, bridged = TargetSchedule((0.3,)), TargetSchedule((0.7,))
         bridged.domain_space = dataclasses.replace(fine, names=tuple(f"other-{n}" for n in fine.names))  # another space
         return [plain, bridged]
 
@@ -149,7 +149,7 @@ def test_rollout_vector_gives_each_policy_its_rollout_episode_through_wrappers_a
         np.testing.assert_allclose(episode.feedback, alone.feedback, atol=TOLERANCE)
     assert not np.allclose(batched[0].final_feedback, batched[1].final_feedback)
     with pytest.raises(ValueError, match="one policy object per sub-env"):
-        plain = TargetShare(0.5)
+        plain = TargetSchedule((0.5,))
         rollout_vector([plain, plain], venv, [1, 2])
 
 

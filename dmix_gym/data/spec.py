@@ -269,19 +269,23 @@ def read_json(path: Path) -> dict[str, Any]:
     return data
 
 
+def find_scenario_file(scenario: str | os.PathLike) -> Path:
+    """The JSON file of a scenario given by name (``general-math``, on the search path) or by path."""
+    path = Path(scenario)
+    if path.suffix == ".json" and path.exists():
+        return path
+    for folder in scenario_search_path():
+        if (folder / f"{scenario}.json").exists():
+            return folder / f"{scenario}.json"
+    raise ConfigError(
+        f"unknown scenario {str(scenario)!r}: no such file, and no {scenario}.json in "
+        f"{[str(p) for p in scenario_search_path()]}; available: {available_scenarios()}"
+    )
+
+
 def load_data_spec(scenario: str | os.PathLike, preset: str | DataPreset = "cpu") -> DataSpec:
     """Read a scenario by name (``general-math``) or by path to its JSON file."""
-    path = Path(scenario)
-    if path.suffix != ".json" or not path.exists():
-        for folder in scenario_search_path():
-            if (folder / f"{scenario}.json").exists():
-                path = folder / f"{scenario}.json"
-                break
-        else:
-            raise ConfigError(
-                f"unknown scenario {str(scenario)!r}: no such file, and no {scenario}.json in "
-                f"{[str(p) for p in scenario_search_path()]}; available: {available_scenarios()}"
-            )
+    path = find_scenario_file(scenario)
     if isinstance(preset, str) and preset not in DATA_PRESETS:
         raise ConfigError(f"unknown preset {preset!r}; choose one of {sorted(DATA_PRESETS)}")
     data = read_json(path)

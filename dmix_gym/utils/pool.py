@@ -4,7 +4,8 @@
 ends: in this process (`workers=1`), in spawned local processes, or on a Ray cluster (the one at
 $RAY_ADDRESS, or a local one started and stopped here). `initializer(*initargs)` runs once per
 worker before its first job, so a worker can build its env once. A failing job raises `JobFailed`
-naming its index; jobs not yet started are cancelled. `work` and `initializer` must be importable
+naming its index; jobs not yet started are cancelled, as they are when the caller stops reading the results
+(closes the iterator, or raises while iterating). `work` and `initializer` must be importable
 module-level functions, since spawned processes and Ray workers import them by name.
 """
 
@@ -71,15 +72,17 @@ def run_jobs(work: Callable[..., Any], jobs: Sequence[tuple], workers: int = 1, 
     with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_threads,
                              initargs=(threads, initializer, initargs)) as pool:
         futures = {pool.submit(work, *job): index for index, job in enumerate(jobs)}
-        for future in as_completed(futures):
-            index = futures[future]
-            try:
-                result = future.result()
-            except Exception as error:
-                for other in futures:
-                    other.cancel()
-                raise JobFailed(index, error) from error
-            yield index, result
+        try:
+            for future in as_completed(futures):
+                index = futures[future]
+                try:
+                    result = future.result()
+                except Exception as error:
+                    raise JobFailed(index, error) from error
+                yield index, result
+        finally:  # a failed job, or a caller that stops reading (it raised, or broke off): queued jobs never start
+            for other in futures:
+                other.cancel()
 
 
 def _run_ray(work: Callable[..., Any], jobs: Sequence[tuple], workers: int, initializer: Callable[..., None] | None,

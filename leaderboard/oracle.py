@@ -1,0 +1,211 @@
+"""The best static mixture and the best schedule of a task, found by search: the references no method beats by luck,
+and the headroom of dynamic mixing (`benchmarks/headroom.py`). One implementation for both.
+
+1. Static oracle: a 1-D search over the target share s of (1 - s) p_0 + s p*: a coarse pass, then finer steps
+   either side of the best so far, every candidate on the same search seeds (paired).
+2. Schedule oracle: CMA-ES (`cma`) over a piecewise-linear target share with `knots` knots (logits of the share),
+   started at the static oracle's share, every candidate on the same search seeds.
+3. Confirmation: each winner runs again on fresh confirmation seeds, so its score is not the luckiest of many noisy
+   ones; the schedule's headroom is its paired difference from the static oracle there, with a 95% t-interval.
+
+Every episode is appended to a JSONL log as it ends; a re-run reads it and runs only what is missing (CMA-ES asks
+the same candidates again, since its seed and the scores it is told are the same).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from baselines.static import RandomMixture, TargetSchedule
+from dmix_gym.policy import Policy
+
+from .protocol import REFERENCE_SEED_BASE, Objective, SearchConfig, Task
+from .scores import mean_std
+
+SEARCH, CONFIRM, RANDOM = 0, 1_000, 2_000  # seed offsets from REFERENCE_SEED_BASE: disjoint seed sets
+
+
+def reference_seeds(kind: int, n: int) -> list[int]:
+    """`n` reference seeds of a kind (SEARCH, CONFIRM or RANDOM)."""
+    return [REFERENCE_SEED_BASE + kind + i for i in range(n)]
+
+
+class EpisodeLog:
+    """Scores of finished episodes by (label, seed), one JSON line each, appended and flushed as each ends."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.records: dict[tuple[str, int], dict[str, Any]] = {}
+        if self.path.is_file():
+            for line in self.path.read_text().splitlines():
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:  # a line torn by a crash mid-write: that episode runs again
+                    continue
+                self.records[record["label"], int(record["seed"])] = record
+
+    def __contains__(self, key: tuple[str, int]) -> bool:
+        return key in self.records
+
+    def score(self, label: str, seed: int) -> float:
+        return float(self.records[label, seed]["score"])
+
+    def add(self, label: str, seed: int, record: dict[str, Any]) -> None:
+        line = {"label": label, "seed": seed, **record}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a") as file:
+            file.write(json.dumps(line) + "\n")
+            file.flush()
+            os.fsync(file.fileno())
+        self.records[label, seed] = line
+
+
+def summary(record: dict[str, Any]) -> dict[str, Any]:
+    """What the log keeps of a leaderboard episode record: score, final feedback, the mean target share, seconds."""
+    trace = record["trace"]
+    source = [f == trace["fields"][0] for f in _fields_of(trace)]
+    mixtures = np.asarray(trace["mixtures"][1:], np.float64)
+    target_share = float(1.0 - mixtures[:, source].sum(1).mean()) if len(mixtures) else float("nan")
+    return {"score": record["balanced"], "final_feedback": record["final_feedback"], "target_share": target_share,
+            "steps": len(mixtures), "seconds": record["seconds"]}
+
+
+def _fields_of(trace: dict[str, Any]) -> list[str]:
+    """The field of each domain of a trace (domain names are `<field>/<domain>`; a one-domain field is its name)."""
+    return [d.split("/")[0] for d in trace["domains"]]
+
+
+def run_missing(jobs: list[tuple[str, Policy, int]], task: Task, objective: Objective, log: EpisodeLog, workers: int = 1,
+                data_dir=None, cache_dir=None, progress: bool = True) -> None:
+    """Run the (label, policy, seed) episodes that are not in the log yet, on the worker pool, logging each as it ends."""
+    from tqdm.auto import tqdm
+
+    from .submit import run_episodes
+
+    pending = [job for job in jobs if (job[0], job[2]) not in log]
+    if not pending:
+        return
+    bar = tqdm(total=len(pending), desc=f"{task.name} search", unit="episode", disable=not progress)
+    for index, record in run_episodes([(p, task, seed) for _, p, seed in pending], objective, {}, workers, data_dir,
+                                      cache_dir, vector=0):
+        log.add(pending[index][0], pending[index][2], summary(record))
+        bar.update(1)
+    bar.close()
+
+
+def evaluate(candidates: dict[str, Policy], seeds: list[int], task: Task, objective: Objective, log: EpisodeLog,
+             workers: int = 1, data_dir=None, cache_dir=None, progress: bool = True) -> dict[str, np.ndarray]:
+    """{label: scores on `seeds`} of every candidate, running only the episodes not in the log."""
+    jobs = [(label, policy, seed) for label, policy in candidates.items() for seed in seeds]
+    run_missing(jobs, task, objective, log, workers, data_dir, cache_dir, progress)
+    return {label: np.array([log.score(label, seed) for seed in seeds]) for label in candidates}
+
+
+def share_label(share: float) -> str:
+    return TargetSchedule((share,)).name
+
+
+def schedule_label(knots: tuple[float, ...]) -> str:
+    return TargetSchedule(knots).name
+
+
+def static_search(task: Task, objective: Objective, log: EpisodeLog, config: SearchConfig, workers: int = 1,
+                  data_dir=None, cache_dir=None, progress: bool = True) -> dict[str, Any]:
+    """The target share with the best mean score on the search seeds (coarse pass, then finer steps around the best)."""
+    seeds = reference_seeds(SEARCH, config.search_seeds)
+    means: dict[float, float] = {}
+
+    def run(shares) -> None:
+        shares = sorted({round(float(s), 4) for s in shares if 0.0 <= s <= 1.0} - set(means))
+        scores = evaluate({share_label(s): TargetSchedule((s,)) for s in shares}, seeds, task, objective, log, workers,
+                          data_dir, cache_dir, progress)
+        means.update({s: float(scores[share_label(s)].mean()) for s in shares})
+
+    run(config.coarse)
+    for step in config.refine:
+        best = max(means, key=means.get)
+        run((best - step, best + step))
+    best = max(means, key=means.get)
+    return {"share": best, "seeds": seeds, "means": {f"{s:g}": m for s, m in sorted(means.items())}}
+
+
+def _knots(x: np.ndarray) -> tuple[float, ...]:
+    """Target shares (rounded, so that labels repeat exactly) from CMA-ES's logits."""
+    return tuple(round(float(v), 3) for v in 1.0 / (1.0 + np.exp(-np.asarray(x, np.float64))))
+
+
+def schedule_search(task: Task, objective: Objective, log: EpisodeLog, config: SearchConfig, start_share: float,
+                    workers: int = 1, data_dir=None, cache_dir=None, progress: bool = True) -> dict[str, Any]:
+    """The piecewise-linear schedule with the best mean score on the search seeds that CMA-ES finds from `start_share`."""
+    import cma
+
+    seeds = reference_seeds(SEARCH, config.search_seeds)
+    start = np.full(config.knots, np.log(max(start_share, 0.01) / max(1.0 - start_share, 0.01)))
+    es = cma.CMAEvolutionStrategy(start, config.sigma, {"popsize": config.population, "seed": config.seed + 1,
+                                                        "verbose": -9})
+    means: dict[tuple[float, ...], float] = {}
+    for _ in range(config.generations):
+        asked = es.ask()
+        knots = [_knots(x) for x in asked]
+        scores = evaluate({schedule_label(k): TargetSchedule(k) for k in knots}, seeds, task, objective, log, workers,
+                          data_dir, cache_dir, progress)
+        means.update({k: float(scores[schedule_label(k)].mean()) for k in knots})
+        es.tell(asked, [-means[k] for k in knots])
+    best = max(means, key=means.get)
+    return {"knots": list(best), "seeds": seeds, "candidates": len(means),
+            "means": {schedule_label(k): m for k, m in sorted(means.items(), key=lambda item: -item[1])}}
+
+
+def paired_difference(a: np.ndarray, b: np.ndarray, confidence: float = 0.95) -> dict[str, float]:
+    """Mean, std and t-interval of a - b over paired seeds."""
+    from scipy import stats
+
+    d = np.asarray(a, np.float64) - np.asarray(b, np.float64)
+    n = len(d)
+    std = float(d.std(ddof=1)) if n > 1 else float("nan")
+    half = float(stats.t.ppf(0.5 + confidence / 2, n - 1) * std / np.sqrt(n)) if n > 1 else float("nan")
+    return {"mean": float(d.mean()), "std": std, "low": float(d.mean()) - half, "high": float(d.mean()) + half, "n": n}
+
+
+def confirmed(label: str, policy: Policy, task: Task, objective: Objective, log: EpisodeLog, config: SearchConfig,
+              workers: int, data_dir, cache_dir, progress: bool) -> dict[str, Any]:
+    """`policy`'s scores on the confirmation seeds, with their mean and std."""
+    seeds = reference_seeds(CONFIRM, config.confirm_seeds)
+    scores = evaluate({label: policy}, seeds, task, objective, log, workers, data_dir, cache_dir, progress)[label]
+    mean, std = mean_std(scores)
+    return {"label": label, "seeds": seeds, "scores": scores.tolist(), "mean": mean, "std": std}
+
+
+def oracles(task: Task, objective: Objective, log: EpisodeLog, config: SearchConfig, schedules: bool = True,
+            workers: int = 1, data_dir=None, cache_dir=None, progress: bool = True) -> dict[str, Any]:
+    """A task's references: random mixtures (ref_min), the static oracle and, with `schedules`, the schedule oracle and
+    the headroom of dynamic mixing (schedule − static on the confirmation seeds), each with its seeds and episodes."""
+    args = (workers, data_dir, cache_dir, progress)
+    random_seeds = reference_seeds(RANDOM, config.random_episodes)
+    # one policy per episode: each draws its own stream of mixtures, whichever worker runs it
+    run_missing([(f"random/{i}", RandomMixture(seed=i), seed) for i, seed in enumerate(random_seeds)], task, objective,
+                log, *args)
+    random = np.array([log.score(f"random/{i}", seed) for i, seed in enumerate(random_seeds)])
+    static = static_search(task, objective, log, config, *args)
+    result: dict[str, Any] = {
+        "config": asdict(config), "task": task.name,
+        "random": {"seeds": random_seeds, "scores": random.tolist(), "mean": mean_std(random)[0], "std": mean_std(random)[1]},
+        "static_search": static,
+        "static": confirmed(share_label(static["share"]), TargetSchedule((static["share"],)), task, objective, log, config,
+                            *args),
+    }
+    if schedules:
+        search = schedule_search(task, objective, log, config, static["share"], *args)
+        result["schedule_search"] = search
+        result["schedule"] = confirmed(schedule_label(tuple(search["knots"])), TargetSchedule(tuple(search["knots"])), task,
+                                       objective, log, config, *args)
+        result["headroom"] = paired_difference(result["schedule"]["scores"], result["static"]["scores"])
+    result["episodes"] = len(log.records)
+    result["episode_seconds"] = round(sum(r.get("seconds", 0.0) for r in log.records.values()), 1)
+    return result
