@@ -11,8 +11,10 @@ from dmix_gym.utils.paths import resolve_cache_dir
 
 
 def scenario_key(info: ScenarioInfo, **settings: Any) -> str:
-    """Identity of a per-scenario result: the scenario and the settings that shape it."""
-    return stable_hash({"scenario": info.scenario, **settings, "version": 1})
+    """Identity of a per-scenario result: the scenario and the settings that shape it. A user's model (`hf_model`) is
+    left out: one-off fits are made on the scenario's proxy, and `dmix cpt` applies them to the large model."""
+    scenario = {k: v for k, v in info.scenario.items() if k != "hf_model"}
+    return stable_hash({"scenario": scenario, **settings, "version": 1})
 
 
 def cached(env, kind: str, key: str, make: Callable[[], dict[str, Any]]) -> dict[str, Any]:

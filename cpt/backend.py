@@ -10,23 +10,48 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file
 from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
 from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
-from transformers import LlamaConfig, LlamaForCausalLM
+from transformers import LlamaConfig
 from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding
 
 from dmix_gym.backend import ProxyBackend
 from dmix_gym.base import load_or_pretrain_base
 from dmix_gym.data.shards import ShardSet
+from dmix_gym.errors import ConfigError
 from dmix_gym.feedback import EvalSet, Evaluation, domain_loss_sums, feedback_sums, ratio
-from dmix_gym.model import build_model
+from dmix_gym.model import build_model, load_pretrained_weights
 from dmix_gym.scenario import Scenario
 from dmix_gym.trainer import ProxyTrainer
 
 from .distributed import Ranks, all_sum, wait_for_main
-from .models import ModelChoice, resolve_model
+from .models import ModelChoice, build_on_meta, resolve_model
+
+
+def decoder_layers(net: torch.nn.Module) -> list[torch.nn.Module]:
+    """The blocks FSDP shards one by one: the modules of the classes the model names as never to be split."""
+    names = set(getattr(net, "_no_split_modules", None) or ())
+    layers = [m for m in net.modules() if type(m).__name__ in names]
+    if not layers:
+        raise ConfigError(f"{type(net).__name__} names no decoder block class (_no_split_modules): FSDP cannot shard it")
+    return layers
+
+
+def restore_buffers(net: torch.nn.Module, config, device: torch.device) -> None:
+    """Make again, on `device`, the buffers a meta-device model left empty that are not weights to load (rotary
+    frequencies): LLaMA's rotary embedding; any other architecture's from a model built for real on the CPU."""
+    if isinstance(config, LlamaConfig):
+        with torch.device(device):
+            net.model.rotary_emb = LlamaRotaryEmbedding(config)
+        return
+    missing = {f"{prefix}.{name}".lstrip(".") for prefix, module in net.named_modules()
+               for name in module._non_persistent_buffers_set}
+    if missing:
+        reference = dict(build_model(config, 0, torch.device("cpu")).named_buffers())
+        for prefix, module in net.named_modules():
+            for name in module._non_persistent_buffers_set:
+                module._buffers[name] = reference[f"{prefix}.{name}".lstrip(".")].to(device)
 
 
 def _rank_share(items: list, ranks: Ranks) -> tuple[list, list]:
@@ -49,19 +74,17 @@ class ShardedBackend(ProxyBackend):
         choice = resolve_model(model, c.vocab_size, c.max_position_embeddings, c.pad_token_id, c.eos_token_id)
         self.model_config = choice.config or model_config
         self.start_state = self._start_state(choice, scenario, shards, model_config, cache_dir, progress)
-        with torch.device("meta"):
-            net = LlamaForCausalLM(self.model_config)
+        net = build_on_meta(self.model_config)
         if checkpointing:
             net.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         mesh = init_device_mesh(device.type, (ranks.world,))
         precision = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32) if device.type == "cuda" \
             else MixedPrecisionPolicy()
-        for layer in net.model.layers:
+        for layer in decoder_layers(net):
             fully_shard(layer, mesh=mesh, mp_policy=precision)
         fully_shard(net, mesh=mesh, mp_policy=precision)
         net.to_empty(device=device)
-        with torch.device(device):  # the rotary embedding's buffers were made on meta, and are not weights to load
-            net.model.rotary_emb = LlamaRotaryEmbedding(self.model_config)
+        restore_buffers(net, self.model_config, device)
         with torch.no_grad():  # FSDP initialises lazily from the first root forward; eval calls submodules directly
             net(input_ids=torch.zeros((1, 2), dtype=torch.long, device=device))
         net.reshard()
@@ -77,9 +100,7 @@ class ShardedBackend(ProxyBackend):
             state = load_or_pretrain_base(scenario, shards, proxy_config, torch.device("cpu"), cache_dir, progress) \
                 if scenario.train.init == "base" else build_model(proxy_config, scenario.seed, torch.device("cpu")).state_dict()
         elif model.weights is not None:
-            state = {}
-            for file in sorted(model.weights.glob("*.safetensors")):
-                state.update(load_file(file))
+            state = load_pretrained_weights(model.weights, torch.device("cpu"))
         else:
             state = build_model(model.config, scenario.seed, torch.device("cpu")).state_dict()
         wait_for_main(self.ranks)

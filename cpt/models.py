@@ -1,4 +1,5 @@
-"""Which model continual pre-training trains: the scenario's proxy, `llama-3b`, a LlamaConfig JSON or a HF model dir."""
+"""Which model continual pre-training trains: the scenario's proxy, `llama-3b`, a LlamaConfig JSON or a HF model dir
+(any causal-LM architecture; with its tokenizer, the data is tokenized with it, see `dmix_gym.hf_model`)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from dmix_gym.errors import ConfigError, MissingFileError
+from dmix_gym.hf_model import load_hf_model
 
 # The paper's target models: LLaMA-3 architecture, 32 layers, 3B parameters (section 4.1, appendix D.1).
 LLAMA_3B = {
@@ -50,22 +52,36 @@ def resolve_model(spec: str, vocab_size: int, seq_len: int, pad_id: int | None =
     if path.is_dir():
         if not (path / "config.json").exists():
             raise MissingFileError(f"{path} has no config.json: not a Hugging Face model dir")
-        config = LlamaConfig.from_pretrained(path)
-        if config.vocab_size != vocab_size:
-            raise ConfigError(f"model {path} has a vocabulary of {config.vocab_size} tokens, the data's tokenizer "
-                             f"{vocab_size}: its token ids would mean nothing to it; build the data with this model's tokenizer")
         if not any(path.glob("*.safetensors")):
             raise MissingFileError(f"{path} has no *.safetensors weights")
+        config = load_hf_model(path).config if is_hf_model_dir(path) else LlamaConfig.from_pretrained(path)
+        if config.vocab_size < vocab_size:
+            raise ConfigError(f"model {path} has a vocabulary of {config.vocab_size} tokens, the data's tokenizer "
+                             f"{vocab_size}: its token ids would mean nothing to it; give the directory its tokenizer, "
+                             "and dmix tokenizes the data with it")
         config._attn_implementation = "sdpa"
         return ModelChoice(path.name, config, path)
     raise ConfigError(f"--model {spec!r} is none of: proxy, llama-3b, a LlamaConfig .json file, a Hugging Face model dir")
 
 
-def count_meta_parameters(config: LlamaConfig) -> int:
-    """Parameters of a model of this config, instantiated on the meta device (no memory used)."""
+def is_hf_model_dir(path: str | Path) -> bool:
+    """Whether `path` is a model directory with its own tokenizer (the data is then tokenized with it)."""
+    path = Path(path)
+    return path.is_dir() and (path / "config.json").is_file() and any(
+        (path / name).is_file() for name in ("tokenizer.json", "tokenizer_config.json"))
+
+
+def build_on_meta(config) -> torch.nn.Module:
+    """A causal LM of this config on the meta device (no memory used): LLaMA, or any architecture transformers has."""
+    from transformers import AutoModelForCausalLM
+
     with torch.device("meta"):
-        model = LlamaForCausalLM(config)
-    return sum(p.numel() for p in model.parameters())
+        return LlamaForCausalLM(config) if isinstance(config, LlamaConfig) else AutoModelForCausalLM.from_config(config)
+
+
+def count_meta_parameters(config) -> int:
+    """Parameters of a model of this config, instantiated on the meta device (no memory used)."""
+    return sum(p.numel() for p in build_on_meta(config).parameters())
 
 
 @dataclass(frozen=True)

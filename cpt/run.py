@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ import numpy as np
 from dmix_gym.data.build import build_data
 from dmix_gym.env import DataMixEnv
 from dmix_gym.errors import ConfigError
+from dmix_gym.hf_model import load_hf_model
 from dmix_gym.model import train_flops_per_token
 from dmix_gym.policy import History, Policy, ScenarioInfo, adapt_env, check_mixture
 from dmix_gym.scenario import Scenario, override, resolve_scenario
@@ -28,6 +29,7 @@ from leaderboard.registry import load_policy
 from .backend import ShardedBackend
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from .distributed import Ranks, broadcast, init_distributed, wait_for_main
+from .models import is_hf_model_dir
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,11 @@ class CPTConfig:
     keep_checkpoints: int = 1
 
     def make_scenario(self) -> Scenario:
+        """The scenario, with this run's overrides; a model directory with its own tokenizer becomes its `hf_model`
+        (the data is tokenized with that tokenizer)."""
         changes = {k: v for k, v in (("tokens_per_step", self.tokens_per_step), ("max_steps", self.max_steps)) if v is not None}
+        if is_hf_model_dir(self.model):
+            changes["hf_model"] = str(Path(self.model).resolve())
         return override(resolve_scenario(self.scenario, self.preset), **changes)
 
 
@@ -59,7 +65,7 @@ def _prepare_on_proxy(policy: Policy, config: CPTConfig, scenario: Scenario) -> 
     """A policy's one-off work (RegMix's proxy runs, DBL's reference losses) runs at proxy scale, as on the leaderboard."""
     if type(policy).prepare is Policy.prepare:
         return
-    proxy = DataMixEnv(scenario, None, config.data_dir, config.cache_dir)
+    proxy = DataMixEnv(replace(scenario, hf_model=None), None, config.data_dir, config.cache_dir)  # the proxy, not a user's model
     policy.prepare(adapt_env(proxy, policy))
 
 
@@ -68,7 +74,8 @@ def run_cpt(config: CPTConfig) -> list[dict[str, Any]]:
     ranks = init_distributed(config.device)
     scenario = config.make_scenario()
     if ranks.main:  # build (or check) the token shards once, before any other rank reads them
-        build_data(scenario.data, config.data_dir, config.cache_dir, progress=True)
+        tokenizer = None if scenario.hf_model is None else load_hf_model(scenario.hf_model).tokenizer
+        build_data(scenario.data, config.data_dir, config.cache_dir, progress=True, tokenizer=tokenizer)
     wait_for_main(ranks)
     backend = functools.partial(ShardedBackend, model=config.model, ranks=ranks,
                                 checkpointing=config.activation_checkpointing)

@@ -16,8 +16,9 @@ from transformers import LlamaConfig
 
 from .base import load_or_pretrain_base
 from .data.shards import ShardSet
+from .errors import ConfigError
 from .feedback import EvalSet, Evaluation, evaluate
-from .model import build_model
+from .model import build_model, load_pretrained_weights
 from .scenario import Scenario
 from .stacked import StackedLlama, StackedTrainer, default_slot_group
 from .trainer import ProxyTrainer
@@ -25,9 +26,12 @@ from .trainer import ProxyTrainer
 
 def start_weights(scenario: Scenario, shards: ShardSet, model_config: LlamaConfig, device: torch.device,
                   cache_dir: str | Path | None, progress: bool) -> dict[str, torch.Tensor] | None:
-    """The weights every episode starts from (the base checkpoint), or None when each starts from random weights."""
+    """The weights every episode starts from (the base checkpoint, or a user model's own weights), or None when each
+    starts from random weights."""
     if scenario.train.init != "base":
         return None
+    if scenario.hf_model is not None:
+        return load_pretrained_weights(scenario.hf_model, device)
     return load_or_pretrain_base(scenario, shards, model_config, device, cache_dir, progress)
 
 
@@ -75,6 +79,8 @@ class StackedProxyBackend:
     def __init__(self, scenario: Scenario, model_config: LlamaConfig, shards: ShardSet, device: torch.device,
                  cache_dir: str | Path | None = None, compile: bool = False, progress: bool = True, num_models: int = 1,
                  slot_group: int | None = None):
+        if scenario.hf_model is not None:
+            raise ConfigError(f"the vector env batches LLaMA proxies; {scenario.hf_model} runs one env per model")
         self.scenario, self.model_config, self.device, self.num_models = scenario, model_config, device, num_models
         logits = scenario.train.micro_batch * shards.seq_len * model_config.vocab_size
         self.slot_group = slot_group or default_slot_group(device, logits)  # proxies per training pass (StackedTrainer)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -19,6 +20,7 @@ from .data.domains import expand
 from .data.tokenizer import load_tokenizer
 from .errors import ConfigError
 from .feedback import EvalSet, Evaluation, encode_pairs, field_feedback, pack_answer_batches, reward
+from .hf_model import load_hf_model
 from .model import llama_config
 from .render import ansi_table, mixture_area_plot
 from .sampler import MixtureSampler, available_sequences
@@ -131,6 +133,10 @@ class DataMixEnv(gym.Env):
     * `progress`: show progress bars for data building and base pre-training.
     * `backend`: what builds, trains and evaluates the model (default `ProxyBackend`, this
       process); `dmix cpt` passes an FSDP backend and keeps this step logic.
+    * `model`: a Hugging Face causal-LM directory (any architecture `AutoModelForCausalLM` loads,
+      with its tokenizer) trained instead of the proxy, from its own weights; the scenario's data
+      is tokenized with its tokenizer (same documents, domains and evaluation pairs). Also the
+      scenario's `hf_model` field.
 
     ## Info
 
@@ -166,15 +172,20 @@ class DataMixEnv(gym.Env):
         start: str = "corpus",
         start_samples: int = 256,
         backend: Callable[..., ProxyBackend] = ProxyBackend,
+        model: str | Path | None = None,
     ):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode {render_mode!r} is not one of {self.metadata['render_modes']}")
         self.render_mode = render_mode
         self.timing = timing
         self.scenario = resolve_scenario(scenario, preset)
+        if model is not None:
+            self.scenario = replace(self.scenario, hf_model=str(model))
         self.data_dir, self.cache_dir = data_dir, cache_dir  # policies that run their own proxy episodes reuse them
         self.device = resolve_device(device)
-        self.shards = build_data(self.scenario.data, data_dir, cache_dir, progress=progress)
+        self.hf_model = None if self.scenario.hf_model is None else load_hf_model(self.scenario.hf_model, self._context_len())
+        tokenizer = None if self.hf_model is None else self.hf_model.tokenizer
+        self.shards = build_data(self.scenario.data, data_dir, cache_dir, progress=progress, tokenizer=tokenizer)
         self.domain_space = space = self.shards.domain_space
         self.num_domains, self.num_fields = space.size, len(space.fields)
         self.target_index = np.array([space.fields.index(f) for f in space.target_fields])
@@ -185,7 +196,8 @@ class DataMixEnv(gym.Env):
         self.max_steps = train.max_steps
 
         tok = self.shards.manifest["tokenizer"]
-        proxy_config = llama_config(self.scenario.model, tok["vocab_size"], self._context_len(), tok["pad_id"], tok["eos_id"])
+        proxy_config = self.hf_model.config if self.hf_model is not None else \
+            llama_config(self.scenario.model, tok["vocab_size"], self._context_len(), tok["pad_id"], tok["eos_id"])
         self.backend = backend(self.scenario, proxy_config, self.shards, self.device, cache_dir, compile, progress)
         self.model_config = self.backend.model_config  # another backend may train another model on the same data
         self.start, self.start_estimate = start, None
@@ -223,7 +235,7 @@ class DataMixEnv(gym.Env):
 
     def _context_len(self) -> int:
         p = self.scenario.data.preset
-        return max(self.shards.seq_len, p.max_question_tokens + p.max_answer_tokens)
+        return max(p.seq_len, p.max_question_tokens + p.max_answer_tokens)
 
     def _prepare_eval(self) -> None:
         preset = self.scenario.data.preset

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .model import backbone_and_head
 from .trainer import autocast
 
 
@@ -90,12 +91,13 @@ def selected_logprobs(model: torch.nn.Module, input_ids: torch.Tensor, select: t
     A `StackedLlama` of K proxies gives a leading K axis. Only the selected positions go through the LM
     head, which dominates the cost at small widths.
     """
+    backbone, head = backbone_and_head(model)
     with autocast(input_ids.device):
-        hidden = model.model(input_ids=input_ids).last_hidden_state[..., :-1, :]
+        hidden = backbone(input_ids=input_ids).last_hidden_state[..., :-1, :]
         targets = input_ids[:, 1:]
         if select is not None:
             hidden, targets = hidden[..., select, :], targets[select]
-        logits = model.lm_head(hidden)
+        logits = head(hidden)
     targets = targets.expand(logits.shape[:-1])
     return -F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="none").view(targets.shape)
 

@@ -108,6 +108,7 @@ class Scenario:
     reward_weights: tuple[float, ...] | None = None  # lambda_k per field; None = equal (eq. 6)
     seed: int = 0  # seeds the base checkpoint and scratch inits
     qa_separator: str = "\n"  # text between an eval question and its answer (part of the feedback's definition)
+    hf_model: str | None = None  # a Hugging Face causal-LM directory trained instead of the proxy (its tokenizer too)
 
     @property
     def name(self) -> str:
@@ -150,6 +151,7 @@ class Scenario:
             reward_weights=tuple(weights) if weights is not None else None,
             seed=data.get("seed", 0),
             qa_separator=data.get("qa_separator", "\n"),
+            hf_model=data.get("hf_model"),
         )
 
 
@@ -180,11 +182,11 @@ PRESETS: dict[str, tuple[ProxyConfig, TrainConfig]] = {
 }
 
 
-SCENARIO_OPTIONS = ("model", "train", "reward_weights")  # a scenario file's keys over its preset (see make_scenario)
 
 
 def scenario_options(path: Path) -> dict[str, Any]:
-    """The overrides a scenario file sets over its preset: its `model` and `train` objects and `reward_weights`.
+    """The overrides a scenario file sets over its preset: its `model` and `train` objects, `reward_weights` and
+    `hf_model` (a Hugging Face model directory to train instead of the proxy).
 
     A regime (a WSD schedule, a scarce target corpus, a longer horizon, other objective weights) is then data:
     `{"name": ..., "fields": [...], "train": {"lr_schedule": "wsd", "decay_fraction": 0.2}}`.
@@ -201,6 +203,8 @@ def scenario_options(path: Path) -> dict[str, Any]:
         options.update(values)
     if data.get("reward_weights") is not None:
         options["reward_weights"] = tuple(data["reward_weights"])
+    if data.get("hf_model") is not None:
+        options["hf_model"] = str(data["hf_model"])
     return options
 
 

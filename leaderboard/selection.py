@@ -2,10 +2,12 @@
 
 The candidates of an algorithm are what `dmix agents train` left in the agents folder: SFT's
 best-validation-MSE agent (`sft.pt`), the offline RL actor after every `every` gradient steps
-(`<algo>-steps/<steps>.pt`) and the Decision Transformer (`dt.json`). Each runs the protocol's
-in-distribution task on seeds from `VALIDATION_SEED_BASE`, disjoint from the seeds trajectory
-collection and evaluation use, so no choice ever sees an evaluation episode. A candidate's score is
-the protocol's balanced score averaged over the validation seeds; ties go to the earlier checkpoint.
+(`<algo>-steps/<steps>.pt`) and the Decision Transformer (`dt.json`). Each runs the validation tasks on
+seeds from `VALIDATION_SEED_BASE`, disjoint from the seeds trajectory collection and evaluation use, so no
+choice ever sees an evaluation episode: v0/v1 the in-distribution task alone; v2 on every task type of the
+protocol plus its validation scenarios (no evaluation task's), so a checkpoint that collapses off its
+training scenario is not chosen. A candidate's score is the protocol's objective averaged over its episodes
+(every task is scored in the same standardised units); ties go to the earlier checkpoint.
 
 Every finished episode is written to the selection JSON at once, keyed by the candidate file's hash,
 so an interrupted selection resumes and a retrained checkpoint is scored again.
@@ -29,12 +31,17 @@ from .submit import protocol_objective, run_episodes
 RL_ALGOS = ("cql", "iql", "td3bc", "bc")
 
 
-def validation_task(protocol: Protocol, seeds: int) -> Task:
-    """The protocol's in-distribution task on `seeds` validation seeds."""
+def validation_tasks(protocol: Protocol, seeds: int) -> tuple[Task, ...]:
+    """The tasks model selection runs, each on `seeds` validation seeds: the in-distribution task (v0, v1), or every
+    task and validation scenario of the protocol (v2 on)."""
     if seeds < 1:
         raise ConfigError(f"model selection needs at least one validation seed, got {seeds}")
-    return replace(protocol.tasks[0], name="validation", seeds=tuple(VALIDATION_SEED_BASE + i for i in range(seeds)),
-                   description="model selection: the in-distribution task on validation seeds")
+    if protocol.search is None:
+        return (replace(protocol.tasks[0], name="validation", seeds=tuple(VALIDATION_SEED_BASE + i for i in range(seeds)),
+                        description="model selection: the in-distribution task on validation seeds"),)
+    tasks = protocol.tasks + protocol.validation_scenarios
+    return tuple(replace(t, name=f"validation/{t.name}", seeds=tuple(VALIDATION_SEED_BASE + 1000 * i + j for j in range(seeds)))
+                 for i, t in enumerate(tasks))
 
 
 def find_candidates(agents: str | Path, every: int = 500) -> dict[str, dict[str, Path]]:
@@ -61,39 +68,65 @@ def select_models(agents: str | Path, protocol_version: str, seeds: int = 2, eve
     from tqdm.auto import tqdm
 
     protocol = get_protocol(protocol_version)
-    task = validation_task(protocol, seeds)
+    tasks = validation_tasks(protocol, seeds)
     out = Path(out) if out else Path(agents) / "selection.json"
     candidates = find_candidates(agents, every)
     files = {label: path for group in candidates.values() for label, path in group.items()}
     digests = {label: sha256_file(path)[:16] for label, path in files.items()}
 
-    header = {"protocol": protocol.version, "scenario": task.scenario, "preset": task.preset, "seeds": list(task.seeds)}
+    header = ({"protocol": protocol.version, "scenario": tasks[0].scenario, "preset": tasks[0].preset,
+               "seeds": list(tasks[0].seeds)} if protocol.search is None else
+              {"protocol": protocol.version, "tasks": {t.name: list(t.seeds) for t in tasks}})
     state = json.loads(out.read_text()) if out.is_file() else {}
     scores: dict[str, dict[str, Any]] = state.get("scores", {}) if {k: state.get(k) for k in header} == header else {}
     scores = {label: s for label, s in scores.items() if label in digests and s.get("sha256") == digests[label]}
     for label in files:
         scores.setdefault(label, {"sha256": digests[label], "path": str(files[label]), "balanced": {}})
 
-    pending = [(label, seed) for label in files for seed in task.seeds if str(seed) not in scores[label]["balanced"]]
+    pending = [(label, task, seed) for label in files for task in tasks for seed in task.seeds
+               if episode_key(task, seed) not in scores[label]["balanced"]]
 
     def save() -> dict[str, Any]:
-        selection = {**header, "every": every, "scores": scores, "chosen": _choose(candidates, scores)}
+        chosen = _choose(candidates, scores)
+        selection = {**header, "every": every, "scores": scores, "chosen": chosen, "margin": selection_margin(chosen, scores)}
         write_json(out, selection)
         return selection
 
     if pending:
         stats = protocol_objective(protocol)
-        bar = tqdm(total=len(pending), desc=f"model selection on {len(task.seeds)} validation seeds", unit="episode",
-                   disable=not progress)
-        envs = {task.name: task.make_env(data_dir, cache_dir)} if workers <= 1 else {}
-        jobs = [(str(files[label]), task, seed) for label, seed in pending]
-        for index, record in run_episodes(jobs, stats, envs, workers, data_dir, cache_dir):
-            label, seed = pending[index]
-            scores[label]["balanced"][str(seed)] = record["balanced"]
+        bar = tqdm(total=len(pending), desc=f"model selection on {len(tasks)} task(s) x {seeds} validation seeds",
+                   unit="episode", disable=not progress)
+        for task in tasks:  # builds each task's data and base proxy once, before any worker
+            task.make_env(data_dir, cache_dir)
+        jobs = [(str(files[label]), task, seed) for label, task, seed in pending]
+        for index, record in run_episodes(jobs, stats, {}, workers, data_dir, cache_dir):
+            label, task, seed = pending[index]
+            scores[label]["balanced"][episode_key(task, seed)] = record["balanced"]
             save()
             bar.update(1)
         bar.close()
     return save()
+
+
+def episode_key(task: Task, seed: int) -> str:
+    """A validation episode's key in the selection JSON: its seed (one task, as v0/v1 wrote it) or `task:seed`."""
+    return str(seed) if task.name == "validation" else f"{task.name}:{seed}"
+
+
+def selection_margin(chosen: dict[str, dict[str, Any]], scores: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    """How far the best algorithm's choice is ahead of the runner-up's, paired over their common validation episodes
+    (mean, std and 95% t-interval of the differences): a margin inside its interval's noise is a coin toss."""
+    from .oracle import paired_difference
+
+    ranked = sorted(chosen, key=lambda algo: -chosen[algo]["balanced_mean"])
+    if len(ranked) < 2:
+        return None
+    best, second = (scores[chosen[a]["label"]]["balanced"] for a in ranked[:2])
+    common = sorted(set(best) & set(second))
+    if len(common) < 2:
+        return None
+    difference = paired_difference([best[k] for k in common], [second[k] for k in common])
+    return {"best": chosen[ranked[0]]["label"], "runner_up": chosen[ranked[1]]["label"], **difference}
 
 
 def _choose(candidates: dict[str, dict[str, Path]], scores: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -44,12 +44,13 @@ def test_model_choices_are_checked(tmp_path):
         resolve_model("gpt-9", 512, 64)
 
 
-def _launch(scenario: Path, data: Path, out: Path, cache: Path, ranks: int = 2, device: str = "cpu") -> subprocess.Popen:
+def _launch(scenario: Path, data: Path, out: Path, cache: Path, ranks: int = 2, device: str = "cpu",
+            extra: tuple[str, ...] = (), policy: str = "baseline:dbl") -> subprocess.Popen:
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(ranks),
                "--master-port", str(29000 + os.getpid() % 500),
-               "-m", "dmix", "cpt", "--scenario", str(scenario), "--policy", "baseline:dbl", "--max-steps", str(STEPS),
+               "-m", "dmix", "cpt", "--scenario", str(scenario), "--policy", policy, "--max-steps", str(STEPS),
                "--tokens-per-step", str(TOKENS), "--data-dir", str(data), "--cache-dir", str(cache), "--out", str(out),
-               "--device", device]
+               "--device", device, *extra]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parents[1]),
            "GLOO_SOCKET_IFNAME": "lo"}  # one host: loopback, whatever the hostname resolves to
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
@@ -129,6 +130,32 @@ def test_torchrun_fsdp_run_matches_the_env_and_resumes_after_a_kill(tiny_data, t
     for t, record in enumerate(expected, 1):
         assert record["tokens"] == episode.tokens[t - 1].tolist()
         assert np.allclose(record["policy_mixture"], episode.mixtures[t], atol=1e-5)
+        assert record["reward"] == pytest.approx(episode.rewards[t - 1], abs=1e-4)
+
+
+def test_torchrun_trains_a_users_gpt2_with_its_own_tokenizer_as_the_env_does(tiny_data, tmp_path):
+    """Bring your own model: a GPT-2 directory with its own tokenizer (never LLaMA, never dmix's tokenizer) runs
+    `dmix cpt` on 2 FSDP ranks, step for step like DataMix-v0 on the same model."""
+    from tests.test_hf_model import corpus_texts, save_model, train_tokenizer
+
+    model = save_model(tmp_path / "my-gpt2", "gpt2", train_tokenizer(corpus_texts(tiny_data), 400))
+    scenario_file = tmp_path / "scenario.json"
+    scenario = tiny_scenario(tiny_data)
+    scenario_file.write_text(scenario.to_json())
+    out = tmp_path / "run"
+    # Uniform: a policy with no proxy-scale one-off work (DBL's reference losses would come from the proxy in
+    # `dmix cpt` and from the GPT-2 in the env), so the two runs must agree exactly.
+    _finish(_launch(scenario_file, tiny_data, out, Path(os.environ["DMIX_CACHE_DIR"]), extra=("--model", str(model)),
+                    policy="baseline:uniform"))
+    records = _records(out)
+    env = gym.make("DataMix-v0", scenario={**scenario.to_dict(), "train": {**scenario.to_dict()["train"], "max_steps": STEPS,
+                                                                            "tokens_per_step": TOKENS}},
+                   data_dir=str(tiny_data), progress=False, model=str(model))
+    assert type(env.unwrapped.model).__name__ == "GPT2LMHeadModel"
+    episode = rollout(load_policy("baseline:uniform"), env, seed=0)
+    assert len(records) == STEPS
+    for t, record in enumerate(records, 1):
+        assert record["tokens"] == episode.tokens[t - 1].tolist()
         assert record["reward"] == pytest.approx(episode.rewards[t - 1], abs=1e-4)
 
 

@@ -500,3 +500,21 @@ def test_a_schedule_interpolates_its_knots_over_the_episode():
     assert np.allclose(shares, [0.0, 0.25, 0.5, 0.75, 1.0])
     with pytest.raises(ValueError, match="knots must be target shares"):
         TargetSchedule((0.5, 1.2))
+
+
+def test_v2_selection_sees_every_task_type_and_a_scenario_no_task_evaluates():
+    from leaderboard.oracle import CONFIRM, RANDOM, SEARCH, reference_seeds
+    from leaderboard.selection import selection_margin, validation_tasks
+
+    protocol = PROTOCOLS["dmix-bench-v2"]
+    tasks = validation_tasks(protocol, 2)
+    assert [t.name for t in tasks] == [f"validation/{t.name}" for t in protocol.tasks] + ["validation/validation-dbpedia-math"]
+    assert "dbpedia-math" not in {t.scenario for t in protocol.tasks}
+    seeds = [s for t in tasks for s in t.seeds]
+    others = {s for t in protocol.tasks for s in t.seeds} | {s for kind in (SEARCH, CONFIRM, RANDOM) for s in reference_seeds(kind, 10)}
+    assert len(set(seeds)) == len(seeds) and not set(seeds) & others
+    assert all(t.objective == protocol.objective for t in tasks)
+    chosen = {"a": {"label": "a@1", "balanced_mean": 1.0}, "b": {"label": "b@1", "balanced_mean": 0.9}}
+    scores = {"a@1": {"balanced": {"x:1": 1.1, "x:2": 0.9}}, "b@1": {"balanced": {"x:1": 0.95, "x:2": 0.85}}}
+    margin = selection_margin(chosen, scores)
+    assert margin["best"] == "a@1" and margin["mean"] == pytest.approx(0.1) and margin["low"] < margin["mean"] < margin["high"]

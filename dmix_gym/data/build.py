@@ -44,9 +44,10 @@ def data_spec_hash(spec: DataSpec) -> str:
 SHIPPED_BUILDS = Path(__file__).resolve().parent / "built"
 
 
-def build_dir(spec: DataSpec, cache_dir: str | Path | None = None) -> Path:
-    """Where the data of `spec` is (or will be) built in the cache."""
-    return resolve_cache_dir(cache_dir) / "data" / f"{spec.name}-{spec.preset.name}-{data_spec_hash(spec)}"
+def build_dir(spec: DataSpec, cache_dir: str | Path | None = None, tokenizer_id: str | None = None) -> Path:
+    """Where the data of `spec` is (or will be) built in the cache (tokenized with a user model's tokenizer, if given)."""
+    tail = f"-tok-{tokenizer_id}" if tokenizer_id else ""
+    return resolve_cache_dir(cache_dir) / "data" / f"{spec.name}-{spec.preset.name}-{data_spec_hash(spec)}{tail}"
 
 
 def _raw_data_id(root: Path) -> str | None:
@@ -187,27 +188,40 @@ def build_data(
     cache_dir: str | Path | None = None,
     force: bool = False,
     progress: bool = True,
+    tokenizer=None,
 ) -> ShardSet:
     """Build (or reuse, after verifying) the data folder of `spec`; return it loaded.
 
     A shipped build wins over the cache. An existing folder is verified, never silently rebuilt:
     a corrupt one raises ShardError unless `force` is set, which rebuilds into the cache.
+
+    `tokenizer` (a user model's, see `dmix_gym.hf_model`): the scenario's own build is made first, then the same
+    documents are tokenized with it into a folder of their own (keyed by the tokenizer's hash), with the own build's
+    domains, held-out documents and evaluation pairs, so a policy acts in the same domain space.
     """
+    from ..hf_model import tokenizer_fingerprint
+
     spec_hash = data_spec_hash(spec)
-    existing = find_build(spec, data_dir, cache_dir)
+    own = None if tokenizer is None else build_data(spec, data_dir, cache_dir, progress=progress)
+    tok_id = None if tokenizer is None else tokenizer_fingerprint(tokenizer)
+    existing = find_build(spec, data_dir, cache_dir) if own is None else build_dir(spec, cache_dir, tok_id)
     if (existing / MANIFEST).exists() and not force:
         return load_shard_set(existing, expect_scenario=spec.name, expect_spec_hash=spec_hash)
-    root = build_dir(spec, cache_dir)
+    root = build_dir(spec, cache_dir, tok_id)
     started = time.perf_counter()
     data_root = resolve_data_dir(data_dir)
     fields = read_fields(spec, data_root, progress)
     preset = spec.preset
 
-    sample = tokenizer_sample(fields, preset.tokenizer_sample_chars)
-    digest = hashlib.sha256("\x00".join(sample).encode()).hexdigest()
-    tok_key = tokenizer_key(digest, preset.vocab_size)
-    tok_dir = resolve_cache_dir(cache_dir) / "tokenizers" / tok_key
-    tokenizer = load_tokenizer(tok_dir) if (tok_dir / "tokenizer.json").exists() else train_tokenizer(sample, preset.vocab_size, tok_dir)
+    if own is None:
+        sample = tokenizer_sample(fields, preset.tokenizer_sample_chars)
+        digest = hashlib.sha256("\x00".join(sample).encode()).hexdigest()
+        tok_key = tokenizer_key(digest, preset.vocab_size)
+        tok_dir = resolve_cache_dir(cache_dir) / "tokenizers" / tok_key
+        trained = (tok_dir / "tokenizer.json").exists()
+        tokenizer = load_tokenizer(tok_dir) if trained else train_tokenizer(sample, preset.vocab_size, tok_dir)
+    else:
+        tok_key = f"user-{tok_id}"
     eos = tokenizer.eos_token_id
     dtype = token_dtype(len(tokenizer))
 
@@ -236,7 +250,13 @@ def build_data(
     domains = []
     pieces = [_tokenize(tokenizer, [doc.text for doc in docs]) for docs in tqdm(domain_docs, desc="tokenize", disable=not progress)]
     wanted = preset.heldout_seqs_per_domain * preset.seq_len + preset.seq_len
-    held_counts = [split_heldout(p, wanted) for p in pieces]
+    if own is None:
+        held_counts = [split_heldout(p, wanted) for p in pieces]
+    else:  # another tokenizer: the own build's documents, domains and held-out documents, whatever their token counts
+        held_counts = [int(e["heldout_documents"]) for e in own.manifest["domains"]]
+        if names != [e["name"] for e in own.manifest["domains"]] or doc_counts != [e["documents"] for e in own.manifest["domains"]]:
+            raise ValueError(f"scenario {spec.name!r}: re-reading its documents for another tokenizer gave other domains "
+                             "than its own build; rebuild it (`dmix data build --force`)")
     for k, f in enumerate(spec.fields):
         mine = [d for d in range(len(domain_docs)) if field_of[d] == k]
         field_stats[f.name]["overlapping_heldout"] = drop_overlapping_heldout(mine, domain_docs, pieces, held_counts)

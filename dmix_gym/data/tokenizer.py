@@ -39,9 +39,11 @@ def train_tokenizer(texts: Sequence[str], vocab_size: int, out_dir: Path):
 
 
 def load_tokenizer(path: Path):
-    """Load a saved dmix tokenizer folder."""
-    from transformers import PreTrainedTokenizerFast
+    """Load a saved tokenizer folder: dmix's own, or a user model's (any tokenizer AutoTokenizer loads)."""
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
-    if not (path / "tokenizer.json").exists():
+    if not (path / "tokenizer.json").exists() and not (path / "tokenizer_config.json").exists():
         raise MissingFileError(f"no tokenizer at {path} (missing tokenizer.json); run `dmix data build`")
+    if not (path / "tokenizer.json").exists():
+        return AutoTokenizer.from_pretrained(str(path))
     return PreTrainedTokenizerFast.from_pretrained(str(path))
