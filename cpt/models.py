@@ -20,6 +20,14 @@ LLAMA_3B = {
 }
 
 
+# Ten times the `cpu` proxy (1.84M parameters): a 17.3M-parameter LLaMA (9.4x) on the data's 4,096-token vocabulary, the model
+# that tests whether a policy learned on cpu proxies helps a larger one. As a proxy shape: hidden_size=384, num_layers=8,
+# num_heads=6, intermediate_size=1024 (`LLAMA_10X_PROXY`, scenario overrides giving DataMix-v0 the same model).
+LLAMA_10X_PROXY = {"hidden_size": 384, "num_layers": 8, "num_heads": 6, "intermediate_size": 1024}
+LLAMA_10X = {"hidden_size": 384, "intermediate_size": 1024, "num_hidden_layers": 8, "num_attention_heads": 6,
+             "num_key_value_heads": 6, "tie_word_embeddings": False}
+
+
 @dataclass(frozen=True)
 class ModelChoice:
     """A model to train: its config, and where its start weights come from."""
@@ -40,6 +48,8 @@ def resolve_model(spec: str, vocab_size: int, seq_len: int, pad_id: int | None =
         return ModelChoice("proxy", None)
     if spec == "llama-3b":
         return ModelChoice("llama-3b", LlamaConfig(**LLAMA_3B, **common, attn_implementation="sdpa"))
+    if spec == "llama-10x":
+        return ModelChoice("llama-10x", LlamaConfig(**LLAMA_10X, **common, attn_implementation="sdpa"))
     path = Path(spec)
     if path.is_file() and path.suffix == ".json":
         fields = json.loads(path.read_text())
@@ -61,7 +71,7 @@ def resolve_model(spec: str, vocab_size: int, seq_len: int, pad_id: int | None =
                              "and dmix tokenizes the data with it")
         config._attn_implementation = "sdpa"
         return ModelChoice(path.name, config, path)
-    raise ConfigError(f"--model {spec!r} is none of: proxy, llama-3b, a LlamaConfig .json file, a Hugging Face model dir")
+    raise ConfigError(f"--model {spec!r} is none of: proxy, llama-10x, llama-3b, a LlamaConfig .json file, a Hugging Face model dir")
 
 
 def is_hf_model_dir(path: str | Path) -> bool:

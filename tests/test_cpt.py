@@ -31,6 +31,21 @@ def test_llama_3b_dry_run_has_3b_parameters():
         assert 3.0e9 <= count_meta_parameters(choice.config) <= 3.3e9
 
 
+def test_the_10x_model_is_at_least_8x_the_cpu_proxy():
+    import torch
+
+    from cpt.models import LLAMA_10X_PROXY
+    from dmix_gym.model import build_model, llama_config
+    from dmix_gym.scenario import PRESETS, ProxyConfig
+
+    proxy = sum(p.numel() for p in build_model(llama_config(PRESETS["cpu"][0], 4096, 128), 0, torch.device("cpu")).parameters())
+    big = count_meta_parameters(resolve_model("llama-10x", 4096, 128).config)
+    assert 8 * proxy <= big <= 12 * proxy and big >= 15e6
+    as_proxy = sum(p.numel() for p in build_model(llama_config(ProxyConfig(**LLAMA_10X_PROXY), 4096, 128), 0,
+                                                  torch.device("meta")).parameters())
+    assert as_proxy == big  # the env's model and dmix cpt's are the same
+
+
 def test_model_choices_are_checked(tmp_path):
     assert resolve_model("proxy", 512, 64).config is None
     config = tmp_path / "tiny.json"
