@@ -38,11 +38,13 @@ def normalise_action(action: Any, size: int) -> np.ndarray:
             raise ValueError(f"action[{i}] is {value}: every entry must be finite")
         if value < 0:
             raise ValueError(f"action[{i}] is {value}: every entry must be non-negative")
-    largest = p.max()
-    if largest <= 0:
+    total = p.sum()
+    if not np.isfinite(total):  # huge finite weights overflow the sum: scale them down first
+        p = p / p.max()
+        total = p.sum()
+    if total <= 0:
         raise ValueError("action sums to 0: at least one domain needs a positive weight")
-    p = p / largest  # first, so that huge finite weights cannot overflow the sum
-    return p / p.sum()
+    return p / total
 
 
 def make_spaces(space) -> tuple[spaces.Box, spaces.Box]:
