@@ -60,8 +60,10 @@ def run_point(scenario: str, preset: str, share: float, seed: int, path: str) ->
     return record
 
 
-def summarise(records: list[dict]) -> tuple[str, dict[str, dict[str, bool]]]:
-    """A Markdown table per scenario (mean ± std over seeds) and the three checks of each scenario."""
+def summarise(records: list[dict], score_of=None, score_name: str = "score (Σ λ f)") -> tuple[str, dict[str, dict[str, bool]]]:
+    """A Markdown table per scenario (mean ± std over seeds) and the three checks of each scenario; `score_of(record)`
+    scores an episode (default: the env's Σ λ f it logged)."""
+    score_of = score_of or (lambda r: r["score"])
     lines, checks = [], {}
     for scenario in dict.fromkeys(r["scenario"] for r in records):
         mine = [r for r in records if r["scenario"] == scenario]
@@ -71,11 +73,11 @@ def summarise(records: list[dict]) -> tuple[str, dict[str, dict[str, bool]]]:
         for s in shares:
             at = [r for r in mine if r["share"] == s]
             finals = np.array([r["final_feedback"] for r in at])
-            stat[s] = {"n": len(at), "f": finals.mean(0), "f_std": finals.std(0), "score": np.mean([r["score"] for r in at]),
-                       "score_std": np.std([r["score"] for r in at]), "probes": np.mean([r["final_probes"] for r in at], 0)}
+            stat[s] = {"n": len(at), "f": finals.mean(0), "f_std": finals.std(0), "score": np.mean([score_of(r) for r in at]),
+                       "score_std": np.std([score_of(r) for r in at]), "probes": np.mean([r["final_probes"] for r in at], 0)}
         start = np.mean([r["start_feedback"] for r in mine], 0)
         lines += [f"**{scenario}** (start: " + ", ".join(f"f({f}) {v:.3f}" for f, v in zip(fields, start)) + ")", "",
-                  "| s | n | " + " | ".join(f"f({f})" for f in fields) + " | score (Σ λ f) | " + " | ".join(probes) + " |",
+                  "| s | n | " + " | ".join(f"f({f})" for f in fields) + f" | {score_name} | " + " | ".join(probes) + " |",
                   "| ---: " * (3 + len(fields) + len(probes)) + "|"]
         best = max(shares, key=lambda s: stat[s]["score"])
         for s in shares:
@@ -109,6 +111,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[SEED_BASE, SEED_BASE + 1, SEED_BASE + 2])
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder of the per-episode JSON files")
+    parser.add_argument("--protocol", help="score by this protocol's objective (e.g. dmix-bench-v2); static episodes do not "
+                                           "depend on the reward, so stored ones are re-scored exactly, never re-run")
     args = parser.parse_args()
 
     from tqdm.auto import tqdm
@@ -134,9 +138,15 @@ def main() -> None:
         print(f"{len(jobs)} episodes in {time.perf_counter() - started:.0f} s")
     records.sort(key=lambda r: (args.scenarios.index(r["scenario"]) if r["scenario"] in args.scenarios else 99,
                                 r["share"], r["seed"]))
-    table, checks = summarise([r for r in records if r["scenario"] in args.scenarios])
+    score, name, summary = None, "score (Σ λ f)", "summary.md"
+    if args.protocol:
+        from leaderboard.protocol import get_protocol
+
+        objective = get_protocol(args.protocol).objective
+        score, name, summary = (lambda r: objective.score(r["final_feedback"])), f"{args.protocol} score", f"summary-{args.protocol}.md"
+    table, checks = summarise([r for r in records if r["scenario"] in args.scenarios], score, name)
     print(table)
-    (folder / "summary.md").write_text(table)
+    (folder / summary).write_text(table)
     train = sum(r["train_seconds"] for r in records)
     evaluation = sum(r["eval_seconds"] for r in records)
     print(f"eval share of step time over these episodes: {evaluation / (train + evaluation):.3f}")
