@@ -68,25 +68,26 @@ def parse_value(text: str):
         return text
 
 
-def run_regime(name: str, task, workers: int, description: str) -> dict:
+def run_regime(name: str, task, workers: int, description: str, root: Path = RESULTS, config=None, data_dir=None) -> dict:
+    """Search (or resume) a regime's oracles; write and return its result."""
     from dmix_gym.utils.atomic import write_json
     from leaderboard.oracle import EpisodeLog, oracles
 
-    folder = RESULTS / name
-    config = headroom_config()
+    folder = root / name
+    config = config or headroom_config()
     log = EpisodeLog(folder / "episodes.jsonl")
-    result = oracles(task, task.objective, log, config, schedules=True, workers=workers)
+    result = oracles(task, task.objective, log, config, schedules=True, workers=workers, data_dir=data_dir)
     result.update({"regime": name, "description": description, "scenario": task.scenario,
                    "overrides": dict(task.overrides), "objective_weights": task.objective.field_weights().tolist()})
     write_json(folder / "result.json", result)
     return result
 
 
-def table() -> str:
+def table(root: Path = RESULTS) -> str:
     """The headroom table (Markdown) of every finished regime."""
     rows = ["| regime | static oracle (share) | schedule oracle (knots) | headroom [95% CI] | 2 × paired std | episodes |",
             "| --- | ---: | ---: | ---: | ---: | ---: |"]
-    for path in sorted(RESULTS.glob("*/result.json")):
+    for path in sorted(root.glob("*/result.json")):
         r = json.loads(path.read_text())
         h, s, d = r["headroom"], r["static"], r["schedule"]
         share = r["static_search"]["share"]

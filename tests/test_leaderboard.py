@@ -518,3 +518,23 @@ def test_v2_selection_sees_every_task_type_and_a_scenario_no_task_evaluates():
     scores = {"a@1": {"balanced": {"x:1": 1.1, "x:2": 0.9}}, "b@1": {"balanced": {"x:1": 0.95, "x:2": 0.85}}}
     margin = selection_margin(chosen, scores)
     assert margin["best"] == "a@1" and margin["mean"] == pytest.approx(0.1) and margin["low"] < margin["mean"] < margin["high"]
+
+
+def test_the_headroom_benchmark_runs_and_resumes(tiny_data, tmp_path, monkeypatch):
+    from benchmarks import headroom
+    from leaderboard import submit as submit_module
+    from leaderboard.protocol import SearchConfig
+
+    scenario = tiny_scenario(tiny_data)
+    task = headroom.regime_task(scenario.to_json(), {"lr_schedule": "wsd"}, (0.2, 0.8), "tiny-wsd")
+    assert task.make_scenario().train.lr_schedule == "wsd"
+    assert np.allclose(task.make_scenario().weights(), task.objective.reward_weights())  # the regime's own weights
+    config = SearchConfig(coarse=(0.0, 1.0), refine=(0.5,), search_seeds=1, confirm_seeds=2, random_episodes=1, knots=2,
+                          generations=1, population=2)
+    result = headroom.run_regime("tiny-wsd", task, 1, "test", tmp_path, config, str(tiny_data))
+    assert result["headroom"]["n"] == 2 and result["objective_weights"] == [0.2, 0.8]
+    assert "| tiny-wsd |" in headroom.table(tmp_path)
+    lines = (tmp_path / "tiny-wsd" / "episodes.jsonl").read_text().splitlines()
+    monkeypatch.setattr(submit_module, "run_episode", lambda *a, **k: pytest.fail("a logged episode ran again"))
+    assert headroom.run_regime("tiny-wsd", task, 1, "test", tmp_path, config, str(tiny_data))["headroom"] == result["headroom"]
+    assert (tmp_path / "tiny-wsd" / "episodes.jsonl").read_text().splitlines() == lines
