@@ -48,7 +48,7 @@ def resolve_model(spec: str, vocab_size: int, seq_len: int, pad_id: int | None =
         return ModelChoice("proxy", None)
     if spec == "llama-3b":
         return ModelChoice("llama-3b", LlamaConfig(**LLAMA_3B, **common, attn_implementation="sdpa"))
-    if spec == "llama-10x":
+    if spec == "llama-10x":  # `dmix cpt` trains it as the scenario's proxy reshaped, from its base checkpoint
         return ModelChoice("llama-10x", LlamaConfig(**LLAMA_10X, **common, attn_implementation="sdpa"))
     path = Path(spec)
     if path.is_file() and path.suffix == ".json":

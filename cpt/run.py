@@ -29,7 +29,7 @@ from leaderboard.registry import load_policy
 from .backend import ShardedBackend
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from .distributed import Ranks, broadcast, init_distributed, wait_for_main
-from .models import is_hf_model_dir
+from .models import LLAMA_10X_PROXY, is_hf_model_dir
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,8 @@ class CPTConfig:
         changes = {k: v for k, v in (("tokens_per_step", self.tokens_per_step), ("max_steps", self.max_steps)) if v is not None}
         if is_hf_model_dir(self.model):
             changes["hf_model"] = str(Path(self.model).resolve())
+        if self.model == "llama-10x":  # the proxy at 10x: pre-trained on the source field like the proxy's base
+            changes.update(LLAMA_10X_PROXY)
         return override(resolve_scenario(self.scenario, self.preset), **changes)
 
 
@@ -77,7 +79,8 @@ def run_cpt(config: CPTConfig) -> list[dict[str, Any]]:
         tokenizer = None if scenario.hf_model is None else load_hf_model(scenario.hf_model).tokenizer
         build_data(scenario.data, config.data_dir, config.cache_dir, progress=True, tokenizer=tokenizer)
     wait_for_main(ranks)
-    backend = functools.partial(ShardedBackend, model=config.model, ranks=ranks,
+    # llama-10x is the scenario's proxy reshaped (make_scenario): it starts from its own base checkpoint, as the proxy
+    backend = functools.partial(ShardedBackend, model="proxy" if config.model == "llama-10x" else config.model, ranks=ranks,
                                 checkpointing=config.activation_checkpointing)
     base = DataMixEnv(scenario, None, config.data_dir, config.cache_dir, device=str(ranks.device), progress=ranks.main,
                       backend=backend, timing=True)

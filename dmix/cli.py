@@ -448,8 +448,9 @@ def leaderboard_report(
 def cpt(
     policy: Annotated[str, typer.Option(
         help="the mixing policy: a saved agent (.pt), a baseline JSON or baseline:<name>")] = "baseline:naive",
-    model: Annotated[str, typer.Option(help="proxy (the scenario's, from its base checkpoint) | llama-3b | a LlamaConfig "
-                                            ".json | a Hugging Face model dir")] = "proxy",
+    model: Annotated[str, typer.Option(help="proxy (the scenario's, from its base checkpoint) | llama-10x (the proxy at 9.4x, "
+                                            "from its own base) | llama-3b | a LlamaConfig .json | a Hugging Face model dir "
+                                            "(any causal LM; with its tokenizer, the data is tokenized with it)")] = "proxy",
     scenario: Scenario = "general-math",
     preset: Preset = "cpu",
     tokens_per_step: Annotated[Optional[int], typer.Option(help="training tokens per re-weighting step (default: the scenario's)")] = None,

@@ -44,6 +44,9 @@ def test_the_10x_model_is_at_least_8x_the_cpu_proxy():
     as_proxy = sum(p.numel() for p in build_model(llama_config(ProxyConfig(**LLAMA_10X_PROXY), 4096, 128), 0,
                                                   torch.device("meta")).parameters())
     assert as_proxy == big  # the env's model and dmix cpt's are the same
+    from cpt.run import CPTConfig
+
+    assert CPTConfig("baseline:uniform", model="llama-10x").make_scenario().model == ProxyConfig(**LLAMA_10X_PROXY)
 
 
 def test_model_choices_are_checked(tmp_path):
