@@ -470,6 +470,12 @@ def test_v2_references_come_from_the_search_and_resume(tiny_protocol, tiny_data,
         assert set(ref["static_search"]["means"]) == {"0", "0.5", "1"}
         assert ref["headroom"]["mean"] == pytest.approx(ref["schedule"]["mean"] - ref["static"]["mean"])
         assert "schedule" not in store.reference(protocol.version, "unseen-model")  # schedules only where asked
+        rows = {r.name: r for r in ranked(store, protocol.version)}  # the oracles are rows, marked as references
+        static_row, schedule_row = rows["Static oracle (reference)"], rows["Schedule oracle (reference)"]
+        assert static_row.status == schedule_row.status == "reference"
+        assert set(static_row.tasks) == {"in-distribution", "unseen-model"} and set(schedule_row.tasks) == {"in-distribution"}
+        best = schedule_row if ref["ref_max"] == ref["schedule"]["mean"] else static_row
+        assert best.tasks["in-distribution"]["normalised"][0] == pytest.approx(100.0)
         log = reference_log(store, protocol, tasks[0])
         lines = log.read_text().splitlines()
         # a second store resumes from the logged episodes: nothing runs again, the references are the same
