@@ -2,7 +2,8 @@
 and the headroom of dynamic mixing (`benchmarks/headroom.py`). One implementation for both.
 
 1. Static oracle: a 1-D search over the target share s of (1 - s) p_0 + s p*: a coarse pass, then finer steps
-   either side of the best so far, every candidate on the same search seeds (paired).
+   either side of the best so far, halving until the best's neighbours are within `tolerance` of it (or the step
+   reaches `min_step`), every candidate on the same search seeds (paired).
 2. Schedule oracle: CMA-ES (`cma`) over a piecewise-linear target share with `knots` knots (logits of the share),
    started at the static oracle's share, every candidate on the same search seeds.
 3. Confirmation: each winner runs again on fresh confirmation seeds, so its score is not the luckiest of many noisy
@@ -131,8 +132,25 @@ def static_search(task: Task, objective: Objective, log: EpisodeLog, config: Sea
     for step in config.refine:
         best = max(means, key=means.get)
         run((best - step, best + step))
+    step = min(config.refine, default=0.05)
+    while True:  # until the best's neighbours at `step` are within noise of it, or the step is as fine as allowed
+        best = max(means, key=means.get)
+        run((best - step, best + step))
+        if max(means, key=means.get) != best:
+            continue  # a neighbour won: look around it at the same step
+        if max(neighbour_gaps(means, step), default=0.0) <= config.tolerance or step / 2 < config.min_step:
+            break
+        step /= 2
     best = max(means, key=means.get)
-    return {"share": best, "seeds": seeds, "means": {f"{s:g}": m for s, m in sorted(means.items())}}
+    return {"share": best, "seeds": seeds, "means": {f"{s:g}": m for s, m in sorted(means.items())},
+            "neighbour_gaps": neighbour_gaps(means, step), "step": step}
+
+
+def neighbour_gaps(means: dict[float, float], step: float) -> list[float]:
+    """How far below the best share's mean score its evaluated neighbours at `step` either side lie."""
+    best = max(means, key=means.get)
+    near = [s for s in means if s != best and abs(abs(s - best) - step) < 1e-9]
+    return [means[best] - means[s] for s in near]
 
 
 def _knots(x: np.ndarray) -> tuple[float, ...]:

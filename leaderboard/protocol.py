@@ -71,6 +71,8 @@ class SearchConfig:
 
     coarse: tuple[float, ...] = (0.0, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0)  # target shares of the static search's first pass
     refine: tuple[float, ...] = (0.05, 0.025)  # then, for each step, the shares that far either side of the best so far
+    tolerance: float = 0.02  # then the step halves while a neighbour of the best differs from it by more than this
+    min_step: float = 0.0125  # ... down to this step: the static oracle's neighbours are within noise, or this close
     search_seeds: int = 2  # episodes per candidate while searching
     confirm_seeds: int = 5  # fresh episodes of each winner (and of the static oracle it is compared with)
     random_episodes: int = 5  # random-mixture episodes behind ref_min
@@ -81,6 +83,8 @@ class SearchConfig:
     seed: int = 0  # CMA-ES's seed
 
     def __post_init__(self) -> None:
+        if self.tolerance < 0 or self.min_step <= 0:
+            raise ConfigError(f"SearchConfig needs tolerance >= 0 and min_step > 0, got {self.tolerance}, {self.min_step}")
         if not self.coarse or not all(0.0 <= s <= 1.0 for s in self.coarse + self.refine):
             raise ConfigError(f"search shares must lie in [0, 1], got coarse {self.coarse}, refine {self.refine}")
         for name in ("search_seeds", "confirm_seeds", "random_episodes", "knots", "generations", "population"):

@@ -454,8 +454,8 @@ def test_v2_references_come_from_the_search_and_resume(tiny_protocol, tiny_data,
 
     objective = Objective((-5.0, -5.0), (0.2, 1.0))
     tasks = tuple(dataclasses.replace(t, objective=objective) for t in tiny_protocol.tasks[:2])
-    search = SearchConfig(coarse=(0.0, 1.0), refine=(0.5,), search_seeds=1, confirm_seeds=2, random_episodes=2,
-                          knots=2, generations=1, population=2)
+    search = SearchConfig(coarse=(0.0, 1.0), refine=(0.5,), tolerance=100.0, search_seeds=1, confirm_seeds=2,
+                          random_episodes=2, knots=2, generations=1, population=2)
     protocol = dataclasses.replace(tiny_protocol, version="test-tiny-v2", tasks=tasks, objective=objective, search=search,
                                    schedule_tasks=("in-distribution",))
     PROTOCOLS[protocol.version] = protocol
@@ -535,8 +535,8 @@ def test_the_headroom_benchmark_runs_and_resumes(tiny_data, tmp_path, monkeypatc
     task = headroom.regime_task(scenario.to_json(), {"lr_schedule": "wsd"}, (0.2, 0.8), "tiny-wsd")
     assert task.make_scenario().train.lr_schedule == "wsd"
     assert np.allclose(task.make_scenario().weights(), task.objective.reward_weights())  # the regime's own weights
-    config = SearchConfig(coarse=(0.0, 1.0), refine=(0.5,), search_seeds=1, confirm_seeds=2, random_episodes=1, knots=2,
-                          generations=1, population=2)
+    config = SearchConfig(coarse=(0.0, 1.0), refine=(0.5,), tolerance=100.0, search_seeds=1, confirm_seeds=2,
+                          random_episodes=1, knots=2, generations=1, population=2)
     result = headroom.run_regime("tiny-wsd", task, 1, "test", tmp_path, config, str(tiny_data))
     assert result["headroom"]["n"] == 2 and result["objective_weights"] == [0.2, 0.8]
     assert "| tiny-wsd |" in headroom.table(tmp_path)
@@ -544,3 +544,23 @@ def test_the_headroom_benchmark_runs_and_resumes(tiny_data, tmp_path, monkeypatc
     monkeypatch.setattr(submit_module, "run_episode", lambda *a, **k: pytest.fail("a logged episode ran again"))
     assert headroom.run_regime("tiny-wsd", task, 1, "test", tmp_path, config, str(tiny_data))["headroom"] == result["headroom"]
     assert (tmp_path / "tiny-wsd" / "episodes.jsonl").read_text().splitlines() == lines
+
+
+def test_the_static_search_looks_closer_until_the_best_s_neighbours_are_within_noise(monkeypatch):
+    """A coarse grid's best share can sit far above its neighbours; the search halves its step until they are within
+    `tolerance` of it (or the step is `min_step`), so a schedule cannot win just by falling between grid points."""
+    from leaderboard import oracle
+    from leaderboard.protocol import SearchConfig
+
+    def evaluate(candidates, seeds, *args, **kwargs):  # a sharp optimum at 0.33, no noise
+        return {label: np.full(len(seeds), -10 * abs(p.knots[0] - 0.33)) for label, p in candidates.items()}
+
+    monkeypatch.setattr(oracle, "evaluate", evaluate)
+    config = SearchConfig(coarse=(0.0, 0.5, 1.0), refine=(0.1,), tolerance=0.05, min_step=0.01)
+    found = oracle.static_search(None, None, None, config)
+    assert abs(found["share"] - 0.33) <= 0.0125  # so sharp an optimum: halved down to the finest step allowed
+    assert found["step"] >= 0.01 and found["step"] / 2 < 0.01
+    gentle = oracle.static_search(None, None, None, dataclasses.replace(config, tolerance=0.5))
+    assert max(gentle["neighbour_gaps"]) <= 0.5 and gentle["step"] > found["step"]  # within noise: it stops sooner
+    coarse = oracle.static_search(None, None, None, dataclasses.replace(config, tolerance=100.0))
+    assert coarse["share"] == pytest.approx(0.3) and coarse["step"] == 0.1  # without the rule: a whole step away
