@@ -232,7 +232,9 @@ def test_a_crashed_submission_resumes(tiny_protocol, tiny_data, tmp_path, monkey
     db = tmp_path / "lb.sqlite"
     store = Store(db)
     # A run that died after one episode: the submission is 'running' with that episode stored.
-    done = store.begin("resumed", tiny_protocol.version, "baseline:uniform", "builtin:baseline:uniform")
+    from leaderboard.registry import resolve_policy
+
+    done = store.begin("resumed", tiny_protocol.version, "baseline:uniform", resolve_policy("baseline:uniform")[1])
     assert done == set()
     store.add_episode("resumed", tiny_protocol.version, "in-distribution", EVAL_SEED_BASE, [-1.0, -1.0], 0.123, 0.0, 0, 9.87,
                       {"marker": True})
