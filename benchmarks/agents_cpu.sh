@@ -7,7 +7,7 @@
 set -euo pipefail
 OUT=${1:-runs/agents-cpu-v1}
 WORKERS=${2:-2}
-PROTOCOL=${3:-dmix-bench-v1}
+PROTOCOL=${3:-dmix-bench-v2}
 DATASET=${DATASET:-dmix/general-math-cpu/trajectories-v1}
 for algo in sft ${ALGOS:-cql iql td3bc bc dt}; do
   /usr/bin/time -f "$algo train wall %e s, peak %M KB" dmix agents train --dataset "$DATASET" --algo "$algo" --out "$OUT" --no-progress

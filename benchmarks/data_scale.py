@@ -43,7 +43,7 @@ def subset_episodes(episode: np.ndarray, quality: np.ndarray, n: int, seed: int)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--protocol", default="dmix-bench-v1")
+    parser.add_argument("--protocol", default="dmix-bench-v2")
     parser.add_argument("--sizes", type=int, nargs="+", default=[16, 32, 64, 128])
     parser.add_argument("--runs", type=Path, default=Path("runs/data-scale"))
     parser.add_argument("--out", type=Path, default=RESULTS / "data_scale")

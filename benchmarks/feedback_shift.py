@@ -43,7 +43,7 @@ def target_shares(agent, episodes: list[np.ndarray], shift: float) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--protocol", default="dmix-bench-v1")
+    parser.add_argument("--protocol", default="dmix-bench-v2")
     parser.add_argument("--agents", type=Path, nargs="*", help="saved agents (.pt); default: the protocol's shipped ones")
     parser.add_argument("--shifts", type=float, nargs="+", default=[0.13, 0.0, -0.05, -0.13, -0.25, -0.5])
     parser.add_argument("--out", type=Path, default=RESULTS)

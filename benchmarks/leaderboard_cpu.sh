@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run every built-in method through a cpu protocol (default dmix-bench-v1), then write the table, the report and
+# Run every built-in method through a cpu protocol (default dmix-bench-v2), then write the table, the report and
 # the protocol's official results file. Needs the cpu Minari dataset and the shipped agents (benchmarks/agents_cpu.sh).
 # Resumable: the results database lives in the repository (commit it as it grows), and stored reference and
 # submission episodes are never re-run, so re-run this after a crash or on another machine.
@@ -10,7 +10,7 @@
 # (JSONL, committed as they grow).
 set -euo pipefail
 WORKERS=${1:-2}
-PROTOCOL=${2:-dmix-bench-v1}
+PROTOCOL=${2:-dmix-bench-v2}
 SNAPSHOT=${SNAPSHOT:-benchmarks/results/leaderboard/$PROTOCOL.sqlite}
 DB=${DB:-benchmarks/results/leaderboard/live/$PROTOCOL.sqlite}
 mkdir -p "$(dirname "$DB")"

@@ -6,7 +6,7 @@ Each task's data is built and its base pre-trained into the cache if they are no
 hashes the model shape, the source tokens, the budget and the seed, so a changed scenario never picks up a
 stale checkpoint). Already shipped folders are kept. Commit both folders.
 
-    python benchmarks/ship_tasks.py --protocol dmix-bench-v1
+    python benchmarks/ship_tasks.py --protocol dmix-bench-v2
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def ship(source, target, parts) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--protocol", default="dmix-bench-v1")
+    parser.add_argument("--protocol", default="dmix-bench-v2")
     args = parser.parse_args()
     for task in get_protocol(args.protocol).tasks:
         env = task.make_env(device="cpu", progress=True).unwrapped  # builds and pre-trains into the cache if needed

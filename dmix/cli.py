@@ -31,7 +31,7 @@ DataDir = Annotated[Optional[Path], typer.Option(help="raw data root (default: $
 CacheDir = Annotated[Optional[Path], typer.Option(help="generated-files root (default: $DMIX_CACHE_DIR, ~/.cache/dmix)")]
 Device = Annotated[str, typer.Option(help="auto | cpu | cuda")]
 Protocol = Annotated[str, typer.Option(
-    help="protocol version: dmix-bench-v1 (cpu) | dmix-bench-smoke-v1 | dmix-bench-v0 (frozen, readable)")]
+    help="protocol version: dmix-bench-v2 (cpu) | dmix-bench-smoke-v2 | dmix-bench-v1, dmix-bench-v0 (frozen, readable)")]
 DEBUG_ENV = "DMIX_DEBUG"  # set (or --debug) to see the traceback of a user error
 Db = Annotated[Optional[Path], typer.Option(help="results database (default: <cache>/leaderboard.sqlite)")]
 
@@ -171,7 +171,7 @@ def run(
     workers: Annotated[int, typer.Option(help="parallel env workers")] = 2,
     cql_steps: Annotated[int, typer.Option(help="CQL gradient steps")] = 300,
     out: Annotated[Path, typer.Option(help="where the trained agents go")] = Path("runs/main"),
-    protocol: Protocol = "dmix-bench-smoke-v1",
+    protocol: Protocol = "dmix-bench-smoke-v2",
     data_dir: DataDir = None,
     cache_dir: CacheDir = None,
 ) -> None:
@@ -209,7 +209,7 @@ def agents_train(
 @agents_app.command("select")
 def agents_select(
     agents: Annotated[Path, typer.Option(help="agents folder of `dmix agents train` (sft.pt, <algo>-steps/*.pt, dt.json)")],
-    protocol: Protocol = "dmix-bench-v1",
+    protocol: Protocol = "dmix-bench-v2",
     seeds: Annotated[int, typer.Option(help="validation seeds per candidate (from 4,000,000: never collected, never evaluated)")] = 2,
     every: Annotated[int, typer.Option(help="score the offline RL snapshots every this many gradient steps (and the last)")] = 500,
     out: Annotated[Optional[Path], typer.Option(help="selection JSON (default: <agents>/selection.json; a re-run resumes)")] = None,
@@ -315,7 +315,7 @@ def agents_compare(
 def leaderboard_submit(
     policy: Annotated[str, typer.Option(help="package.module:factory, a saved policy file, or baseline:<name>")],
     name: Annotated[str, typer.Option(help="the submission's name in the table (re-using it replaces that entry)")],
-    protocol: Protocol = "dmix-bench-v1",
+    protocol: Protocol = "dmix-bench-v2",
     workers: Annotated[int, typer.Option(help="episodes run in parallel processes")] = 1,
     vector: Annotated[Optional[int], typer.Option(
         help="a task's episodes each worker trains at once on a vector env (0: one at a time; default: 16 on a GPU, 0 on a CPU)")] = None,
@@ -336,7 +336,7 @@ def leaderboard_submit(
 
 @leaderboard_app.command("check-build")
 def leaderboard_check_build(
-    protocol: Protocol = "dmix-bench-v1",
+    protocol: Protocol = "dmix-bench-v2",
     db: Db = None,
     data_dir: DataDir = None,
     cache_dir: CacheDir = None,
@@ -363,7 +363,7 @@ def leaderboard_check_build(
 
 @leaderboard_app.command("show")
 def leaderboard_show(
-    protocol: Protocol = "dmix-bench-v1",
+    protocol: Protocol = "dmix-bench-v2",
     db: Db = None,
     cache_dir: CacheDir = None,
     as_markdown: Annotated[bool, typer.Option("--markdown", help="print a Markdown table (for a README) instead")] = False,
@@ -374,7 +374,7 @@ def leaderboard_show(
 
 @leaderboard_app.command("references")
 def leaderboard_references(
-    protocol: Protocol = "dmix-bench-v1",
+    protocol: Protocol = "dmix-bench-v2",
     workers: Annotated[int, typer.Option(help="episodes run in parallel processes")] = 1,
     db: Db = None,
     data_dir: DataDir = None,
@@ -411,7 +411,7 @@ def leaderboard_backup(
 
 @leaderboard_app.command("export")
 def leaderboard_export(
-    protocol: Protocol = "dmix-bench-v1",
+    protocol: Protocol = "dmix-bench-v2",
     names: Annotated[Optional[str], typer.Option(help="comma-separated submissions to ship (default: every finished one)")] = None,
     out: Annotated[Optional[Path], typer.Option(help="where to write (default: the package's leaderboard/official/)")] = None,
     db: Db = None,
@@ -432,7 +432,7 @@ def leaderboard_export(
 @leaderboard_app.command("report")
 def leaderboard_report(
     out: Annotated[Path, typer.Option(help="folder for index.html and its PNG plots")] = Path("runs/leaderboard"),
-    protocol: Protocol = "dmix-bench-v1",
+    protocol: Protocol = "dmix-bench-v2",
     db: Db = None,
     cache_dir: CacheDir = None,
 ) -> None:

@@ -173,7 +173,7 @@ def _protocol(version: str):
 
 
 def run_pipeline(scenario: str = "general-math", preset: str = "smoke", trajectories: int = 16, workers: int = 2,
-                 cql_steps: int = 300, out: Path = Path("runs/main"), protocol: str = "dmix-bench-smoke-v1",
+                 cql_steps: int = 300, out: Path = Path("runs/main"), protocol: str = "dmix-bench-smoke-v2",
                  data_dir: PathLike = None, cache_dir: PathLike = None) -> None:
     """The whole pipeline on the default data: data, an episode, trajectories -> Minari, SFT + CQL agents, leaderboard."""
     from datasets_builder.publish import dataset_id

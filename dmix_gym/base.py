@@ -1,6 +1,6 @@
 """The base checkpoint: the proxy pre-trained once on the source field, cached by config hash.
 
-The built-in scenarios' CPU base checkpoints at the `cpu` preset (the `dmix-bench-v1` protocol's tasks) ship
+The built-in scenarios' CPU base checkpoints at the `cpu` preset (the default protocol's tasks) ship
 in the package (`dmix_gym/checkpoints/`), so a fresh machine skips pre-training them; any other is
 pre-trained on first use. `benchmarks/ship_tasks.py` writes the shipped ones.
 """

@@ -116,3 +116,17 @@ class MixtureSampler:
             self._passes = {k: v for k, v in self._passes.items() if k[1] != d}  # one later pass kept per domain
             self._passes[key] = np.random.default_rng(list(key)).permutation(int(self.totals[d]))
         return self._passes[key][index]
+
+
+def steps_lasted(sampler: MixtureSampler, p: np.ndarray, max_steps: int) -> int:
+    """Steps a fixed mixture `p` lasts before a target field is used up (`max_steps` if it never is, or when repeating).
+    Counts only: the sampler's draws are not made."""
+    if sampler.repeat:
+        return max_steps
+    remaining = sampler.totals.copy()
+    target = sampler.field_of != 0
+    for step in range(1, max_steps + 1):
+        remaining -= allocate(p, sampler.sequences_per_step, remaining, sampler.field_of)
+        if any(remaining[sampler.field_of == k].sum() == 0 for k in np.unique(sampler.field_of[target])):
+            return step
+    return max_steps

@@ -116,6 +116,31 @@ def schedule_label(knots: tuple[float, ...]) -> str:
     return TargetSchedule(knots).name
 
 
+def lasting_share(task: Task, data_dir=None, cache_dir=None) -> float | None:
+    """The largest static target share (to 4 decimals) that lasts the task's whole horizon where the target corpus
+    runs out and ends the episode; None where every share lasts. A share just above it ends a step early and scores
+    far lower, so a grid steps over this cliff: the static search always tries it."""
+    from dmix_gym.data import build_data
+    from dmix_gym.sampler import MixtureSampler, available_sequences, steps_lasted
+
+    scenario = task.make_scenario()
+    train = scenario.train
+    if train.on_exhausted == "repeat":
+        return None
+    shards = build_data(scenario.data, data_dir, cache_dir, progress=False)
+    space = shards.domain_space
+    field_of = np.asarray(space.field_of)
+    totals = [shards.train_sequences(d) for d in range(space.size)]
+    per_step = train.sequences_per_step(shards.seq_len)
+    sampler = MixtureSampler(available_sequences(totals, field_of, train.target_fraction), field_of, per_step)
+    p0, p_star = np.asarray(space.p0, np.float64), np.asarray(space.p_star, np.float64)
+    for k in range(per_step, 0, -1):  # one more target sequence a step each time
+        share = np.floor(k / per_step * 1e4) / 1e4
+        if steps_lasted(sampler, (1 - share) * p0 + share * p_star, train.max_steps) == train.max_steps:
+            return None if k == per_step else float(share)
+    return None
+
+
 def static_search(task: Task, objective: Objective, log: EpisodeLog, config: SearchConfig, workers: int = 1,
                   data_dir=None, cache_dir=None, progress: bool = True) -> dict[str, Any]:
     """The target share with the best mean score on the search seeds (coarse pass, then finer steps around the best)."""
@@ -128,7 +153,8 @@ def static_search(task: Task, objective: Objective, log: EpisodeLog, config: Sea
                           data_dir, cache_dir, progress)
         means.update({s: float(scores[share_label(s)].mean()) for s in shares})
 
-    run(config.coarse)
+    cliff = lasting_share(task, data_dir, cache_dir)
+    run(config.coarse + (() if cliff is None else (cliff,)))
     for step in config.refine:
         best = max(means, key=means.get)
         run((best - step, best + step))
@@ -143,7 +169,7 @@ def static_search(task: Task, objective: Objective, log: EpisodeLog, config: Sea
         step /= 2
     best = max(means, key=means.get)
     return {"share": best, "seeds": seeds, "means": {f"{s:g}": m for s, m in sorted(means.items())},
-            "neighbour_gaps": neighbour_gaps(means, step), "step": step}
+            "neighbour_gaps": neighbour_gaps(means, step), "step": step, "lasting_share": cliff}
 
 
 def neighbour_gaps(means: dict[float, float], step: float) -> list[float]:

@@ -182,6 +182,9 @@ def _tasks(preset: str, n_seeds: int, other_model: dict[str, Any], unseen_target
 
 V0_FROZEN = ("dmix-bench-v0 fed the source field back by MMLU-style Q/A pairs, which rose under target-only training; "
              "its scenarios now feed it by held-out text. Its results stay readable; submit to dmix-bench-v1")
+V1_FROZEN = ("dmix-bench-v1 ranked by a score the searching baselines did not optimise, its ceiling was one episode of a "
+             "coarse static grid on an evaluation seed, and two of its builds held out the tail of a training stream; "
+             "its results stay readable; submit to dmix-bench-v2")
 CPU_OTHER_MODEL = {"hidden_size": 96, "num_layers": 6, "num_heads": 4, "intermediate_size": 256}
 SMOKE_OTHER_MODEL = {"hidden_size": 32, "num_layers": 3, "num_heads": 2, "intermediate_size": 88}
 
@@ -208,11 +211,12 @@ PROTOCOLS: dict[str, Protocol] = {
                                             random_episodes=2, generations=1, population=2)),
     "dmix-bench-v1": Protocol(
         "dmix-bench-v1", "dmix/general-math-cpu/trajectories-v1", (0, EVAL_SEED_BASE),
-        _tasks("cpu", 5, CPU_OTHER_MODEL, unseen_target=True),
+        _tasks("cpu", 5, CPU_OTHER_MODEL, unseen_target=True), frozen=V1_FROZEN,
     ),
     "dmix-bench-smoke-v1": Protocol(
         "dmix-bench-smoke-v1", "dmix/general-math-smoke/trajectories-v1", (0, EVAL_SEED_BASE),
         _tasks("smoke", 3, SMOKE_OTHER_MODEL, unseen_target=True), reference_grid=(0.0, 0.5, 1.0), random_episodes=2,
+        frozen=V1_FROZEN,
     ),
     "dmix-bench-v0": Protocol(
         "dmix-bench-v0", "dmix/general-math-cpu/trajectories-v0", (0, EVAL_SEED_BASE), _tasks("cpu", 3, CPU_OTHER_MODEL),
@@ -223,7 +227,7 @@ PROTOCOLS: dict[str, Protocol] = {
         _tasks("smoke", 2, SMOKE_OTHER_MODEL), reference_grid=(0.0, 0.5, 1.0), random_episodes=2, frozen=V0_FROZEN,
     ),
 }
-DEFAULT_PROTOCOL = "dmix-bench-v1"
+DEFAULT_PROTOCOL = "dmix-bench-v2"
 
 
 def get_protocol(version: str) -> Protocol:

@@ -58,11 +58,11 @@ def test_code_scenario_spec_loads():
 
 
 def test_the_v1_tasks_read_their_shipped_build_and_build_nothing(tmp_path, monkeypatch):
-    from leaderboard.protocol import get_protocol
+    from leaderboard.protocol import DEFAULT_PROTOCOL, get_protocol
 
     monkeypatch.delenv("DMIX_DATA_DIR", raising=False)
     monkeypatch.setattr(build_module, "read_fields", lambda *a, **k: pytest.fail("built a shipped task's data"))
-    for task in get_protocol("dmix-bench-v1").tasks:
+    for task in get_protocol(DEFAULT_PROTOCOL).tasks:
         shards = build_data(task.make_scenario().data, cache_dir=tmp_path, progress=False)
         assert shards.root.parent == build_module.SHIPPED_BUILDS, task.name
     assert not any(tmp_path.iterdir())

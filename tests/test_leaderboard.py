@@ -83,16 +83,17 @@ def test_protocol_seeds_are_disjoint_from_collection_seeds(version):
         planned = plan_episodes(np.full(4, 0.25), np.full(4, 0.25), 2, 1000, (1,), seed=plan_seed)
         assert all(low <= e.seed < high for e in planned)
     tasks = {"in-distribution", "unseen-model", "unseen-source", "source-space"}
-    assert {t.name for t in protocol.tasks} == (tasks if protocol.frozen else tasks | {"unseen-target"})
+    assert {t.name for t in protocol.tasks} == (tasks if "-v0" in version else tasks | {"unseen-target"})
 
 
-def test_v1_is_the_default_and_v0_stays_readable_but_takes_no_submissions(tmp_path):
+@pytest.mark.parametrize("frozen", ["dmix-bench-v0", "dmix-bench-v1", "dmix-bench-smoke-v1"])
+def test_v2_is_the_default_and_older_versions_stay_readable_but_take_no_submissions(tmp_path, frozen):
     from leaderboard.submit import submit
 
-    assert protocol_module.DEFAULT_PROTOCOL == "dmix-bench-v1"
-    assert all(len(t.seeds) >= 5 for t in PROTOCOLS["dmix-bench-v1"].tasks)
-    with pytest.raises(ValueError, match="dmix-bench-v0 is frozen"):
-        submit("baseline:naive", "late", "dmix-bench-v0", tmp_path / "lb.sqlite")
+    assert protocol_module.DEFAULT_PROTOCOL == "dmix-bench-v2"
+    assert all(len(t.seeds) >= 5 for t in PROTOCOLS["dmix-bench-v2"].tasks)
+    with pytest.raises(ValueError, match=f"{frozen} is frozen"):
+        submit("baseline:naive", "late", frozen, tmp_path / "lb.sqlite")
 
 
 def test_iqm_and_its_stratified_bootstrap_interval():
@@ -558,6 +559,7 @@ def test_the_static_search_looks_closer_until_the_best_s_neighbours_are_within_n
         return {label: np.full(len(seeds), -10 * abs(p.knots[0] - 0.33)) for label, p in candidates.items()}
 
     monkeypatch.setattr(oracle, "evaluate", evaluate)
+    monkeypatch.setattr(oracle, "lasting_share", lambda *a, **k: None)  # a corpus that never runs out
     config = SearchConfig(coarse=(0.0, 0.5, 1.0), refine=(0.1,), tolerance=0.05, min_step=0.01)
     found = oracle.static_search(None, None, None, config)
     assert abs(found["share"] - 0.33) <= 0.0125  # so sharp an optimum: halved down to the finest step allowed
@@ -566,3 +568,44 @@ def test_the_static_search_looks_closer_until_the_best_s_neighbours_are_within_n
     assert max(gentle["neighbour_gaps"]) <= 0.5 and gentle["step"] > found["step"]  # within noise: it stops sooner
     coarse = oracle.static_search(None, None, None, dataclasses.replace(config, tolerance=100.0))
     assert coarse["share"] == pytest.approx(0.3) and coarse["step"] == 0.1  # without the rule: a whole step away
+
+
+def test_the_static_search_tries_the_largest_share_that_lasts_where_the_target_corpus_ends_the_episode(monkeypatch):
+    """Where the target corpus runs out and ends the episode, the score rises with the share up to the largest share
+    that lasts the horizon, then falls off a cliff: a grid steps over it (scarce-terminate: 0.0875 lasts, 0.1 does
+    not, 0.0937 does), and a schedule that spends exactly the corpus would win only by the grid's resolution."""
+    from leaderboard import oracle
+    from leaderboard.protocol import SearchConfig
+
+    def evaluate(candidates, seeds, *args, **kwargs):
+        return {label: np.full(len(seeds), p.knots[0] if p.knots[0] <= 0.0937 else p.knots[0] - 1.0)
+                for label, p in candidates.items()}
+
+    monkeypatch.setattr(oracle, "evaluate", evaluate)
+    config = SearchConfig(coarse=(0.05, 0.15, 0.3), refine=(0.05,), tolerance=0.02, min_step=0.0125)
+    monkeypatch.setattr(oracle, "lasting_share", lambda *a, **k: 0.0937)
+    assert oracle.static_search(None, None, None, config)["share"] == 0.0937
+    monkeypatch.setattr(oracle, "lasting_share", lambda *a, **k: None)
+    assert oracle.static_search(None, None, None, config)["share"] < 0.0937
+
+
+def test_the_largest_lasting_share_lasts_and_one_more_sequence_a_step_does_not(tiny_data):
+    from dmix_gym.data import build_data
+    from dmix_gym.sampler import MixtureSampler, available_sequences, steps_lasted
+    from leaderboard.oracle import lasting_share
+    from leaderboard.protocol import Task
+
+    scenario = tiny_scenario(tiny_data, target_fraction=0.5, max_steps=6)
+    task = Task("scarce", scenario.to_json(), "smoke", (1,))
+    share = lasting_share(task, str(tiny_data))
+    shards = build_data(scenario.data, str(tiny_data), progress=False)
+    space, per_step = shards.domain_space, scenario.train.sequences_per_step(shards.seq_len)
+    field_of = np.asarray(space.field_of)
+    sampler = MixtureSampler(available_sequences([shards.train_sequences(d) for d in range(space.size)], field_of, 0.5),
+                             field_of, per_step)
+    lasted = {s: steps_lasted(sampler, (1 - s) * np.asarray(space.p0) + s * np.asarray(space.p_star), 6)
+              for s in (share, share + 1 / per_step)}
+    assert 0 < share < 1 and lasted[share] == 6 and lasted[share + 1 / per_step] < 6
+    repeating = Task("scarce", tiny_scenario(tiny_data, target_fraction=0.05, on_exhausted="repeat").to_json(), "smoke", (1,))
+    assert lasting_share(repeating, str(tiny_data)) is None and lasting_share(
+        Task("plenty", tiny_scenario(tiny_data, max_steps=1).to_json(), "smoke", (1,)), str(tiny_data)) is None

@@ -1,6 +1,6 @@
 """Build a scenario's data at a preset: read fields, decontaminate, tokenize, assign domains, write shards.
 
-The built-in scenarios' builds at the `cpu` preset (the `dmix-bench-v1` tasks' data) ship in the package
+The built-in scenarios' builds at the `cpu` preset (the default protocol's tasks' data) ship in the package
 (`dmix_gym/data/built/`), so every machine evaluates on the very data the official results were measured on:
 a rebuild can differ across CPUs and library versions in ways no seed controls. `benchmarks/ship_tasks.py`
 writes them.
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,9 +37,13 @@ class FieldData:
     removed: int  # training documents dropped for overlapping an evaluation or probe pair
 
 
+# Bumped when a build of the same spec would differ: 2 holds out whole documents in every domain that has two or more.
+BUILD_RULES = 2
+
+
 def data_spec_hash(spec: DataSpec) -> str:
-    """Identity of a built data folder: the scenario's fields, preset and seed."""
-    return stable_hash(spec.to_dict())
+    """Identity of a built data folder: the scenario's fields, preset and seed, and the build's rules."""
+    return stable_hash({**spec.to_dict(), "build_rules": BUILD_RULES})
 
 
 SHIPPED_BUILDS = Path(__file__).resolve().parent / "built"
@@ -144,6 +149,27 @@ def domain_stream(train: np.ndarray, held: np.ndarray, seq_len: int, heldout_seq
     if sequences < 1 or heldout < 1:
         raise ValueError(f"domain {name!r} has {len(train)} tokens: too few for seq_len {seq_len}")
     return np.concatenate([train[: sequences * seq_len], held[: heldout * seq_len]]), sequences, heldout
+
+
+def shortest_heldout(texts: list[str], pieces: list[np.ndarray], tokens_wanted: int, seq_len: int) -> list[int]:
+    """Where `split_heldout` finds no documents: the shortest ones (by characters, so any tokenizer picks the same)
+    to hold out whole, for up to `tokens_wanted` tokens, at least one sequence's, at most a quarter of the domain's,
+    never every document. Empty when none fit (the held-out text is then the tail of the token stream)."""
+    total, held, chosen = sum(len(p) + 1 for p in pieces), 0, []
+    for i in sorted(range(len(texts)), key=lambda i: (len(texts[i]), i)):
+        if held + len(pieces[i]) + 1 > total // 4 or len(chosen) + 1 >= len(texts):
+            break
+        chosen.append(i)
+        held += len(pieces[i]) + 1
+        if held >= tokens_wanted:
+            break
+    return chosen if held >= seq_len else []
+
+
+def move_to_end(items: list, chosen: list[int]) -> list:
+    """`items` with the `chosen` indices moved, in their order, to the end."""
+    picked = set(chosen)
+    return [x for i, x in enumerate(items) if i not in picked] + [items[i] for i in chosen]
 
 
 def split_heldout(pieces: list[np.ndarray], tokens_wanted: int) -> int:
@@ -252,11 +278,22 @@ def build_data(
     wanted = preset.heldout_seqs_per_domain * preset.seq_len + preset.seq_len
     if own is None:
         held_counts = [split_heldout(p, wanted) for p in pieces]
+        rules = ["last" if n else "shortest" for n in held_counts]
+        for d in np.flatnonzero(np.asarray(held_counts) == 0):
+            chosen = shortest_heldout([doc.text for doc in domain_docs[d]], pieces[d], wanted, preset.seq_len)
+            held_counts[d] = len(chosen)
+            domain_docs[d], pieces[d] = move_to_end(domain_docs[d], chosen), move_to_end(pieces[d], chosen)
     else:  # another tokenizer: the own build's documents, domains and held-out documents, whatever their token counts
-        held_counts = [int(e["heldout_documents"]) for e in own.manifest["domains"]]
-        if names != [e["name"] for e in own.manifest["domains"]] or doc_counts != [e["documents"] for e in own.manifest["domains"]]:
+        entries = own.manifest["domains"]
+        held_counts = [int(e["heldout_documents"]) for e in entries]
+        rules = [e.get("heldout_rule", "last") for e in entries]
+        if names != [e["name"] for e in entries] or doc_counts != [e["documents"] for e in entries]:
             raise ValueError(f"scenario {spec.name!r}: re-reading its documents for another tokenizer gave other domains "
                              "than its own build; rebuild it (`dmix data build --force`)")
+        for d in np.flatnonzero(np.asarray(rules) == "shortest"):
+            texts = [doc.text for doc in domain_docs[d]]
+            chosen = sorted(range(len(texts)), key=lambda i: (len(texts[i]), i))[: held_counts[d]]
+            domain_docs[d], pieces[d] = move_to_end(domain_docs[d], chosen), move_to_end(pieces[d], chosen)
     for k, f in enumerate(spec.fields):
         mine = [d for d in range(len(domain_docs)) if field_of[d] == k]
         field_stats[f.name]["overlapping_heldout"] = drop_overlapping_heldout(mine, domain_docs, pieces, held_counts)
@@ -265,11 +302,15 @@ def build_data(
                        for part in (domain_pieces[: len(domain_pieces) - held_counts[d]],
                                     domain_pieces[len(domain_pieces) - held_counts[d] :]))
         stream, sequences, heldout = domain_stream(train, held, preset.seq_len, preset.heldout_seqs_per_domain, names[d])
+        rule = rules[d] if held_counts[d] else "stream-tail"
+        if rule == "stream-tail":
+            warnings.warn(f"domain {names[d]!r}: no whole documents fit as held-out text; its held-out sequences are the "
+                          "tail of its token stream, which may share documents with its training sequences", stacklevel=2)
         shard = f"shards/{d:03d}.npy"
         domains.append({
             "name": names[d], "field": spec.fields[field_of[d]].name, "documents": doc_counts[d],
             "tokens": int(len(stream)), "train_sequences": sequences, "heldout_sequences": heldout,
-            "heldout_documents": held_counts[d], "shard": shard, "sha256": write_shard(root / shard, stream),
+            "heldout_documents": held_counts[d], "heldout_rule": rule, "shard": shard, "sha256": write_shard(root / shard, stream),
         })
     for f in spec.fields:
         data = fields[f.name]
