@@ -470,7 +470,8 @@ def test_v2_references_come_from_the_search_and_resume(tiny_protocol, tiny_data,
         assert ref["ref_min"] == pytest.approx(np.mean(ref["random"]["scores"]))
         assert len(ref["static"]["scores"]) == 2 and set(ref["static"]["seeds"]).isdisjoint(ref["random"]["seeds"])
         assert not set(ref["static"]["seeds"]) & set(ref["static_search"]["seeds"])  # confirmed on fresh seeds
-        assert set(ref["static_search"]["means"]) == {"0", "0.5", "1"}
+        lasting = ref["static_search"]["lasting_share"]  # the tiny corpus runs out at high shares
+        assert lasting is not None and {"0", "1", f"{lasting:g}"} <= set(ref["static_search"]["means"])
         assert ref["headroom"]["mean"] == pytest.approx(ref["schedule"]["mean"] - ref["static"]["mean"])
         assert "schedule" not in store.reference(protocol.version, "unseen-model")  # schedules only where asked
         rows = {r.name: r for r in ranked(store, protocol.version)}  # the oracles are rows, marked as references
