@@ -83,6 +83,27 @@ def run_regime(name: str, task, workers: int, description: str, root: Path = RES
     return result
 
 
+def follow_up(name: str, task, specs: list[str], seeds: int, workers: int, root: Path = RESULTS, data_dir=None) -> dict:
+    """More confirmation: each policy spec (the first is the one the others are compared with) on `seeds` confirmation
+    seeds after the regime's own, which no search has seen, paired by seed; written to `follow-up.json`."""
+    from dmix_gym.utils.atomic import write_json
+    from leaderboard.oracle import CONFIRM, EpisodeLog, evaluate, paired_difference, reference_seeds
+    from leaderboard.registry import load_policy
+
+    folder = root / name
+    first = headroom_config().confirm_seeds
+    chosen = reference_seeds(CONFIRM, first + seeds)[first:]
+    scores = evaluate({spec: load_policy(spec) for spec in specs}, chosen, task, task.objective,
+                      EpisodeLog(folder / "episodes.jsonl"), workers, data_dir)
+    base = scores[specs[0]]
+    result = {"seeds": chosen, "against": specs[0],
+              "policies": {spec: {"mean": float(v.mean()), "std": float(v.std(ddof=1)), "scores": v.tolist(),
+                                  **({} if spec == specs[0] else {"difference": paired_difference(v, base)})}
+                           for spec, v in scores.items()}}
+    write_json(folder / "follow-up.json", result)
+    return result
+
+
 def table(root: Path = RESULTS) -> str:
     """The headroom table (Markdown) of every finished regime."""
     rows = ["| regime | static oracle (share) | schedule oracle (knots) | headroom [95% CI] | 2 × paired std | episodes |",
@@ -106,6 +127,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--name", help="the name of a regime of your own (its results folder)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--table", action="store_true", help="print the table of finished regimes and stop")
+    parser.add_argument("--follow-up", action="append", metavar="SPEC",
+                        help="with one --regime: run these policies (the first is the comparison) on fresh confirmation seeds")
+    parser.add_argument("--seeds", type=int, default=8, help="--follow-up's fresh seeds")
     args = parser.parse_args(argv)
     if args.table:
         print(table())
@@ -124,6 +148,13 @@ def main(argv: list[str] | None = None) -> None:
                                             args.name), f"{args.scenario} with {overrides}"))
     if not jobs:
         parser.error("name a --regime, or a --scenario with --name, or ask for the --table")
+    if args.follow_up:
+        name, task, _ = jobs[0]
+        for spec, r in follow_up(name, task, args.follow_up, args.seeds, args.workers)["policies"].items():
+            d = r.get("difference")
+            versus = "" if d is None else f", minus the first {d['mean']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}]"
+            print(f"{spec}: {r['mean']:.3f} ± {r['std']:.3f}{versus}", flush=True)
+        return
     for name, task, description in jobs:
         task.make_scenario()  # a bad option fails here, before any episode
         result = run_regime(name, task, args.workers, description)
