@@ -91,7 +91,7 @@ def follow_up(name: str, task, specs: list[str], seeds: int, workers: int, root:
     from leaderboard.registry import load_policy
 
     folder = root / name
-    first = headroom_config().confirm_seeds
+    first = json.loads((folder / "result.json").read_text())["config"]["confirm_seeds"]  # after the regime's own
     chosen = reference_seeds(CONFIRM, first + seeds)[first:]
     scores = evaluate({spec: load_policy(spec) for spec in specs}, chosen, task, task.objective,
                       EpisodeLog(folder / "episodes.jsonl"), workers, data_dir)

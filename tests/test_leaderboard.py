@@ -545,9 +545,15 @@ def test_the_headroom_benchmark_runs_and_resumes(tiny_data, tmp_path, monkeypatc
     assert result["headroom"]["n"] == 2 and result["objective_weights"] == [0.2, 0.8]
     assert "| tiny-wsd |" in headroom.table(tmp_path)
     lines = (tmp_path / "tiny-wsd" / "episodes.jsonl").read_text().splitlines()
+    run_episode = submit_module.run_episode
     monkeypatch.setattr(submit_module, "run_episode", lambda *a, **k: pytest.fail("a logged episode ran again"))
     assert headroom.run_regime("tiny-wsd", task, 1, "test", tmp_path, config, str(tiny_data))["headroom"] == result["headroom"]
     assert (tmp_path / "tiny-wsd" / "episodes.jsonl").read_text().splitlines() == lines
+    monkeypatch.setattr(submit_module, "run_episode", run_episode)
+    specs = ["static:target-share=0.5", "schedule:target-share=0.2,0.8"]
+    more = headroom.follow_up("tiny-wsd", task, specs, 2, 1, tmp_path, str(tiny_data))
+    assert not set(more["seeds"]) & set(result["static"]["seeds"])  # seeds no search or confirmation has seen
+    assert more["policies"][specs[1]]["difference"]["n"] == 2 and "difference" not in more["policies"][specs[0]]
 
 
 def test_the_static_search_looks_closer_until_the_best_s_neighbours_are_within_noise(monkeypatch):
