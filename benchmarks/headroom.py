@@ -23,6 +23,8 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 RESULTS = Path(__file__).resolve().parent / "results" / "headroom"
@@ -118,6 +120,31 @@ def table(root: Path = RESULTS) -> str:
     return "\n".join(rows)
 
 
+def plot(root: Path = RESULTS) -> Path:
+    """Each finished regime's oracles drawn: the static share (dashed) and the schedule oracle's target share over the
+    episode, with the headroom in the title; written to `schedules.png` beside the regimes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from baselines.static import share_at
+
+    results = [json.loads(path.read_text()) for path in sorted(root.glob("*/result.json"))]
+    fig, axes = plt.subplots(1, max(1, len(results)), figsize=(3.2 * max(1, len(results)), 2.8), sharey=True, squeeze=False)
+    progress = np.linspace(0.0, 1.0, 101)
+    for ax, r in zip(axes[0], results):
+        h = r["headroom"]
+        ax.axhline(r["static_search"]["share"], ls="--", color="gray", label="static oracle")
+        ax.plot(progress, [share_at(tuple(r["schedule_search"]["knots"]), x) for x in progress], label="schedule oracle")
+        ax.set(title=f"{r['regime']}\n{h['mean']:+.3f} [{h['low']:+.3f}, {h['high']:+.3f}]", xlabel="episode progress")
+    axes[0][0].set_ylabel("target share")
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(root / "schedules.png", dpi=120)
+    return root / "schedules.png"
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--regime", action="append", choices=sorted(REGIMES), help="built-in regime(s) to run, in order")
@@ -133,6 +160,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.table:
         print(table())
+        print(f"drawn: {plot()}")
         return
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // max(1, args.workers))))
     jobs = []
