@@ -83,7 +83,8 @@ def test_protocol_seeds_are_disjoint_from_collection_seeds(version):
         planned = plan_episodes(np.full(4, 0.25), np.full(4, 0.25), 2, 1000, (1,), seed=plan_seed)
         assert all(low <= e.seed < high for e in planned)
     tasks = {"in-distribution", "unseen-model", "unseen-source", "source-space"}
-    assert {t.name for t in protocol.tasks} == (tasks if "-v0" in version else tasks | {"unseen-target"})
+    tasks |= set() if "-v0" in version else {"unseen-target"}
+    assert {t.name for t in protocol.tasks} == (tasks | {"scarce-target"} if "-v2" in version else tasks)
 
 
 @pytest.mark.parametrize("frozen", ["dmix-bench-v0", "dmix-bench-v1", "dmix-bench-smoke-v1"])
