@@ -151,12 +151,17 @@ def domain_stream(train: np.ndarray, held: np.ndarray, seq_len: int, heldout_seq
     return np.concatenate([train[: sequences * seq_len], held[: heldout * seq_len]]), sequences, heldout
 
 
+def shortest_first(texts: list[str]) -> list[int]:
+    """Document indices, shortest first by characters (so any tokenizer orders them the same), ties by position."""
+    return sorted(range(len(texts)), key=lambda i: (len(texts[i]), i))
+
+
 def shortest_heldout(texts: list[str], pieces: list[np.ndarray], tokens_wanted: int, seq_len: int) -> list[int]:
-    """Where `split_heldout` finds no documents: the shortest ones (by characters, so any tokenizer picks the same)
-    to hold out whole, for up to `tokens_wanted` tokens, at least one sequence's, at most a quarter of the domain's,
-    never every document. Empty when none fit (the held-out text is then the tail of the token stream)."""
+    """Where `split_heldout` finds no documents: the shortest ones (`shortest_first`) to hold out whole, for up to
+    `tokens_wanted` tokens, at least one sequence's, at most a quarter of the domain's, never every document.
+    Empty when none fit (the held-out text is then the tail of the token stream)."""
     total, held, chosen = sum(len(p) + 1 for p in pieces), 0, []
-    for i in sorted(range(len(texts)), key=lambda i: (len(texts[i]), i)):
+    for i in shortest_first(texts):
         if held + len(pieces[i]) + 1 > total // 4 or len(chosen) + 1 >= len(texts):
             break
         chosen.append(i)
@@ -291,8 +296,7 @@ def build_data(
             raise ValueError(f"scenario {spec.name!r}: re-reading its documents for another tokenizer gave other domains "
                              "than its own build; rebuild it (`dmix data build --force`)")
         for d in np.flatnonzero(np.asarray(rules) == "shortest"):
-            texts = [doc.text for doc in domain_docs[d]]
-            chosen = sorted(range(len(texts)), key=lambda i: (len(texts[i]), i))[: held_counts[d]]
+            chosen = shortest_first([doc.text for doc in domain_docs[d]])[: held_counts[d]]
             domain_docs[d], pieces[d] = move_to_end(domain_docs[d], chosen), move_to_end(pieces[d], chosen)
     for k, f in enumerate(spec.fields):
         mine = [d for d in range(len(domain_docs)) if field_of[d] == k]
