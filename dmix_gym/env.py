@@ -23,7 +23,7 @@ from .feedback import EvalSet, Evaluation, encode_pairs, field_feedback, pack_an
 from .hf_model import load_hf_model
 from .model import llama_config
 from .render import ansi_table, mixture_area_plot
-from .sampler import MixtureSampler, available_sequences
+from .sampler import MixtureSampler
 from .scenario import Scenario, resolve_scenario
 from .start_state import load_or_estimate_start
 
@@ -211,11 +211,8 @@ class DataMixEnv(gym.Env):
 
         self.sequences_per_step = train.sequences_per_step(self.shards.seq_len)
         self.optimizer_steps = train.max_steps * train.optimizer_steps_per_step(self.shards.seq_len)
-        self.sampler = MixtureSampler(
-            available_sequences([self.shards.train_sequences(d) for d in range(self.num_domains)], space.field_of,
-                                train.target_fraction),
-            np.array(space.field_of), self.sequences_per_step, repeat=train.on_exhausted == "repeat",
-        )
+        self.sampler = MixtureSampler.for_episode([self.shards.train_sequences(d) for d in range(self.num_domains)],
+                                                  space.field_of, train, self.shards.seq_len)
 
         self.action_space, self.observation_space = make_spaces(space)
 

@@ -65,6 +65,13 @@ class MixtureSampler:
         self._epoch_seed = 0
         self._passes: dict[tuple[int, int, int], np.ndarray] = {}
 
+    @classmethod
+    def for_episode(cls, train_sequences, field_of, train, seq_len: int) -> "MixtureSampler":
+        """The sampler an episode draws with under a scenario's `TrainConfig` `train`: its scarce target corpus,
+        its sequences a step and its rule for a used-up domain."""
+        return cls(available_sequences(train_sequences, field_of, train.target_fraction), np.asarray(field_of),
+                   train.sequences_per_step(seq_len), repeat=train.on_exhausted == "repeat")
+
     def reset(self, rng: np.random.Generator) -> None:
         """A fresh episode: new orders, nothing used."""
         self.orders = [rng.permutation(int(t)) for t in self.totals]
@@ -119,14 +126,14 @@ class MixtureSampler:
 
 
 def steps_lasted(sampler: MixtureSampler, p: np.ndarray, max_steps: int) -> int:
-    """Steps a fixed mixture `p` lasts before a target field is used up (`max_steps` if it never is, or when repeating).
-    Counts only: the sampler's draws are not made."""
+    """Steps a fixed mixture `p` lasts from a fresh episode before a target field is used up (`max_steps` if none
+    is, or when repeating), by the env's own rule; `sampler` itself is left as it was."""
     if sampler.repeat:
         return max_steps
-    remaining = sampler.totals.copy()
-    target = sampler.field_of != 0
+    trial = MixtureSampler(sampler.totals, sampler.field_of, sampler.sequences_per_step)
+    targets = np.arange(1, int(sampler.field_of.max()) + 1)  # field 0 is the source
     for step in range(1, max_steps + 1):
-        remaining -= allocate(p, sampler.sequences_per_step, remaining, sampler.field_of)
-        if any(remaining[sampler.field_of == k].sum() == 0 for k in np.unique(sampler.field_of[target])):
+        trial.used += trial.plan(p)
+        if np.any(trial.field_fraction_left()[targets] == 0):
             return step
     return max_steps

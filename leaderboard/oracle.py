@@ -121,18 +121,15 @@ def lasting_share(task: Task, data_dir=None, cache_dir=None) -> float | None:
     runs out and ends the episode; None where every share lasts. A share just above it ends a step early and scores
     far lower, so a grid steps over this cliff: the static search always tries it."""
     from dmix_gym.data import build_data
-    from dmix_gym.sampler import MixtureSampler, available_sequences, steps_lasted
+    from dmix_gym.sampler import MixtureSampler, steps_lasted
 
     scenario = task.make_scenario()
     train = scenario.train
-    if train.on_exhausted == "repeat":
-        return None
     shards = build_data(scenario.data, data_dir, cache_dir, progress=False)
     space = shards.domain_space
-    field_of = np.asarray(space.field_of)
-    totals = [shards.train_sequences(d) for d in range(space.size)]
-    per_step = train.sequences_per_step(shards.seq_len)
-    sampler = MixtureSampler(available_sequences(totals, field_of, train.target_fraction), field_of, per_step)
+    sampler = MixtureSampler.for_episode([shards.train_sequences(d) for d in range(space.size)], space.field_of, train,
+                                         shards.seq_len)
+    per_step = sampler.sequences_per_step
     p0, p_star = np.asarray(space.p0, np.float64), np.asarray(space.p_star, np.float64)
     for k in range(per_step, 0, -1):  # one more target sequence a step each time
         share = np.floor(k / per_step * 1e4) / 1e4

@@ -599,7 +599,7 @@ def test_the_static_search_tries_the_largest_share_that_lasts_where_the_target_c
 
 def test_the_largest_lasting_share_lasts_and_one_more_sequence_a_step_does_not(tiny_data):
     from dmix_gym.data import build_data
-    from dmix_gym.sampler import MixtureSampler, available_sequences, steps_lasted
+    from dmix_gym.sampler import MixtureSampler, steps_lasted
     from leaderboard.oracle import lasting_share
     from leaderboard.protocol import Task
 
@@ -607,10 +607,10 @@ def test_the_largest_lasting_share_lasts_and_one_more_sequence_a_step_does_not(t
     task = Task("scarce", scenario.to_json(), "smoke", (1,))
     share = lasting_share(task, str(tiny_data))
     shards = build_data(scenario.data, str(tiny_data), progress=False)
-    space, per_step = shards.domain_space, scenario.train.sequences_per_step(shards.seq_len)
-    field_of = np.asarray(space.field_of)
-    sampler = MixtureSampler(available_sequences([shards.train_sequences(d) for d in range(space.size)], field_of, 0.5),
-                             field_of, per_step)
+    space = shards.domain_space
+    sampler = MixtureSampler.for_episode([shards.train_sequences(d) for d in range(space.size)], space.field_of,
+                                         scenario.train, shards.seq_len)
+    per_step = sampler.sequences_per_step
     lasted = {s: steps_lasted(sampler, (1 - s) * np.asarray(space.p0) + s * np.asarray(space.p_star), 6)
               for s in (share, share + 1 / per_step)}
     assert 0 < share < 1 and lasted[share] == 6 and lasted[share + 1 / per_step] < 6
