@@ -91,6 +91,7 @@ def follow_up(name: str, task, specs: list[str], seeds: int, workers: int, root:
     from dmix_gym.utils.atomic import write_json
     from leaderboard.oracle import CONFIRM, EpisodeLog, evaluate, paired_difference, reference_seeds
     from leaderboard.registry import load_policy
+    from leaderboard.scores import mean_std
 
     folder = root / name
     first = json.loads((folder / "result.json").read_text())["config"]["confirm_seeds"]  # after the regime's own
@@ -99,7 +100,7 @@ def follow_up(name: str, task, specs: list[str], seeds: int, workers: int, root:
                       EpisodeLog(folder / "episodes.jsonl"), workers, data_dir)
     base = scores[specs[0]]
     result = {"seeds": chosen, "against": specs[0],
-              "policies": {spec: {"mean": float(v.mean()), "std": float(v.std(ddof=1)), "scores": v.tolist(),
+              "policies": {spec: {**dict(zip(("mean", "std"), mean_std(v))), "scores": v.tolist(),
                                   **({} if spec == specs[0] else {"difference": paired_difference(v, base)})}
                            for spec, v in scores.items()}}
     write_json(folder / "follow-up.json", result)
