@@ -33,7 +33,7 @@ def test_a_shipped_base_is_used_instead_of_pre_training(tiny_data, tmp_path, mon
 def test_every_cpu_protocol_task_finds_its_base_shipped(monkeypatch):
     from leaderboard.protocol import DEFAULT_PROTOCOL, get_protocol
 
-    monkeypatch.setattr(base_module, "pretrain_base", lambda *a, **k: pytest.fail("a v1 task's base is not shipped"))
+    monkeypatch.setattr(base_module, "pretrain_base", lambda *a, **k: pytest.fail("a default-protocol task's base is not shipped"))
     for task in get_protocol(DEFAULT_PROTOCOL).tasks:
         env = task.make_env(device="cpu").unwrapped
         assert (base_module.SHIPPED_BASES / base_module.base_dir(env.scenario, env.shards, env.model_config,

@@ -57,7 +57,7 @@ def test_code_scenario_spec_loads():
     assert spec.target_fields[0].train.kind == "python"
 
 
-def test_the_v1_tasks_read_their_shipped_build_and_build_nothing(tmp_path, monkeypatch):
+def test_the_default_protocol_tasks_read_their_shipped_build_and_build_nothing(tmp_path, monkeypatch):
     from leaderboard.protocol import DEFAULT_PROTOCOL, get_protocol
 
     monkeypatch.delenv("DMIX_DATA_DIR", raising=False)
