@@ -43,7 +43,7 @@ class TransformerAgent(Policy):
                name: str = "agent") -> "TransformerAgent":
         """A freshly initialised agent for a domain space."""
         torch.manual_seed(seed)
-        net = MixingNet(domain_space.size, len(domain_space.fields), config)
+        net = MixingNet(domain_space.size, len(domain_space.fields), config, len(domain_space.target_fields))
         return cls(net, domain_space, feedback_mean, feedback_std, name)
 
     @property
@@ -59,9 +59,9 @@ class TransformerAgent(Policy):
         super().reset(info)
 
     def state_tokens(self, observations: np.ndarray) -> np.ndarray:
-        """(T, D+K+1) state tokens of raw observations (see agents.features)."""
+        """(T, token_dim) state tokens of raw observations (see agents.features)."""
         return tokens(observations, self.net.num_domains, self.net.num_fields, self.feedback_mean, self.feedback_std,
-                      self.config.features)
+                      self.config.features, self.config.target_left)
 
     @torch.no_grad()
     def act(self, history: History) -> np.ndarray:
@@ -93,8 +93,9 @@ class TransformerAgent(Policy):
         if not isinstance(payload, dict) or payload.get("format") != FORMAT:
             raise ConfigError(f"{path} is not a saved dmix agent (format {FORMAT})")
         space = DomainSpace.from_dict(payload["domain_space"])
-        # An agent saved before the features setting read the feedback's level.
-        net = MixingNet(space.size, len(space.fields), AgentConfig(**{"features": "absolute", **payload["config"]}))
+        # An agent saved before the features (target_left) setting read the feedback's level (no data left).
+        config = AgentConfig(**{"features": "absolute", "target_left": False, **payload["config"]})
+        net = MixingNet(space.size, len(space.fields), config, len(space.target_fields))
         net.load_state_dict(payload["state_dict"])
         return cls(net, space, np.array(payload["feedback_mean"]), np.array(payload["feedback_std"]), payload["name"],
                    payload["meta"])

@@ -53,6 +53,7 @@ class DTSettings:
     reward_scale: float = 10.0  # as the RL algorithms: per-step rewards are ~0.1
     action_scale: float = 4.0
     features: str = "absolute"  # how the state token carries the feedback (agents.features)
+    target_left: bool = True  # the state token carries the target fields' fraction of data left (agents.features)
     target_return: float | None = None  # None: the best episode return in the dataset
     seed: int = 0
     device: str = "auto"
@@ -113,7 +114,8 @@ class DTAgent(Policy):
 
     def act(self, history: History) -> np.ndarray:
         d, k = self.domain_space.size, len(self.domain_space.fields)
-        token = tokens(history.stacked(), d, k, self.feedback_mean, self.feedback_std, self.settings.features)[-1]
+        token = tokens(history.stacked(), d, k, self.feedback_mean, self.feedback_std, self.settings.features,
+                       self.settings.target_left)[-1]
         reward = 0.0
         if len(history) > 1:
             reward = float(self.weights @ (np.asarray(history.infos[-1]["feedback"]) - np.asarray(history.infos[-2]["feedback"])))
@@ -146,10 +148,11 @@ class DTAgent(Policy):
         if not model.is_file():
             raise MissingFileError(f"{path} names the model {model}, which is not there")
         algo = d3rlpy.load_learnable(str(model), device=False)
-        # A file written before the reward (features) setting existed was trained on eq. 6 (the feedback's level).
+        # A file written before the reward (features, target_left) setting was trained on eq. 6 (the feedback's level,
+        # no data left).
+        settings = DTSettings(**{"reward": "env", "features": "absolute", "target_left": False, **saved["settings"]})
         return cls(algo, DomainSpace.from_dict(saved["domain_space"]), saved["feedback_mean"], saved["feedback_std"],
-                   DTSettings(**{"reward": "env", "features": "absolute", **saved["settings"]}), saved["target_return"],
-                   saved["name"], saved["meta"])
+                   settings, saved["target_return"], saved["name"], saved["meta"])
 
 
 def train_dt(data: OfflineData, out: str | Path, settings: DTSettings = DTSettings(),
@@ -157,7 +160,7 @@ def train_dt(data: OfflineData, out: str | Path, settings: DTSettings = DTSettin
     """Train (or finish training) a Decision Transformer on every episode of `data`; save `<out>/dt.json` + `dt.d3`."""
     from d3rlpy.logging import NoopAdapterFactory
 
-    data.expect_features(settings.features, "the Decision Transformer")
+    data.expect_features(settings.features, settings.target_left, "the Decision Transformer")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     d3rlpy.seed(settings.seed)

@@ -1,9 +1,10 @@
 """What the agent sees and how its mixtures meet d3rlpy: pure functions over arrays.
 
-State. Step t of an episode is the token x_t = [p_t ; f̂_t ; t/T]: the mixture last used (p_0
-after reset), the feedback per field, and the episode's progress. The agent reads the last W tokens,
-oldest first; before W steps have passed the window is padded with copies of the first token (as
-`dmix_gym.wrappers.HistoryWindow` pads). Two departures from the paper's [p_t ; f̂_t]:
+State. Step t of an episode is the token x_t = [p_t ; f̂_t ; t/T ; l_t]: the mixture last used (p_0
+after reset), the feedback per field, the episode's progress, and each target field's fraction of
+training data left. The agent reads the last W tokens, oldest first; before W steps have passed the
+window is padded with copies of the first token (as `dmix_gym.wrappers.HistoryWindow` pads). Three
+departures from the paper's [p_t ; f̂_t]:
 
 - progress t/T: without it a critic can read the time off the action (early mixtures carry most of
   the return still to come) and rate "early-looking" mixtures high in every state, which CQL's
@@ -17,6 +18,9 @@ oldest first; before W steps have passed the window is padded with copies of the
   `benchmarks/feedback_shift.py` on the dataset's own episodes: lowering the source field's feedback
   by 0.13 nats, the offset of dmix-bench-v1's unseen-model start, moved the absolute-feature CQL
   agent's mean target share from 51% to 80%, and on that task it trained on the target field alone.
+- data left l_t (`target_left=True`, from dmix-bench-v2's agents on): where a target corpus is scarce the
+  best mixture depends on how much of it is left (the `scarce-target` task), which neither the mixture
+  nor the feedback shows. Agents saved before it read tokens without it (`target_left=False`).
 
 Action. d3rlpy's continuous policies emit a = tanh(mu + sigma * eps) in [-1, 1]^D. A mixture p
 maps to that box through centred log-weights:
@@ -73,20 +77,23 @@ def reward_weights(kind: str, env_weights, feedback_std) -> np.ndarray:
     return 1.0 / (len(std) * std)
 
 
-def token_dim(num_domains: int, num_fields: int) -> int:
-    return num_domains + num_fields + 1
+def token_dim(num_domains: int, num_fields: int, num_left: int = 0) -> int:
+    """Length of a state token: D mixture weights, K feedback values, progress, and `num_left` data-left fractions."""
+    return num_domains + num_fields + 1 + num_left
 
 
 def tokens(observations: np.ndarray, num_domains: int, num_fields: int, mean: np.ndarray, std: np.ndarray,
-           features: str) -> np.ndarray:
-    """(T, D + K + 1) agent tokens [p ; f̂ ; t/T] of an episode's raw DataMix-v0 observations (T, obs_dim), reset's first."""
+           features: str, target_left: bool = False) -> np.ndarray:
+    """(T, D + K + 1 [+ L]) agent tokens [p ; f̂ ; t/T (; l)] of an episode's raw DataMix-v0 observations (T, obs_dim),
+    reset's first; `target_left` keeps the observation's tail, the L target fields' fraction of data left."""
     obs = np.asarray(observations, dtype=np.float32)
     if obs.ndim != 2:
         raise ValueError(f"tokens read an episode's observations, shape (T, obs_dim); got {obs.shape}")
     k = num_domains + num_fields
     feedback = obs[:, num_domains:k]
     origin = feedback[:1] if check_features(features) == "relative" else mean
-    return np.concatenate([obs[:, :num_domains], (feedback - origin) / std, obs[:, k:k + 1]], axis=-1).astype(np.float32)
+    rest = obs[:, k:] if target_left else obs[:, k:k + 1]
+    return np.concatenate([obs[:, :num_domains], (feedback - origin) / std, rest], axis=-1).astype(np.float32)
 
 
 def windows(sequence: np.ndarray, window: int) -> np.ndarray:

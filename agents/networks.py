@@ -1,7 +1,7 @@
 """The Data Mixing Agent's networks (paper eq. 3) and the critic CQL pairs with it.
 
 `WindowEncoder` is the Transformer decoder body: causal self-attention over the window of state
-tokens [p_t ; f̂_t ; t/T] (see `agents.features`), returning the last position's hidden state. `MixingNet` adds the linear head
+tokens [p_t ; f̂_t ; t/T ; l_t] (see `agents.features`), returning the last position's hidden state. `MixingNet` adds the linear head
 whose softmax is the next mixture. `StateActionEncoder` is the critic's body: one Transformer layer
 over the same window plus a token for the action. The bodies are plain torch modules; `agents.offline_rl`
 wraps them as d3rlpy encoders.
@@ -28,6 +28,7 @@ class AgentConfig:
     ffn: int = 1024
     dropout: float = 0.0
     features: str = "absolute"  # how the state token carries the feedback (agents.features)
+    target_left: bool = True  # the state token carries the target fields' fraction of data left (agents.features)
 
     def __post_init__(self):
         check_features(self.features)
@@ -93,10 +94,11 @@ class WindowEncoder(nn.Module):
 class MixingNet(nn.Module):
     """The agent: window of state tokens -> logits over D domains; softmax gives p_{t+1} (eq. 3)."""
 
-    def __init__(self, num_domains: int, num_fields: int, config: AgentConfig):
+    def __init__(self, num_domains: int, num_fields: int, config: AgentConfig, num_targets: int = 1):
         super().__init__()
-        self.num_domains, self.num_fields, self.config = num_domains, num_fields, config
-        self.body = WindowEncoder(token_dim(num_domains, num_fields), config.window, config.d_model, config.layers, config.heads,
+        self.num_domains, self.num_fields, self.num_targets, self.config = num_domains, num_fields, num_targets, config
+        num_left = num_targets if config.target_left else 0
+        self.body = WindowEncoder(token_dim(num_domains, num_fields, num_left), config.window, config.d_model, config.layers, config.heads,
                                   config.ffn, config.dropout)
         self.head = nn.Linear(config.d_model, num_domains)
 

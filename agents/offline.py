@@ -14,6 +14,7 @@ from dmix_gym.scenario import Scenario
 
 from .features import check_features, reward_weights, tokens, windows
 
+SPACE_KEYS = ("domains", "field_of", "fields", "target_fields", "p0", "p_star")  # what datasets trained on together share
 ARRAYS = ("windows", "actions", "rewards", "feedback_change", "terminals", "timeouts", "episode", "quality")
 
 
@@ -27,7 +28,8 @@ class OfflineData:
     feedback_mean: np.ndarray  # (K,)
     feedback_std: np.ndarray  # (K,)
     features: str  # how the windows' tokens carry the feedback (agents.features)
-    windows: np.ndarray  # (N, W, D+K+1) state tokens (agents.features), oldest first
+    target_left: bool  # the windows' tokens carry the target fields' fraction of data left (agents.features)
+    windows: np.ndarray  # (N, W, token_dim) state tokens (agents.features), oldest first
     actions: np.ndarray  # (N, D) the next mixture
     rewards: np.ndarray  # (N,) the env's logged reward (eq. 6)
     feedback_change: np.ndarray  # (N, K) f_{t+1} - f_t per field, what any per-step reward is made of
@@ -55,13 +57,17 @@ class OfflineData:
         """The transitions where `mask` holds (whole episodes when the mask is per episode)."""
         arrays = {k: getattr(self, k)[mask] for k in ARRAYS}
         return OfflineData(self.dataset_id, self.scenario, self.domain_space, self.feedback_mean, self.feedback_std, self.features,
-                           **arrays)
+                           self.target_left, **arrays)
 
-    def expect_features(self, features: str, reader: str) -> None:
-        """Refuse to train `reader`, which reads `features` tokens, on windows that carry the feedback another way."""
+    def expect_features(self, features: str, target_left: bool, reader: str) -> None:
+        """Refuse to train `reader`, which reads `features` tokens (with or without the data left), on other windows."""
         if features != self.features:
             raise ConfigError(f"{reader} reads {features} feedback features, but these windows carry {self.features} ones; "
                               f"load the dataset with load_offline(..., features={features!r})")
+        if target_left != self.target_left:
+            raise ConfigError(f"{reader} reads tokens {'with' if target_left else 'without'} the data left, these windows are "
+                              f"{'with' if self.target_left else 'without'} it; load the dataset with "
+                              f"load_offline(..., target_left={target_left})")
 
     def rewards_for(self, kind: str) -> np.ndarray:
         """(N,) per-step rewards of kind "env" (the logged eq. 6) or "balanced" (see `agents.features`)."""
@@ -78,27 +84,36 @@ class OfflineData:
         return self.select(mask)
 
 
-def load_offline(dataset, window: int, features: str = "absolute") -> OfflineData:
-    """Windows, actions and rewards of every step of a dmix Minari dataset (an id or a loaded MinariDataset)."""
+def load_offline(dataset, window: int, features: str = "absolute", target_left: bool = True) -> OfflineData:
+    """Windows, actions and rewards of every step of a dmix Minari dataset: an id or a loaded MinariDataset, or a list of
+    them over one domain space (a main dataset and in-regime slices); the first one's feedback standardisation applies."""
     check_features(features)
-    if isinstance(dataset, str):
-        dataset = load_dmix_dataset(dataset)
-    meta = dmix_metadata(dataset)
-    d, k = len(meta["domains"]), len(meta["fields"])
-    mean, std = np.asarray(meta["feedback_mean"], np.float32), np.maximum(np.asarray(meta["feedback_std"], np.float32), 1e-6)
-    parts: dict[str, list[np.ndarray]] = {key: [] for key in ARRAYS}
-    for episode in dataset.iterate_episodes():
-        steps = len(episode.actions)
-        state = tokens(episode.observations[:steps], d, k, mean, std, features)
-        parts["windows"].append(windows(state, window))
-        parts["actions"].append(np.asarray(episode.actions, np.float32))
-        parts["rewards"].append(np.asarray(episode.rewards, np.float32))
-        parts["feedback_change"].append(np.diff(np.asarray(episode.observations[:steps + 1, d:d + k], np.float64), axis=0))
-        parts["terminals"].append(np.asarray(episode.terminations, bool))
-        parts["timeouts"].append(np.asarray(episode.truncations, bool))
-        parts["episode"].append(np.full(steps, episode.id))
-        parts["quality"].append(np.full(steps, meta["episode_quality"][episode.id]))
+    items = dataset if isinstance(dataset, (list, tuple)) else [dataset]
+    datasets = [load_dmix_dataset(d) if isinstance(d, str) else d for d in items]
+    metas = [dmix_metadata(d) for d in datasets]
+    meta = metas[0]
     space = DomainSpace(tuple(meta["domains"]), tuple(meta["field_of"]), tuple(meta["fields"]), tuple(meta["target_fields"]),
                         tuple(meta["p0"]), tuple(meta["p_star"]))
-    return OfflineData(dataset.spec.dataset_id, meta["scenario"], space, mean, std, features,
+    d, k = space.size, len(space.fields)
+    mean, std = np.asarray(meta["feedback_mean"], np.float32), np.maximum(np.asarray(meta["feedback_std"], np.float32), 1e-6)
+    parts: dict[str, list[np.ndarray]] = {key: [] for key in ARRAYS}
+    first_id = 0
+    for data, other in zip(datasets, metas):
+        if any(other[key] != meta[key] for key in SPACE_KEYS):
+            raise ConfigError(f"dataset {data.spec.dataset_id!r} has another domain space than {datasets[0].spec.dataset_id!r}; "
+                              f"datasets trained on together must share domains, fields, p0 and p*")
+        for episode in data.iterate_episodes():
+            steps = len(episode.actions)
+            state = tokens(episode.observations[:steps], d, k, mean, std, features, target_left)
+            parts["windows"].append(windows(state, window))
+            parts["actions"].append(np.asarray(episode.actions, np.float32))
+            parts["rewards"].append(np.asarray(episode.rewards, np.float32))
+            parts["feedback_change"].append(np.diff(np.asarray(episode.observations[:steps + 1, d:d + k], np.float64), axis=0))
+            parts["terminals"].append(np.asarray(episode.terminations, bool))
+            parts["timeouts"].append(np.asarray(episode.truncations, bool))
+            parts["episode"].append(np.full(steps, first_id + episode.id))
+            parts["quality"].append(np.full(steps, other["episode_quality"][episode.id]))
+        first_id += data.total_episodes
+    ident = "+".join(data.spec.dataset_id for data in datasets)
+    return OfflineData(ident, meta["scenario"], space, mean, std, features, target_left,
                        **{key: np.concatenate(value) for key, value in parts.items()})

@@ -191,7 +191,7 @@ def resolve_device(name: str) -> str | bool:
 def make_algo(agent: TransformerAgent, settings: RLSettings):
     """The d3rlpy algorithm `settings.algo`, its actor (and critic) encoders shaped like the agent."""
     cfg = agent.config
-    token_dim = features.token_dim(agent.net.num_domains, agent.net.num_fields)
+    token_dim = agent.net.body.token_dim
     device = resolve_device(settings.device)
     actor = AgentEncoderFactory(token_dim, cfg.window, cfg.d_model, cfg.layers, cfg.heads, cfg.ffn)
     critic = CriticEncoderFactory(token_dim, cfg.window, settings.critic_d_model, ffn=settings.critic_ffn)
@@ -251,7 +251,7 @@ def agent_from_actor(algo, like: TransformerAgent, settings: RLSettings, name: s
     """The d3rlpy actor's deterministic policy as a TransformerAgent (softmax(scale * mean) = its mixture)."""
     actor = _actor(algo)
     head = _mean_head(actor)
-    net = MixingNet(like.net.num_domains, like.net.num_fields, like.config)
+    net = MixingNet(like.net.num_domains, like.net.num_fields, like.config, like.net.num_targets)
     net.body.load_state_dict({k: v.cpu() for k, v in actor._encoder.body.state_dict().items()})
     with torch.no_grad():
         net.head.weight.copy_(head.weight.cpu() * settings.action_scale)
@@ -291,7 +291,7 @@ def train_rl(data: OfflineData, out: str | Path, init: TransformerAgent, setting
 
     if init.domains != data.domains:
         raise ConfigError(f"initial agent has domains {init.domains[:3]}..., the dataset {data.domains[:3]}...")
-    data.expect_features(init.config.features, f"the initial agent {init.name!r}")
+    data.expect_features(init.config.features, init.config.target_left, f"the initial agent {init.name!r}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     d3rlpy.seed(settings.seed)

@@ -55,7 +55,7 @@ def train_sft(data: OfflineData, out: str | Path, agent_config: AgentConfig = Ag
 
     if agent_config.window != data.window:
         raise ConfigError(f"agent window {agent_config.window} != data window {data.window}")
-    data.expect_features(agent_config.features, "the SFT agent")
+    data.expect_features(agent_config.features, agent_config.target_left, "the SFT agent")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     subset = data if config.quality is None else data.of_quality(config.quality)

@@ -80,6 +80,16 @@ def share_at(knots: tuple[float, ...], progress: float) -> float:
     return float(np.interp(progress, np.linspace(0.0, 1.0, len(knots)), knots))
 
 
+def step_progress(step: int, steps: int) -> float:
+    """Where (1-based) step `step` of a `steps`-step episode sits in [0, 1]: its first step at 0, its last at 1."""
+    return min(1.0, (step - 1) / max(1, steps - 1))
+
+
+def schedule_shares(knots: tuple[float, ...], steps: int) -> tuple[float, ...]:
+    """The target share of every step of a `steps`-step episode under the schedule through `knots`."""
+    return tuple(share_at(knots, step_progress(step, steps)) for step in range(1, steps + 1))
+
+
 class TargetSchedule(Policy):
     """(1 - s_t) * p_0 + s_t * p*, s_t a piecewise-linear target share through `knots` over the episode: step t of T
     (1-based) sits at progress (t - 1) / (T - 1). One knot is a static mixture giving the target fields share s (the
@@ -100,8 +110,7 @@ class TargetSchedule(Policy):
 
     def share(self, step: int) -> float:
         """The target share of (1-based) step `step`."""
-        progress = (step - 1) / max(1, self.info.max_steps - 1)
-        return share_at(self.knots, min(1.0, progress))
+        return share_at(self.knots, step_progress(step, self.info.max_steps))
 
     def act(self, history: History) -> np.ndarray:
         s = self.share(len(history))

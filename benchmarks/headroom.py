@@ -62,14 +62,6 @@ def regime_task(scenario: str, overrides: dict, weights: tuple[float, float] | N
                 description=f"headroom regime {name}")
 
 
-def parse_value(text: str):
-    """A --set value: JSON where it parses (numbers, booleans), else the string itself."""
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
-
-
 def run_regime(name: str, task, workers: int, description: str, root: Path = RESULTS, config=None, data_dir=None) -> dict:
     """Search (or resume) a regime's oracles; write and return its result."""
     from dmix_gym.utils.atomic import write_json
@@ -164,6 +156,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"drawn: {plot()}")
         return
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // max(1, args.workers))))
+    from dmix_gym.scenario import parse_options
+
     jobs = []
     for name in args.regime or []:
         overrides, weights, description = REGIMES[name]
@@ -171,10 +165,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.scenario:
         if not args.name:
             parser.error("--scenario needs --name (the results folder)")
-        overrides = dict(item.split("=", 1) for item in args.set)
+        overrides = parse_options(args.set)
         weights = None if args.target_weight is None else (1.0 - args.target_weight, args.target_weight)
-        jobs.append((args.name, regime_task(args.scenario, {k: parse_value(v) for k, v in overrides.items()}, weights,
-                                            args.name), f"{args.scenario} with {overrides}"))
+        jobs.append((args.name, regime_task(args.scenario, overrides, weights, args.name), f"{args.scenario} with {overrides}"))
     if not jobs:
         parser.error("name a --regime, or a --scenario with --name, or ask for the --table")
     if args.follow_up:

@@ -31,7 +31,7 @@ from dmix_gym.utils.paths import resolve_staging_dir
 from dmix_gym.utils.pool import Backend, run_jobs
 from dmix_gym.vector import auto_vector
 
-from .trajectories import QUALITY_LEVELS, PlannedEpisode, SamplerConfig, plan_episodes
+from .trajectories import QUALITY_LEVELS, NoisySchedule, PlannedEpisode, SamplerConfig, plan_episodes, schedule_episodes
 
 EPISODE_PATTERN = "episode-*.npz"
 
@@ -82,11 +82,16 @@ class Plan:
 
 def make_plan(scenario, name: str, total: int, qualities: tuple[int, ...] = QUALITY_LEVELS,
               config: SamplerConfig = SamplerConfig(), seed: int = 0, data_dir: str | None = None,
-              cache_dir: str | None = None) -> Plan:
-    """Plan `total` episodes of a scenario, split over the quality levels (Algorithm 1)."""
+              cache_dir: str | None = None, schedule: NoisySchedule | None = None) -> Plan:
+    """Plan `total` episodes of a scenario, split over the quality levels (Algorithm 1), then the noisy schedule's."""
     space = build_data(scenario.data, data_dir, cache_dir, progress=False).domain_space
-    episodes = plan_episodes(np.asarray(space.p0), np.asarray(space.p_star), scenario.train.max_steps, total,
-                             qualities, config, seed)
+    p0, p_star = np.asarray(space.p0), np.asarray(space.p_star)
+    episodes = plan_episodes(p0, p_star, scenario.train.max_steps, total, qualities, config, seed)
+    if schedule is not None:
+        if len(schedule.shares) != scenario.train.max_steps:
+            raise CollectionError(f"the schedule has {len(schedule.shares)} shares, the scenario's episode "
+                                  f"{scenario.train.max_steps} steps")
+        episodes += schedule_episodes(p0, p_star, schedule, seed, first_index=len(episodes))
     return Plan(json.loads(scenario.to_json()), name, tuple(episodes))
 
 
@@ -187,15 +192,17 @@ def _worker_run(folder: str, chunk: list[PlannedEpisode]) -> tuple[int, int]:
 def collect(scenario, name: str = "trajectories", total: int = 64, qualities: tuple[int, ...] = QUALITY_LEVELS,
             workers: int = 2, backend: Backend = "process", data_dir: str | None = None, cache_dir: str | None = None,
             sampler: SamplerConfig = SamplerConfig(), seed: int = 0, progress: bool = True,
-            vector: int | None = None) -> Path:
-    """Collect (or finish collecting) `total` episodes of a scenario into its staging folder; return the folder.
+            vector: int | None = None, schedule: NoisySchedule | None = None) -> Path:
+    """Collect (or finish collecting) `total` Algorithm 1 episodes of a scenario, and `schedule`'s episodes after them,
+    into its staging folder; return the folder.
 
     `vector` K > 0: each worker trains K episodes' proxies at once on a `DataMixVectorEnv` (None: on a GPU only).
     """
     folder = staging_dir(scenario.name, name, cache_dir)
-    plan = load_or_write_plan(folder, json.loads(scenario.to_json()), total,
-                              lambda: make_plan(scenario, name, total, qualities, sampler, seed, data_dir, cache_dir))
-    run_plan(folder, plan, total, workers, backend, data_dir, cache_dir, progress, vector)
+    planned = total + (schedule.episodes if schedule else 0)
+    plan = load_or_write_plan(folder, json.loads(scenario.to_json()), planned,
+                              lambda: make_plan(scenario, name, total, qualities, sampler, seed, data_dir, cache_dir, schedule))
+    run_plan(folder, plan, planned, workers, backend, data_dir, cache_dir, progress, vector)
     return folder
 
 

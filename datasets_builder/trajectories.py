@@ -185,9 +185,45 @@ class PlannedEpisode:
     """One episode to collect: its planned mixtures, the candidate count that made them, and the env seed."""
 
     index: int
-    quality: int  # N of Algorithm 1
+    quality: int  # N of Algorithm 1 (SCHEDULE_QUALITY: a noisy schedule's episode)
     seed: int
     actions: np.ndarray  # (T, D)
+
+
+SCHEDULE_QUALITY = 0  # the quality label of an episode that follows a given target-share schedule, not Algorithm 1
+
+
+@dataclass(frozen=True)
+class NoisySchedule:
+    """Episodes along a target-share schedule, the mixture (1 - s) p0 + s p* with one share s_t a step, each share
+    scaled by exp(noise * (eta + eps_t)): eta ~ N(0, 1) once an episode (it spends more or less of the target data in
+    all), eps_t ~ N(0, 1) a step. A dataset's in-regime slice where the best mixture depends on the state, e.g. a
+    schedule oracle with noise (`benchmarks/headroom.py`) where a scarce target corpus runs out."""
+
+    shares: tuple[float, ...]  # s_1 .. s_T
+    episodes: int
+    noise: float = 0.3
+
+    def __post_init__(self) -> None:
+        if not self.shares or not all(0.0 <= s <= 1.0 for s in self.shares):
+            raise ValueError(f"schedule shares must be target shares in [0, 1], got {list(self.shares)}")
+        if self.episodes < 0 or self.noise < 0:
+            raise ValueError(f"schedule episodes and noise must be >= 0, got {self.episodes} and {self.noise}")
+
+
+def schedule_episodes(p0: np.ndarray, p_star: np.ndarray, schedule: NoisySchedule, seed: int = 0,
+                      first_index: int = 0) -> list[PlannedEpisode]:
+    """`schedule.episodes` planned episodes along the noisy schedule, indexed from `first_index`."""
+    rng = np.random.default_rng([seed, len(schedule.shares), schedule.episodes])
+    base = np.asarray(schedule.shares, np.float64)
+    episodes = []
+    for i in range(schedule.episodes):
+        noise = schedule.noise * (rng.standard_normal() + rng.standard_normal(len(base)))
+        shares = np.clip(base * np.exp(noise), 0.0, 1.0)[:, None]
+        actions = (1.0 - shares) * np.asarray(p0)[None] + shares * np.asarray(p_star)[None]
+        index = first_index + i
+        episodes.append(PlannedEpisode(index, SCHEDULE_QUALITY, seed * 100_000 + index, actions.astype(np.float32)))
+    return episodes
 
 
 def plan_episodes(p0: np.ndarray, p_star: np.ndarray, steps: int, total: int, qualities: tuple[int, ...] = QUALITY_LEVELS,

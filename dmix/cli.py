@@ -116,6 +116,14 @@ def env_episode(
         raise
 
 
+def _floats(text: str, flag: str) -> tuple[float, ...]:
+    """A comma-separated list of numbers, e.g. a schedule's knots."""
+    try:
+        return tuple(float(x) for x in text.split(","))
+    except ValueError:
+        raise typer.BadParameter(f"takes comma-separated numbers, got {text!r}", param_hint=flag) from None
+
+
 def _check_vector(vector: int | None) -> None:
     """`--vector`: None (the device's default) or a number of proxies, 0 meaning one at a time."""
     if vector is not None and vector < 0:
@@ -136,16 +144,26 @@ def collect_cmd(
     seed: Annotated[int, typer.Option(help="seed of the trajectory plan")] = 0,
     publish: Annotated[bool, typer.Option(help="publish the Minari dataset when every episode is staged")] = True,
     overwrite: Annotated[bool, typer.Option(help="replace an existing Minari dataset of the same id")] = False,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="a scenario option KEY=VALUE over the scenario's own, "
+                                                                    "e.g. target_fraction=0.01 (repeatable)")] = None,
+    schedule: Annotated[str, typer.Option(help="knots of a target-share schedule, comma-separated (e.g. a schedule "
+                                               "oracle's), whose noisy copies follow the Algorithm 1 episodes")] = "",
+    schedule_episodes: Annotated[int, typer.Option(help="episodes along the noisy --schedule")] = 0,
+    schedule_noise: Annotated[float, typer.Option(help="log-normal noise on the schedule's shares (per episode and per "
+                                                       "step)")] = 0.3,
     data_dir: DataDir = None,
     cache_dir: CacheDir = None,
 ) -> None:
     """Collect trajectories planned by Algorithm 1 through DataMix-v0 (resumable), then publish them to Minari."""
+    from dmix_gym.scenario import parse_options
+
     from .pipeline import collect_trajectories
 
     levels = tuple(int(q) for q in qualities.split(","))
+    knots = _floats(schedule, "--schedule") if schedule else ()
     _check_vector(vector)
     collect_trajectories(scenario, preset, trajectories, levels, name, workers, backend, seed, publish, overwrite, data_dir,
-                         cache_dir, vector)
+                         cache_dir, vector, parse_options(set_ or []), knots, schedule_episodes, schedule_noise)
 
 
 @app.command("publish")
@@ -183,7 +201,9 @@ def run(
 
 @agents_app.command("train")
 def agents_train(
-    dataset: Annotated[str, typer.Option(help="Minari dataset id, e.g. dmix/general-math-cpu/trajectories-v1")],
+    dataset: Annotated[list[str], typer.Option(help="Minari dataset id, e.g. dmix/general-math-cpu/trajectories-v1; repeat it "
+                                                    "to train on several of one domain space (the first one's feedback "
+                                                    "standardisation applies)")],
     out: Annotated[Path, typer.Option(help="output folder: sft.pt / <algo>.pt, metrics, checkpoints (a re-run resumes)")],
     algo: Annotated[str, typer.Option(help="sft | cql | iql | td3bc | bc | dt (cql, iql, td3bc and bc start from <out>/sft.pt, "
                                            "training it first if missing)")] = "cql",

@@ -97,24 +97,39 @@ def estimate_start(scenario: str, preset: str, samples: int = 256, seed: int = 0
 def collect_trajectories(scenario: str, preset: str, trajectories: int = 64, qualities: tuple[int, ...] = (1, 100, 1000, 10000),
                          name: str = "trajectories", workers: int = 2, backend: str = "process", seed: int = 0,
                          publish: bool = True, overwrite: bool = False, data_dir: PathLike = None,
-                         cache_dir: PathLike = None, vector: int | None = None) -> None:
-    """Collect Algorithm 1 trajectories through DataMix-v0 (resumable), then publish them to Minari."""
+                         cache_dir: PathLike = None, vector: int | None = None, options: dict | None = None,
+                         schedule: tuple[float, ...] = (), schedule_episodes: int = 0, schedule_noise: float = 0.3) -> None:
+    """Collect Algorithm 1 trajectories through DataMix-v0 (resumable), then publish them to Minari.
+
+    `options`: scenario options over the scenario's own (a regime, e.g. a scarce target corpus). `schedule`: the knots of
+    a target-share schedule (`baselines.static.TargetSchedule`) whose noisy copies, `schedule_episodes` of them, follow
+    the Algorithm 1 episodes (`datasets_builder.trajectories.NoisySchedule`).
+    """
+    from baselines.static import schedule_shares
     from datasets_builder.collection import collect
+    from datasets_builder.trajectories import NoisySchedule
     from dmix_gym.scenario import make_scenario
 
+    made = make_scenario(scenario, preset, **(options or {}))
+    noisy = None
+    if schedule_episodes:
+        if not schedule:
+            raise ConfigError("--schedule-episodes needs --schedule, the schedule's knots")
+        noisy = NoisySchedule(schedule_shares(schedule, made.train.max_steps), schedule_episodes, schedule_noise)
     started = time.perf_counter()
-    folder = collect(make_scenario(scenario, preset), name=name, total=trajectories, qualities=qualities, workers=workers,
+    folder = collect(made, name=name, total=trajectories, qualities=qualities, workers=workers,
                      backend=backend, data_dir=str(data_dir) if data_dir else None,
-                     cache_dir=str(cache_dir) if cache_dir else None, seed=seed, vector=vector)
-    console.print(f"staged {trajectories} episodes in {folder} ({time.perf_counter() - started:.0f} s this run)")
+                     cache_dir=str(cache_dir) if cache_dir else None, seed=seed, vector=vector, schedule=noisy)
+    console.print(f"staged {trajectories + schedule_episodes} episodes in {folder} ({time.perf_counter() - started:.0f} s this run)")
     if publish:
         publish_collection(scenario, preset, name, overwrite=overwrite, cache_dir=cache_dir)
 
 
-def train_agent(dataset: str, algo: str, out: Path, window: int = 16, d_model: int = 256, layers: int = 2,
+def train_agent(dataset: str | list[str], algo: str, out: Path, window: int = 16, d_model: int = 256, layers: int = 2,
                 epochs: int = 150, quality: int = 10000, steps: int = 1500, seed: int = 0, progress: bool = True,
                 reward: str = "balanced", features: str = "absolute") -> Path:
-    """Train the Data Mixing Agent on a dmix Minari dataset (SFT, then an offline RL algorithm from it); return the saved policy's path."""
+    """Train the Data Mixing Agent on a dmix Minari dataset, or several over one domain space (SFT, then an offline RL
+    algorithm from it); return the saved policy's path."""
     from agents.agent import TransformerAgent
     from agents.networks import AgentConfig, count_parameters
     from agents.offline import load_offline
@@ -125,7 +140,7 @@ def train_agent(dataset: str, algo: str, out: Path, window: int = 16, d_model: i
         raise ConfigError(f"unknown algorithm {algo!r}; choose one of sft, dt, {', '.join(ALGOS)}")
     data = load_offline(dataset, window, features)
     agent_config = AgentConfig(window=window, d_model=d_model, layers=layers, ffn=4 * d_model, features=features)
-    console.print(f"{dataset}: {len(data)} transitions, {len(set(data.episode.tolist()))} episodes, "
+    console.print(f"{data.dataset_id}: {len(data)} transitions, {len(set(data.episode.tolist()))} episodes, "
                   f"{len(data.domains)} domains, {len(data.fields)} fields")
     if algo == "dt":
         from agents.decision_transformer import DTSettings, train_dt

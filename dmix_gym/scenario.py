@@ -219,6 +219,21 @@ def make_scenario(scenario: str = "general-math", preset: str = "cpu", **overrid
     return override(result, **options) if options else result
 
 
+def parse_options(items: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """Scenario options from KEY=VALUE strings (a CLI's --set): a value is JSON where it parses (numbers, booleans,
+    lists), else the string itself."""
+    options: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"scenario option {item!r} is not KEY=VALUE")
+        try:
+            options[key] = json.loads(text)
+        except json.JSONDecodeError:
+            options[key] = text
+    return options
+
+
 def override(scenario: Scenario, **overrides: Any) -> Scenario:
     """Replace fields of the scenario or of its model/train configs, by field name."""
     parts = {"model": {}, "train": {}, "top": {}}

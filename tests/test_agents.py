@@ -104,6 +104,36 @@ def test_agents_refuse_windows_of_other_features_and_old_agents_load_as_absolute
     assert TransformerAgent.load(path).config.features == "absolute"
 
 
+def test_the_state_token_carries_the_target_data_left(tiny_offline, tmp_path):
+    from agents.features import token_dim, tokens
+
+    d, k = len(tiny_offline.domains), len(tiny_offline.fields)
+    assert tiny_offline.windows.shape[-1] == token_dim(d, k, len(tiny_offline.domain_space.target_fields))
+    agent = small_agent(tiny_offline)
+    rng = np.random.default_rng(3)
+    obs = np.concatenate([rng.dirichlet(np.ones(d)), [-4.0, -5.0], [0.25], [1.0]]).astype(np.float32)
+    scarce = obs.copy()
+    scarce[-1] = 0.05  # the same state with 5% of the target data left
+    assert np.allclose(agent.state_tokens(scarce[None])[:, -1], 0.05)
+    assert np.isclose(tokens(obs[None], d, k, np.zeros(k), np.ones(k), "absolute")[0, -1], 0.25)  # without it
+    mixtures = []
+    for observation in (obs, scarce):
+        history = History()
+        history.append(observation, {})
+        mixtures.append(agent.act(history))
+    assert not np.allclose(*mixtures)  # the agent reads it
+    old = TransformerAgent.create(tiny_offline.domain_space, tiny_offline.feedback_mean, tiny_offline.feedback_std,
+                                  dataclasses.replace(SMALL, target_left=False))
+    path = old.save(tmp_path / "old.pt")
+    payload = torch.load(path, weights_only=True)
+    del payload["config"]["target_left"]  # as an agent saved before the setting existed
+    torch.save(payload, path)
+    loaded = TransformerAgent.load(path)
+    assert not loaded.config.target_left and loaded.state_tokens(obs[None]).shape == (1, token_dim(d, k))
+    with pytest.raises(ConfigError, match="reads tokens without the data left, these windows are with it"):
+        train_sft(tiny_offline, tmp_path, loaded.config, SFTConfig(quality=None, epochs=1), progress=False)
+
+
 def test_simplex_maps_to_d3rlpy_box_and_back():
     rng = np.random.default_rng(0)
     p = rng.dirichlet(np.ones(7), size=50)

@@ -229,3 +229,34 @@ def test_the_shipped_collection_plans_the_current_scenario():
     assert canonical_scenario(plan.scenario) == json.loads(scenario.to_json())
     assert len(plan.episodes) == 128 and sorted({e.quality for e in plan.episodes}) == [1, 100, 1000, 10_000]
     assert all(e.actions.shape == (scenario.train.max_steps, 16) for e in plan.episodes)
+
+
+def test_a_noisy_schedule_slice_follows_the_algorithm_1_episodes_and_trains_beside_them(staged, tiny_data, minari_root):
+    from agents.offline import load_offline
+    from baselines.static import schedule_shares
+    from datasets_builder.trajectories import SCHEDULE_QUALITY, NoisySchedule
+
+    scenario, first = staged
+    steps = scenario.train.max_steps
+    schedule = NoisySchedule(schedule_shares((0.6, 0.1), steps), episodes=2, noise=0.3)
+    folder = collect(scenario, name="slice", total=2, qualities=QUALITIES, workers=1, data_dir=str(tiny_data),
+                     progress=False, schedule=schedule)
+    plan = json.loads((folder / "plan.json").read_text())
+    assert [e["quality"] for e in plan["episodes"]] == [1, 50, SCHEDULE_QUALITY, SCHEDULE_QUALITY]
+    space = dmix_metadata(publish(first, overwrite=True))
+    p0, p_star = np.asarray(space["p0"]), np.asarray(space["p_star"])
+    target = np.isin(np.asarray(space["field_of"]), [space["fields"].index(f) for f in space["target_fields"]])
+    for planned in plan["episodes"][2:]:
+        actions = np.asarray(planned["actions"], np.float64)
+        shares = actions[:, target].sum(1)
+        assert np.allclose(actions, (1 - shares[:, None]) * p0 + shares[:, None] * p_star, atol=1e-6)  # on the p0-p* line
+        assert not np.allclose(shares, schedule.shares, atol=1e-3)  # noisy
+    with pytest.raises(CollectionError, match="the schedule has 2 shares"):
+        collect(scenario, name="slice-short", total=2, qualities=QUALITIES, workers=1, data_dir=str(tiny_data),
+                progress=False, schedule=NoisySchedule((0.5, 0.5), 1))
+    main, extra = publish(first, overwrite=True), publish(folder, overwrite=True)
+    alone, both = load_offline(main, window=2), load_offline([main, extra], window=2)
+    assert len(both) == len(alone) + sum(len(e.actions) for e in extra.iterate_episodes())
+    assert len(np.unique(both.episode)) == main.total_episodes + extra.total_episodes
+    assert both.dataset_id == f"{main.spec.dataset_id}+{extra.spec.dataset_id}"
+    assert np.array_equal(both.feedback_std, alone.feedback_std)  # the first dataset's standardisation
