@@ -78,8 +78,9 @@ def print_policy_episode(episode: Episode, target_domains: np.ndarray, title: st
 
 
 def print_dataset_summary(dataset) -> None:
-    """A published dmix dataset's mean return per Algorithm 1 quality level."""
+    """A published dmix dataset's mean return per Algorithm 1 quality level (and of its noisy-schedule slice)."""
     from datasets_builder.publish import dmix_metadata
+    from datasets_builder.trajectories import SCHEDULE_QUALITY
 
     meta = dmix_metadata(dataset)
     table = Table(title=f"{dataset.spec.dataset_id}: {dataset.total_episodes} episodes, {dataset.total_steps} transitions")
@@ -89,7 +90,7 @@ def print_dataset_summary(dataset) -> None:
     quality = np.array(meta["episode_quality"])
     for n in sorted(set(quality)):
         r = returns[quality == n]
-        table.add_row(str(n), str(len(r)), f"{r.mean():+.4f}", f"{r.std():.4f}")
+        table.add_row("schedule" if n == SCHEDULE_QUALITY else str(n), str(len(r)), f"{r.mean():+.4f}", f"{r.std():.4f}")
     console.print(table)
 
 

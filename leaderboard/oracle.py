@@ -121,11 +121,14 @@ def lasting_share(task: Task, data_dir=None, cache_dir=None) -> float | None:
     runs out and ends the episode; None where every share lasts. A share just above it ends a step early and scores
     far lower, so a grid steps over this cliff: the static search always tries it."""
     from dmix_gym.data import build_data
+    from dmix_gym.hf_model import load_hf_model
     from dmix_gym.sampler import MixtureSampler, steps_lasted
 
     scenario = task.make_scenario()
     train = scenario.train
-    shards = build_data(scenario.data, data_dir, cache_dir, progress=False)
+    # a model of the user's own trains on its own tokenizer's build: other sequences, so another cliff
+    tokenizer = None if scenario.hf_model is None else load_hf_model(scenario.hf_model).tokenizer
+    shards = build_data(scenario.data, data_dir, cache_dir, progress=False, tokenizer=tokenizer)
     space = shards.domain_space
     sampler = MixtureSampler.for_episode([shards.train_sequences(d) for d in range(space.size)], space.field_of, train,
                                          shards.seq_len)

@@ -86,6 +86,19 @@ def test_another_architecture_with_its_own_tokenizer_runs_an_episode(tiny_data, 
     assert base.scenario.hf_model == str(gpt2_dir)  # and the scenario (so a Minari dataset) records the model
 
 
+def test_the_lasting_share_is_counted_in_the_models_own_sequences(tiny_data, gpt2_dir):
+    from dmix_gym.sampler import steps_lasted
+    from leaderboard.oracle import lasting_share
+    from leaderboard.protocol import Task
+
+    scenario = tiny_scenario(tiny_data, target_fraction=0.5, max_steps=6, hf_model=str(gpt2_dir))
+    share = lasting_share(Task("scarce", scenario.to_json(), "smoke", (1,)), str(tiny_data))
+    base = gym.make("DataMix-v0", scenario=scenario.to_dict(), data_dir=str(tiny_data), progress=False).unwrapped
+    per_step = base.sampler.sequences_per_step
+    lasted = {s: steps_lasted(base.sampler, (1 - s) * base.p0 + s * base.p_star, 6) for s in (share, share + 1 / per_step)}
+    assert lasted[share] == 6 and lasted[share + 1 / per_step] < 6  # the env's own sampler, on the model's build
+
+
 def test_the_domain_space_is_the_same_under_every_tokenizer(tiny_data, gpt2_dir, tmp_path):
     spec = tiny_scenario(tiny_data).data
     own = build_data(spec, str(tiny_data), progress=False)
