@@ -241,7 +241,8 @@ def test_rewards_are_the_feedback_change_weighted_like_the_env_or_the_balanced_s
     balanced = data.rewards_for("balanced")
     for episode in np.unique(data.episode):  # an episode's balanced return is how much its balanced score rose
         steps = data.episode == episode
-        moved = data.windows[steps][:, -1, len(data.domains):-1] * data.feedback_std  # relative features: f_t - f_0
+        d, k = len(data.domains), len(data.fields)
+        moved = data.windows[steps][:, -1, d:d + k] * data.feedback_std  # relative features: f_t - f_0
         assert np.allclose(moved[0], 0) and np.allclose(moved[1:], np.cumsum(data.feedback_change[steps], 0)[:-1], atol=1e-4)
         start = data.feedback_mean  # any start: the score is linear in the feedback
         final = start + data.feedback_change[steps].sum(0)
