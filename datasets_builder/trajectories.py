@@ -26,6 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from dmix_gym.errors import ConfigError
+
 LN2 = float(np.log(2.0))
 QUALITY_LEVELS = (1, 100, 1000, 10_000)  # the paper's four candidate counts N
 LEVELS = 256  # sqrt-weights are drawn from this many evenly spaced values (one random byte each)
@@ -206,9 +208,9 @@ class NoisySchedule:
 
     def __post_init__(self) -> None:
         if not self.shares or not all(0.0 <= s <= 1.0 for s in self.shares):
-            raise ValueError(f"schedule shares must be target shares in [0, 1], got {list(self.shares)}")
+            raise ConfigError(f"schedule shares must be target shares in [0, 1], got {list(self.shares)}")
         if self.episodes < 0 or self.noise < 0:
-            raise ValueError(f"schedule episodes and noise must be >= 0, got {self.episodes} and {self.noise}")
+            raise ConfigError(f"schedule episodes and noise must be >= 0, got {self.episodes} and {self.noise}")
 
 
 def schedule_episodes(p0: np.ndarray, p_star: np.ndarray, schedule: NoisySchedule, seed: int = 0,

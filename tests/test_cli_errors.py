@@ -40,6 +40,13 @@ def test_malformed_field_names_the_file_and_field(capsys, tmp_path):
     (["agents", "rollout", "--policy", "baseline:nope", "--preset", "smoke"], "unknown baseline 'baseline:nope'"),
     (["agents", "train", "--dataset", "dmix/nope-v0", "--out", "unused"], "no Minari dataset 'dmix/nope-v0'"),
     (["leaderboard", "show", "--protocol", "dmix-bench-v9"], "unknown protocol 'dmix-bench-v9'"),
+    (["agents", "train", "--dataset", "dmix/nope-v0", "--dataset", "dmix/general-math-cpu/trajectories-v1", "--out", "unused"],
+     "no Minari dataset 'dmix/nope-v0'"),
+    (["collect", "--preset", "smoke", "--set", "target_fraction"], "scenario option 'target_fraction' is not KEY=VALUE"),
+    (["collect", "--preset", "smoke", "--set", "nope=1"], "unknown scenario override 'nope'"),
+    (["collect", "--preset", "smoke", "--schedule-episodes", "2"], "--schedule-episodes needs --schedule"),
+    (["collect", "--preset", "smoke", "--schedule", "0.5,1.5", "--schedule-episodes", "2"],
+     "schedule shares must be target shares in [0, 1]"),
 ])
 def test_unknown_names(capsys, argv, expected):
     assert expected in one_line_error(capsys, argv)
