@@ -68,7 +68,8 @@ def main() -> None:
     shipped = TransformerAgent.load(official_agent(f"{args.protocol}/{algo}"))
     reward = shipped.meta.get("reward", "env")  # an agent trained before the reward setting learnt eq. 6
     config = shipped.config  # the same shape and feedback features as the shipped agent
-    data = load_offline(protocol.dataset, config.window, config.features, config.target_left)
+    datasets = shipped.meta.get("dataset", protocol.dataset).split("+")  # what the shipped agent trained on (v2: a slice too)
+    data = load_offline(datasets, config.window, config.features, config.target_left)
     task = protocol.tasks[0]
     folder = args.out / args.protocol
     stats = protocol_objective(protocol)
