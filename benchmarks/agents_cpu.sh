@@ -1,21 +1,32 @@
 #!/usr/bin/env bash
 # Train every agent on the cpu Minari datasets (SFT, then CQL, IQL, TD3+BC and BC from it, and the Decision
-# Transformer), then choose each algorithm's checkpoint on validation seeds (never collected, never evaluated)
-# and ship the chosen ones into the package as official:<protocol>/<algo>. Resumable: finished training and
-# scored validation episodes are kept, so re-run it after a crash.
+# Transformer), once per feedback-features setting, then choose each algorithm's checkpoint (and setting) on
+# validation seeds (never collected, never evaluated) and ship the chosen ones into the package as
+# official:<protocol>/<algo>. Resumable: finished training and scored validation episodes are kept, so re-run it
+# after a crash.
 #   bash benchmarks/agents_cpu.sh [out-dir] [workers] [protocol]
 # The datasets (from v2 on): the Algorithm 1 collection, and the scarce-target slice (8 Algorithm 1 episodes and 32
 # noisy copies of the headroom study's schedule oracle, collected at general-math cpu with target_fraction 0.01).
+# The settings (FEATURES, from v2 on): absolute agents in <out-dir>, relative ones in <out-dir>-relative; the
+# selection chooses each algorithm over both, since the level of the feedback is what moves between tasks.
 set -euo pipefail
 OUT=${1:-runs/agents-cpu-v2}
 WORKERS=${2:-2}
 PROTOCOL=${3:-dmix-bench-v2}
 DATASETS=${DATASETS:-dmix/general-math-cpu/trajectories-v1 dmix/general-math-cpu/scarce-target-v1}
+FEATURES=${FEATURES:-absolute relative}
 FLAGS=()
 for dataset in $DATASETS; do FLAGS+=(--dataset "$dataset"); done
-for algo in sft ${ALGOS:-cql iql td3bc bc dt}; do
-  /usr/bin/time -f "$algo train wall %e s, peak %M KB" dmix agents train "${FLAGS[@]}" --algo "$algo" --out "$OUT" --no-progress
+FOLDERS=()
+for features in $FEATURES; do
+  out=$OUT
+  if [[ $features != absolute ]]; then out=$OUT-$features; fi
+  for algo in sft ${ALGOS:-cql iql td3bc bc dt}; do
+    /usr/bin/time -f "$algo ($features) train wall %e s, peak %M KB" dmix agents train "${FLAGS[@]}" --algo "$algo" \
+      --features "$features" --out "$out" --no-progress
+  done
+  FOLDERS+=(--agents "$out")
 done
 # The selection is kept beside the benchmark's results, so the choice is reproducible and reviewable.
-dmix agents select --agents "$OUT" --protocol "$PROTOCOL" --seeds 2 --workers "$WORKERS" --ship \
+dmix agents select "${FOLDERS[@]}" --protocol "$PROTOCOL" --seeds 2 --workers "$WORKERS" --ship \
   --out "benchmarks/results/model_selection/$PROTOCOL.json"

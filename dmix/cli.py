@@ -228,11 +228,12 @@ def agents_train(
 
 @agents_app.command("select")
 def agents_select(
-    agents: Annotated[Path, typer.Option(help="agents folder of `dmix agents train` (sft.pt, <algo>-steps/*.pt, dt.json)")],
+    agents: Annotated[list[Path], typer.Option(help="agents folder of `dmix agents train` (sft.pt, <algo>-steps/*.pt, dt.json); "
+                                                    "repeat it to choose each algorithm over several (e.g. feedback features)")],
     protocol: Protocol = "dmix-bench-v2",
     seeds: Annotated[int, typer.Option(help="validation seeds per candidate (from 4,000,000: never collected, never evaluated)")] = 2,
     every: Annotated[int, typer.Option(help="score the offline RL snapshots every this many gradient steps (and the last)")] = 500,
-    out: Annotated[Optional[Path], typer.Option(help="selection JSON (default: <agents>/selection.json; a re-run resumes)")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="selection JSON (default: <first agents>/selection.json; a re-run resumes)")] = None,
     workers: Annotated[int, typer.Option(help="episodes run in parallel processes")] = 1,
     ship: Annotated[bool, typer.Option(help="copy the chosen checkpoints into the package as official:<protocol>/<algo>")] = False,
     data_dir: DataDir = None,

@@ -62,15 +62,33 @@ def find_candidates(agents: str | Path, every: int = 500) -> dict[str, dict[str,
     return found
 
 
-def select_models(agents: str | Path, protocol_version: str, seeds: int = 2, every: int = 500, out: str | Path | None = None,
-                  workers: int = 1, data_dir=None, cache_dir=None, progress: bool = True) -> dict[str, Any]:
-    """Score every candidate in `agents` on validation seeds; write and return the selection (scores and choices)."""
+def find_all_candidates(folders: list[str | Path], every: int = 500) -> dict[str, dict[str, Path]]:
+    """The candidates of several agents folders (one per training setting, e.g. feedback features), merged per
+    algorithm. A later folder's labels carry its name (`agents-relative/cql@500`); the first folder's stay bare, so a
+    selection of it alone resumes unchanged."""
+    names = [Path(folder).name for folder in folders]
+    if len(set(names)) < len(names):
+        raise ConfigError(f"agents folders need distinct names, got {names}")
+    merged: dict[str, dict[str, Path]] = {}
+    for index, folder in enumerate(folders):
+        prefix = "" if index == 0 else f"{Path(folder).name}/"
+        for algo, group in find_candidates(folder, every).items():
+            merged.setdefault(algo, {}).update({prefix + label: path for label, path in group.items()})
+    return merged
+
+
+def select_models(agents: str | Path | list[str | Path], protocol_version: str, seeds: int = 2, every: int = 500,
+                  out: str | Path | None = None, workers: int = 1, data_dir=None, cache_dir=None,
+                  progress: bool = True) -> dict[str, Any]:
+    """Score every candidate in `agents` (a folder, or several) on validation seeds; write and return the selection
+    (scores and each algorithm's choice over all the folders)."""
     from tqdm.auto import tqdm
 
+    folders = list(agents) if isinstance(agents, (list, tuple)) else [agents]
     protocol = get_protocol(protocol_version)
     tasks = validation_tasks(protocol, seeds)
-    out = Path(out) if out else Path(agents) / "selection.json"
-    candidates = find_candidates(agents, every)
+    out = Path(out) if out else Path(folders[0]) / "selection.json"
+    candidates = find_all_candidates(folders, every)
     files = {label: path for group in candidates.values() for label, path in group.items()}
     digests = {label: sha256_file(path)[:16] for label, path in files.items()}
 

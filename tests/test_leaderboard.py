@@ -391,6 +391,18 @@ def test_model_selection_scores_candidates_on_validation_seeds_and_resumes(tiny_
     assert [(Path(path).name, seed) for path, _, seed in rerun] == [("750.pt", s) for s in result["seeds"]]
     assert again["chosen"]["cql"]["label"] == "cql@750" and again["scores"]["sft"] == result["scores"]["sft"]
 
+    # A second folder (another training setting) competes per algorithm; the first folder's scores are kept.
+    other = tmp_path.parent / f"{tmp_path.name}-relative"
+    save(snapshot_path(other, "cql", 500), 4, "cql")
+    rerun.clear()
+    both = selection.select_models([tmp_path, other], tiny_protocol.version, seeds=2, out=tmp_path / "selection.json",
+                                   data_dir=str(tiny_data), progress=False)
+    assert [Path(path).parent.parent.name for path, _, _ in rerun] == [other.name] * 2  # only the new candidate ran
+    assert both["chosen"]["cql"]["label"] == "cql@750"  # tied at 99: the first folder's, the earlier candidate
+    assert set(both["scores"]) == {"sft", "cql@500", "cql@750", f"{other.name}/cql@500"}
+    with pytest.raises(selection.ConfigError, match="distinct names"):
+        selection.find_all_candidates([tmp_path, tmp_path])
+
     # The chosen checkpoints ship as official:<protocol>/<algo>, loadable by name with the file's fingerprint.
     from leaderboard import official
     from leaderboard.registry import load_policy, resolve_policy
