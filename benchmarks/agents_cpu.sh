@@ -27,6 +27,8 @@ for features in $FEATURES; do
   done
   FOLDERS+=(--agents "$out")
 done
-# The selection is kept beside the benchmark's results, so the choice is reproducible and reviewable.
-dmix agents select "${FOLDERS[@]}" --protocol "$PROTOCOL" --seeds 2 --workers "$WORKERS" --ship \
+# The selection is kept beside the benchmark's results, so the choice is reproducible and reviewable. SEEDS per task:
+# v2's 7 validation tasks x 1 seed = 7 episodes per candidate (28 candidates: ~1.7 h on 2 cores); SEEDS=2 doubles
+# that and keeps the episodes already scored.
+dmix agents select "${FOLDERS[@]}" --protocol "$PROTOCOL" --seeds "${SEEDS:-1}" --workers "$WORKERS" --ship \
   --out "benchmarks/results/model_selection/$PROTOCOL.json"

@@ -112,6 +112,8 @@ def collect_trajectories(scenario: str, preset: str, trajectories: int = 64, qua
 
     made = make_scenario(scenario, preset, **(options or {}))
     noisy = None
+    if schedule and not schedule_episodes:
+        raise ConfigError("--schedule needs --schedule-episodes N, the number of noisy copies to collect")
     if schedule_episodes:
         if not schedule:
             raise ConfigError("--schedule-episodes needs --schedule, the schedule's knots")

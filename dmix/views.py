@@ -159,13 +159,20 @@ def print_cpt_dry_run(config, gpus: int, micro_batch: int | None) -> None:
 def print_selection(selection: dict) -> None:
     """Every candidate's validation score, the chosen one of each algorithm marked."""
     from leaderboard.scores import mean_std
+    from leaderboard.selection import run_episodes_of
 
     chosen = {c["label"] for c in selection["chosen"].values()}
-    table = Table(title=f"model selection: balanced score on {selection['scenario']} ({selection['preset']}), "
-                        f"validation seeds {selection['seeds'][0]}..{selection['seeds'][-1]}")
+    if "tasks" in selection:  # v2 on: every task type on its own validation seeds
+        seeds = next(iter(selection["tasks"].values()))
+        where = f"{len(selection['tasks'])} validation tasks x {len(seeds)} seed(s)"
+    else:
+        where = (f"{selection['scenario']} ({selection['preset']}), "
+                 f"validation seeds {selection['seeds'][0]}..{selection['seeds'][-1]}")
+    table = Table(title=f"model selection: balanced score on {where}")
     for column in ("candidate", "episodes", "balanced (mean ± std)", "chosen"):
         table.add_column(column, justify="right")
     for label, score in selection["scores"].items():
-        mean, std = mean_std(score["balanced"].values())
-        table.add_row(label, str(len(score["balanced"])), f"{mean:+.3f} ± {std:.3f}", "✓" if label in chosen else "")
+        counted = run_episodes_of(selection, score)
+        mean, std = mean_std(counted.values())
+        table.add_row(label, str(len(counted)), f"{mean:+.3f} ± {std:.3f}", "✓" if label in chosen else "")
     console.print(table)

@@ -96,7 +96,7 @@ def select_models(agents: str | Path | list[str | Path], protocol_version: str, 
                "seeds": list(tasks[0].seeds)} if protocol.search is None else
               {"protocol": protocol.version, "tasks": {t.name: list(t.seeds) for t in tasks}})
     state = json.loads(out.read_text()) if out.is_file() else {}
-    scores: dict[str, dict[str, Any]] = state.get("scores", {}) if {k: state.get(k) for k in header} == header else {}
+    scores: dict[str, dict[str, Any]] = state.get("scores", {}) if _same_tasks(state, header) else {}
     scores = {label: s for label, s in scores.items() if label in digests and s.get("sha256") == digests[label]}
     for label in files:
         scores.setdefault(label, {"sha256": digests[label], "path": str(files[label]), "balanced": {}})
@@ -105,8 +105,9 @@ def select_models(agents: str | Path | list[str | Path], protocol_version: str, 
                if episode_key(task, seed) not in scores[label]["balanced"]]
 
     def save() -> dict[str, Any]:
-        chosen = _choose(candidates, scores)
-        selection = {**header, "every": every, "scores": scores, "chosen": chosen, "margin": selection_margin(chosen, scores)}
+        counted = {label: run_episodes_of(header, s) for label, s in scores.items()}
+        chosen = _choose(candidates, counted)
+        selection = {**header, "every": every, "scores": scores, "chosen": chosen, "margin": selection_margin(chosen, counted)}
         write_json(out, selection)
         return selection
 
@@ -126,20 +127,38 @@ def select_models(agents: str | Path | list[str | Path], protocol_version: str, 
     return save()
 
 
+def _same_tasks(state: dict[str, Any], header: dict[str, Any]) -> bool:
+    """Whether a stored selection ran the same validation tasks; the seed count may differ, since every score is
+    kept per episode: a run on fewer seeds reuses a larger run's episodes, and a run on more seeds extends it."""
+    fixed = [key for key in header if key not in ("seeds", "tasks")]
+    return all(state.get(key) == header[key] for key in fixed) and set(state.get("tasks", {})) == set(header.get("tasks", {}))
+
+
+def run_episodes_of(selection: dict[str, Any], score: dict[str, Any]) -> dict[str, float]:
+    """A candidate's scores on the episodes `selection` (its header) names, leaving out the episodes of other seeds
+    kept from another run, so every candidate is compared on the same episodes."""
+    if "tasks" in selection:
+        keys = [f"{name}:{seed}" for name, seeds in selection["tasks"].items() for seed in seeds]
+    else:
+        keys = [str(seed) for seed in selection["seeds"]]
+    return {key: score["balanced"][key] for key in keys if key in score["balanced"]}
+
+
 def episode_key(task: Task, seed: int) -> str:
     """A validation episode's key in the selection JSON: its seed (one task, as v0/v1 wrote it) or `task:seed`."""
     return str(seed) if task.name == "validation" else f"{task.name}:{seed}"
 
 
-def selection_margin(chosen: dict[str, dict[str, Any]], scores: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+def selection_margin(chosen: dict[str, dict[str, Any]], scores: dict[str, dict[str, float]]) -> dict[str, Any] | None:
     """How far the best algorithm's choice is ahead of the runner-up's, paired over their common validation episodes
-    (mean, std and 95% t-interval of the differences): a margin inside its interval's noise is a coin toss."""
+    (`scores`: each candidate's score per episode; mean, std and 95% t-interval of the differences): a margin inside
+    its interval's noise is a coin toss."""
     from .oracle import paired_difference
 
     ranked = sorted(chosen, key=lambda algo: -chosen[algo]["balanced_mean"])
     if len(ranked) < 2:
         return None
-    best, second = (scores[chosen[a]["label"]]["balanced"] for a in ranked[:2])
+    best, second = (scores[chosen[a]["label"]] for a in ranked[:2])
     common = sorted(set(best) & set(second))
     if len(common) < 2:
         return None
@@ -147,13 +166,15 @@ def selection_margin(chosen: dict[str, dict[str, Any]], scores: dict[str, dict[s
     return {"best": chosen[ranked[0]]["label"], "runner_up": chosen[ranked[1]]["label"], **difference}
 
 
-def _choose(candidates: dict[str, dict[str, Path]], scores: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """The best-scoring finished candidate of each algorithm (the earliest on a tie)."""
+def _choose(candidates: dict[str, dict[str, Path]], scores: dict[str, dict[str, float]]) -> dict[str, dict[str, Any]]:
+    """The best-scoring candidate of each algorithm (`scores`: each one's score per episode; the earliest on a tie),
+    among those scored on the most episodes, so a half-scored candidate never wins on a lucky few."""
     chosen = {}
     for algo, group in candidates.items():
-        finished = {label: mean_std(list(scores[label]["balanced"].values())) for label in group if scores[label]["balanced"]}
+        most = max(len(scores[label]) for label in group)
+        finished = {label: mean_std(list(scores[label].values())) for label in group if most and len(scores[label]) == most}
         if finished:
             best = max(finished, key=lambda label: finished[label][0])
-            chosen[algo] = {"label": best, "path": scores[best]["path"], "balanced_mean": finished[best][0],
+            chosen[algo] = {"label": best, "path": str(group[best]), "balanced_mean": finished[best][0],
                             "balanced_std": finished[best][1]}
     return chosen

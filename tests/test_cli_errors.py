@@ -45,6 +45,7 @@ def test_malformed_field_names_the_file_and_field(capsys, tmp_path):
     (["collect", "--preset", "smoke", "--set", "target_fraction"], "scenario option 'target_fraction' is not KEY=VALUE"),
     (["collect", "--preset", "smoke", "--set", "nope=1"], "unknown scenario override 'nope'"),
     (["collect", "--preset", "smoke", "--schedule-episodes", "2"], "--schedule-episodes needs --schedule"),
+    (["collect", "--preset", "smoke", "--schedule", "0.2,0.1"], "--schedule needs --schedule-episodes N"),
     (["collect", "--preset", "smoke", "--schedule", "0.5,1.5", "--schedule-episodes", "2"],
      "schedule shares must be target shares in [0, 1]"),
 ])
