@@ -556,6 +556,11 @@ def test_v2_selection_sees_every_task_type_and_a_scenario_no_task_evaluates():
     scores = {"a@1": {"x:1": 1.1, "x:2": 0.9}, "b@1": {"x:1": 0.95, "x:2": 0.85}}
     margin = selection_margin(chosen, scores)
     assert margin["best"] == "a@1" and margin["mean"] == pytest.approx(0.1) and margin["low"] < margin["mean"] < margin["high"]
+    # A candidate scored on fewer episodes (an interrupted run) never wins on a lucky few.
+    from leaderboard.selection import _choose
+
+    group = {"a": {"a@1": Path("1.pt"), "a@2": Path("2.pt")}}
+    assert _choose(group, {"a@1": {"x:1": 0.5, "x:2": 0.5}, "a@2": {"x:1": 3.0}})["a"]["label"] == "a@1"
 
 
 def test_a_v2_selection_prints_and_counts_only_its_own_seeds(capsys):
