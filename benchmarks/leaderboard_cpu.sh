@@ -37,20 +37,24 @@ p = get_protocol('$PROTOCOL')
 ref = Store('$DB').reference(p.version, p.training_task) if p.search else None
 print(ref['static']['label'] if ref else '')")
 if [[ -n "$TRANSFER" ]]; then submit "$TRANSFER" "Static-transfer"; fi
-# The core rows (five baselines, SFT, CQL, and TD3+BC, the best agent on validation seeds), then the rest.
+# The core rows (five baselines, the model selection's best algorithm, SFT and CQL), then the rest.
+declare -A AGENT_NAMES=([sft]="SFT agent" [cql]="CQL agent" [iql]="IQL agent" [td3bc]="TD3+BC agent" [bc]="BC agent"
+                        [dt]="DT agent")
+BEST=$(python3 -c "
+import json, pathlib
+path = pathlib.Path('benchmarks/results/model_selection/$PROTOCOL.json')
+chosen = json.loads(path.read_text())['chosen'] if path.is_file() else {}
+print(max(chosen, key=lambda a: chosen[a]['balanced_mean']) if chosen else 'td3bc')")
 submit baseline:naive Naive
 submit baseline:uniform Uniform
 submit baseline:start-state Start-state
 submit baseline:dbl DBL
 submit baseline:regmix RegMix
-agent sft "SFT agent"
-agent cql "CQL agent"
-agent td3bc "TD3+BC agent"
+agent "$BEST" "${AGENT_NAMES[$BEST]}"
+for algo in sft cql; do if [[ $algo != "$BEST" ]]; then agent "$algo" "${AGENT_NAMES[$algo]}"; fi; done
 submit baseline:natural Natural
 submit baseline:odm ODM
-agent iql "IQL agent"
-agent bc "BC agent"
-agent dt "DT agent"
+for algo in td3bc iql bc dt; do if [[ $algo != "$BEST" ]]; then agent "$algo" "${AGENT_NAMES[$algo]}"; fi; done
 submit baseline:aioli Aioli
 submit baseline:doremi DoReMi
 submit baseline:mixing-laws "Mixing laws"
