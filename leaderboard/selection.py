@@ -137,16 +137,18 @@ def _same_tasks(state: dict[str, Any], header: dict[str, Any]) -> bool:
 def run_episodes_of(selection: dict[str, Any], score: dict[str, Any]) -> dict[str, float]:
     """A candidate's scores on the episodes `selection` (its header) names, leaving out the episodes of other seeds
     kept from another run, so every candidate is compared on the same episodes."""
-    if "tasks" in selection:
-        keys = [f"{name}:{seed}" for name, seeds in selection["tasks"].items() for seed in seeds]
-    else:
-        keys = [str(seed) for seed in selection["seeds"]]
+    tasks = selection["tasks"] if "tasks" in selection else {"validation": selection["seeds"]}
+    keys = [_key(name, seed) for name, seeds in tasks.items() for seed in seeds]
     return {key: score["balanced"][key] for key in keys if key in score["balanced"]}
 
 
 def episode_key(task: Task, seed: int) -> str:
     """A validation episode's key in the selection JSON: its seed (one task, as v0/v1 wrote it) or `task:seed`."""
-    return str(seed) if task.name == "validation" else f"{task.name}:{seed}"
+    return _key(task.name, seed)
+
+
+def _key(task_name: str, seed: int) -> str:
+    return str(seed) if task_name == "validation" else f"{task_name}:{seed}"
 
 
 def selection_margin(chosen: dict[str, dict[str, Any]], scores: dict[str, dict[str, float]]) -> dict[str, Any] | None:
