@@ -15,6 +15,7 @@ from dmix_gym.scenario import Scenario
 from .features import check_features, reward_weights, tokens, windows
 
 SPACE_KEYS = ("domains", "field_of", "fields", "target_fields", "p0", "p_star")  # what datasets trained on together share
+JOIN = "+"  # joins the ids of datasets trained on together; Minari's dataset ids never hold it
 ARRAYS = ("windows", "actions", "rewards", "feedback_change", "terminals", "timeouts", "episode", "quality")
 
 
@@ -84,6 +85,11 @@ class OfflineData:
         return self.select(mask)
 
 
+def dataset_ids(ident: str) -> list[str]:
+    """The Minari dataset ids an `OfflineData.dataset_id` (an agent's meta "dataset") was joined from."""
+    return ident.split(JOIN)
+
+
 def load_offline(dataset, window: int, features: str = "absolute", target_left: bool = True) -> OfflineData:
     """Windows, actions and rewards of every step of a dmix Minari dataset: an id or a loaded MinariDataset, or a list of
     them over one domain space (a main dataset and in-regime slices); the first one's feedback standardisation applies."""
@@ -114,6 +120,6 @@ def load_offline(dataset, window: int, features: str = "absolute", target_left: 
             parts["episode"].append(np.full(steps, first_id + episode.id))
             parts["quality"].append(np.full(steps, other["episode_quality"][episode.id]))
         first_id += data.total_episodes
-    ident = "+".join(data.spec.dataset_id for data in datasets)
+    ident = JOIN.join(data.spec.dataset_id for data in datasets)
     return OfflineData(ident, meta["scenario"], space, mean, std, features, target_left,
                        **{key: np.concatenate(value) for key, value in parts.items()})

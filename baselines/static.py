@@ -90,6 +90,22 @@ def schedule_shares(knots: tuple[float, ...], steps: int) -> tuple[float, ...]:
     return tuple(share_at(knots, step_progress(step, steps)) for step in range(1, steps + 1))
 
 
+def parse_knots(text: str) -> tuple[float, ...]:
+    """A schedule's knots from comma-separated target shares in [0, 1] (`"0.3,0.1"`), as the CLIs and policy specs
+    write them."""
+    try:
+        knots = tuple(float(value) for value in text.split(","))
+    except ValueError:
+        raise ConfigError(f"{text!r}: knots are comma-separated target shares in [0, 1], like 0.3,0.1") from None
+    check_knots(knots)
+    return knots
+
+
+def check_knots(knots: tuple[float, ...]) -> None:
+    if not knots or not all(0.0 <= k <= 1.0 for k in knots):
+        raise ConfigError(f"schedule knots must be target shares in [0, 1], got {list(knots)}")
+
+
 class TargetSchedule(Policy):
     """(1 - s_t) * p_0 + s_t * p*, s_t a piecewise-linear target share through `knots` over the episode: step t of T
     (1-based) sits at progress (t - 1) / (T - 1). One knot is a static mixture giving the target fields share s (the
@@ -97,8 +113,7 @@ class TargetSchedule(Policy):
 
     def __init__(self, knots: tuple[float, ...]):
         knots = tuple(float(k) for k in knots)
-        if not knots or not all(0.0 <= k <= 1.0 for k in knots):
-            raise ConfigError(f"schedule knots must be target shares in [0, 1], got {list(knots)}")
+        check_knots(knots)
         self.knots = knots
         kind = "static" if len(knots) == 1 else "schedule"
         self.name = f"{kind}:target-share=" + ",".join(f"{k:g}" for k in knots)

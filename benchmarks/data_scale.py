@@ -52,23 +52,23 @@ def main() -> None:
     args = parser.parse_args()
 
     from agents.agent import TransformerAgent
-    from agents.offline import load_offline
+    from agents.offline import dataset_ids, load_offline
     from agents.offline_rl import RLSettings, train_rl
     from agents.sft import SFTConfig, train_sft
     from dmix_gym.utils.atomic import write_json
     from leaderboard.official import official_agent
     from leaderboard.protocol import get_protocol
+    from leaderboard.selection import ranked_algorithms
     from leaderboard.submit import protocol_objective, run_episodes
 
     protocol = get_protocol(args.protocol)
     selection = json.loads((RESULTS / "model_selection" / f"{args.protocol}.json").read_text())
-    rl = {a: c for a, c in selection["chosen"].items() if a not in ("sft", "dt")}
-    algo = max(rl, key=lambda a: rl[a]["balanced_mean"])  # the best offline RL algorithm on validation seeds
-    steps = int(rl[algo]["label"].split("@")[1])
+    algo = ranked_algorithms(selection["chosen"], leave_out=("sft", "dt"))[0]  # the best offline RL algorithm
+    steps = int(selection["chosen"][algo]["label"].split("@")[1])
     shipped = TransformerAgent.load(official_agent(f"{args.protocol}/{algo}"))
     reward = shipped.meta.get("reward", "env")  # an agent trained before the reward setting learnt eq. 6
     config = shipped.config  # the same shape and feedback features as the shipped agent
-    datasets = shipped.meta.get("dataset", protocol.dataset).split("+")  # what the shipped agent trained on (v2: a slice too)
+    datasets = dataset_ids(shipped.meta.get("dataset", protocol.dataset))  # what the shipped agent trained on
     data = load_offline(datasets, config.window, config.features, config.target_left)
     task = protocol.tasks[0]
     folder = args.out / args.protocol

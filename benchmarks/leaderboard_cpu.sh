@@ -42,9 +42,10 @@ declare -A AGENT_NAMES=([sft]="SFT agent" [cql]="CQL agent" [iql]="IQL agent" [t
                         [dt]="DT agent")
 BEST=$(python3 -c "
 import json, pathlib
+from leaderboard.selection import ranked_algorithms
 path = pathlib.Path('benchmarks/results/model_selection/$PROTOCOL.json')
 chosen = json.loads(path.read_text())['chosen'] if path.is_file() else {}
-print(max(chosen, key=lambda a: chosen[a]['balanced_mean']) if chosen else 'td3bc')")
+print(ranked_algorithms(chosen)[0] if chosen else 'td3bc')")
 submit baseline:naive Naive
 submit baseline:uniform Uniform
 submit baseline:start-state Start-state

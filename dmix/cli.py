@@ -116,14 +116,6 @@ def env_episode(
         raise
 
 
-def _floats(text: str, flag: str) -> tuple[float, ...]:
-    """A comma-separated list of numbers, e.g. a schedule's knots."""
-    try:
-        return tuple(float(x) for x in text.split(","))
-    except ValueError:
-        raise typer.BadParameter(f"takes comma-separated numbers, got {text!r}", param_hint=flag) from None
-
-
 def _check_vector(vector: int | None) -> None:
     """`--vector`: None (the device's default) or a number of proxies, 0 meaning one at a time."""
     if vector is not None and vector < 0:
@@ -155,12 +147,13 @@ def collect_cmd(
     cache_dir: CacheDir = None,
 ) -> None:
     """Collect trajectories planned by Algorithm 1 through DataMix-v0 (resumable), then publish them to Minari."""
+    from baselines.static import parse_knots
     from dmix_gym.scenario import parse_options
 
     from .pipeline import collect_trajectories
 
     levels = tuple(int(q) for q in qualities.split(","))
-    knots = _floats(schedule, "--schedule") if schedule else ()
+    knots = parse_knots(schedule) if schedule else ()
     _check_vector(vector)
     collect_trajectories(scenario, preset, trajectories, levels, name, workers, backend, seed, publish, overwrite, data_dir,
                          cache_dir, vector, parse_options(set_ or []), knots, schedule_episodes, schedule_noise)

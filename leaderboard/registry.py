@@ -47,13 +47,12 @@ def load_policy(spec: str | Path) -> Policy:
 def target_schedule(spec: str) -> Policy:
     """`static:target-share=S` (one share held, e.g. the static oracle's, or static-transfer's) or
     `schedule:target-share=S1,S2,...` (a piecewise-linear schedule through those shares)."""
-    from baselines.static import TargetSchedule
+    from baselines.static import TargetSchedule, parse_knots
 
-    values = spec.partition("=")[2]
     try:
-        knots = tuple(float(v) for v in values.split(","))
-    except ValueError:
-        raise ConfigError(f"{spec!r}: target shares are numbers in [0, 1], like static:target-share=0.15") from None
+        knots = parse_knots(spec.partition("=")[2])
+    except ConfigError as error:
+        raise ConfigError(f"{spec!r}: {error}") from None
     if spec.startswith("static:") and len(knots) != 1:
         raise ConfigError(f"{spec!r}: a static mixture has one target share; use schedule:target-share=... for several")
     return TargetSchedule(knots)

@@ -157,7 +157,7 @@ def selection_margin(chosen: dict[str, dict[str, Any]], scores: dict[str, dict[s
     its interval's noise is a coin toss."""
     from .oracle import paired_difference
 
-    ranked = sorted(chosen, key=lambda algo: -chosen[algo]["balanced_mean"])
+    ranked = ranked_algorithms(chosen)
     if len(ranked) < 2:
         return None
     best, second = (scores[chosen[a]["label"]] for a in ranked[:2])
@@ -166,6 +166,12 @@ def selection_margin(chosen: dict[str, dict[str, Any]], scores: dict[str, dict[s
         return None
     difference = paired_difference([best[k] for k in common], [second[k] for k in common])
     return {"best": chosen[ranked[0]]["label"], "runner_up": chosen[ranked[1]]["label"], **difference}
+
+
+def ranked_algorithms(chosen: dict[str, dict[str, Any]], leave_out: tuple[str, ...] = ()) -> list[str]:
+    """The algorithms of a selection's `chosen`, best validation mean first (the first one listed on a tie),
+    without those in `leave_out`."""
+    return sorted((algo for algo in chosen if algo not in leave_out), key=lambda algo: -chosen[algo]["balanced_mean"])
 
 
 def _choose(candidates: dict[str, dict[str, Path]], scores: dict[str, dict[str, float]]) -> dict[str, dict[str, Any]]:

@@ -47,7 +47,11 @@ def test_malformed_field_names_the_file_and_field(capsys, tmp_path):
     (["collect", "--preset", "smoke", "--schedule-episodes", "2"], "--schedule-episodes needs --schedule"),
     (["collect", "--preset", "smoke", "--schedule", "0.2,0.1"], "--schedule needs --schedule-episodes N"),
     (["collect", "--preset", "smoke", "--schedule", "0.5,1.5", "--schedule-episodes", "2"],
-     "schedule shares must be target shares in [0, 1]"),
+     "schedule knots must be target shares in [0, 1], got [0.5, 1.5]"),
+    (["collect", "--preset", "smoke", "--schedule", "0.5,x", "--schedule-episodes", "2"],
+     "'0.5,x': knots are comma-separated target shares"),
+    (["agents", "rollout", "--policy", "static:target-share=high", "--preset", "smoke"],
+     "'static:target-share=high': 'high': knots are comma-separated target shares"),
 ])
 def test_unknown_names(capsys, argv, expected):
     assert expected in one_line_error(capsys, argv)

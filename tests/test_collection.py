@@ -232,7 +232,7 @@ def test_the_shipped_collection_plans_the_current_scenario():
 
 
 def test_a_noisy_schedule_slice_follows_the_algorithm_1_episodes_and_trains_beside_them(staged, tiny_data, minari_root):
-    from agents.offline import load_offline
+    from agents.offline import dataset_ids, load_offline
     from baselines.static import schedule_shares
     from datasets_builder.trajectories import SCHEDULE_QUALITY, NoisySchedule
 
@@ -259,4 +259,5 @@ def test_a_noisy_schedule_slice_follows_the_algorithm_1_episodes_and_trains_besi
     assert len(both) == len(alone) + sum(len(e.actions) for e in extra.iterate_episodes())
     assert len(np.unique(both.episode)) == main.total_episodes + extra.total_episodes
     assert both.dataset_id == f"{main.spec.dataset_id}+{extra.spec.dataset_id}"
+    assert dataset_ids(both.dataset_id) == [main.spec.dataset_id, extra.spec.dataset_id]
     assert np.array_equal(both.feedback_std, alone.feedback_std)  # the first dataset's standardisation

@@ -556,6 +556,9 @@ def test_v2_selection_sees_every_task_type_and_a_scenario_no_task_evaluates():
     scores = {"a@1": {"x:1": 1.1, "x:2": 0.9}, "b@1": {"x:1": 0.95, "x:2": 0.85}}
     margin = selection_margin(chosen, scores)
     assert margin["best"] == "a@1" and margin["mean"] == pytest.approx(0.1) and margin["low"] < margin["mean"] < margin["high"]
+    from leaderboard.selection import ranked_algorithms
+
+    assert ranked_algorithms(chosen) == ["a", "b"] and ranked_algorithms(chosen, leave_out=("a",)) == ["b"]
     # A candidate scored on fewer episodes (an interrupted run) never wins on a lucky few.
     from leaderboard.selection import _choose
 
