@@ -89,8 +89,8 @@ def load_results() -> dict[str, dict[int, list[dict]]]:
 
 def table(reference: str | None) -> str:
     """Markdown: each policy's v2 score (mean ± seed std) and its paired difference from `reference`."""
-    from leaderboard.oracle import paired_difference
     from leaderboard.protocol import V2_OBJECTIVE
+    from leaderboard.scores import paired_difference
 
     runs = load_results()
     scores = {name: {s: V2_OBJECTIVE.score(np.asarray(r[-1]["feedback"])) for s, r in seeds.items()} for name, seeds in runs.items()}

@@ -81,9 +81,9 @@ def follow_up(name: str, task, specs: list[str], seeds: int, workers: int, root:
     """More confirmation: each policy spec (the first is the one the others are compared with) on `seeds` confirmation
     seeds after the regime's own, which no search has seen, paired by seed; written to `follow-up.json`."""
     from dmix_gym.utils.atomic import write_json
-    from leaderboard.oracle import CONFIRM, EpisodeLog, evaluate, paired_difference, reference_seeds
+    from leaderboard.oracle import CONFIRM, EpisodeLog, evaluate, reference_seeds
     from leaderboard.registry import load_policy
-    from leaderboard.scores import mean_std
+    from leaderboard.scores import mean_std, paired_difference
 
     folder = root / name
     first = json.loads((folder / "result.json").read_text())["config"]["confirm_seeds"]  # after the regime's own

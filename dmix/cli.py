@@ -386,6 +386,28 @@ def leaderboard_show(
     print_leaderboard(_checked_protocol(protocol), _db(db, cache_dir), as_markdown)
 
 
+@leaderboard_app.command("compare")
+def leaderboard_compare(
+    row: Annotated[str, typer.Argument(help="a row of the table, e.g. 'IQL agent'")],
+    against: Annotated[list[str], typer.Option(help="a row to compare with (repeatable), e.g. Static-transfer or "
+                                                    "'Static oracle (reference)'")],
+    protocol: Protocol = "dmix-bench-v2",
+    db: Db = None,
+    cache_dir: CacheDir = None,
+) -> None:
+    """Is ROW ahead of each --against row beyond seed noise? Task-by-task differences with 95% intervals."""
+    from leaderboard.compare import compare_rows
+    from leaderboard.official import open_store
+
+    from .views import print_comparison
+
+    version = _checked_protocol(protocol)
+    store = open_store(_db(db, cache_dir), version)
+    comparisons = {other: compare_rows(store, _protocol(version), row, other) for other in against}  # names checked first
+    for other, differences in comparisons.items():
+        print_comparison(version, row, other, differences)
+
+
 @leaderboard_app.command("references")
 def leaderboard_references(
     protocol: Protocol = "dmix-bench-v2",

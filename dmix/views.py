@@ -121,6 +121,21 @@ def print_leaderboard(protocol: str, db: Path, as_markdown: bool = False) -> Non
         console.print(f"[yellow]differs from the official results[/]: {note}")
 
 
+def print_comparison(protocol: str, row: str, other: str, differences: list) -> None:
+    """`row` − `other` per task (`leaderboard.compare.Difference`s), and on how many tasks `row` is ahead."""
+    table = Table(title=f"{protocol}: {row} − {other}, normalised points, 95% interval "
+                        "(paired by seed where both ran the same seeds, Welch's otherwise)")
+    for column in ("task", row, other, "difference [95% CI]", "n", "pairing", "verdict"):
+        table.add_column(column, justify="right")
+    for d in differences:
+        colour = {"ahead": "green", "behind": "red"}.get(d.verdict, "yellow")
+        table.add_row(d.task, f"{d.row:.1f}", f"{d.other:.1f}", f"{d.mean:+.1f} [{d.low:+.1f}, {d.high:+.1f}]", str(d.n),
+                      "paired" if d.paired else "unpaired", f"[{colour}]{d.verdict}[/]")
+    console.print(table)
+    ahead = sum(d.verdict == "ahead" for d in differences)
+    console.print(f"{row} is ahead of {other} beyond noise on {ahead} of {len(differences)} tasks")
+
+
 def print_cpt_records(records: list[dict], title: str) -> None:
     """Per step of a `dmix cpt` run: the top of the mixture, reward, train loss, tokens/s and feedback."""
     table = Table(title=title)

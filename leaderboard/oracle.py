@@ -27,7 +27,7 @@ from baselines.static import RandomMixture, TargetSchedule
 from dmix_gym.policy import Policy
 
 from .protocol import REFERENCE_SEED_BASE, Objective, SearchConfig, Task
-from .scores import mean_std
+from .scores import mean_std, paired_difference
 
 SEARCH, CONFIRM, RANDOM = 0, 1_000, 2_000  # seed offsets from REFERENCE_SEED_BASE: disjoint seed sets
 
@@ -204,17 +204,6 @@ def schedule_search(task: Task, objective: Objective, log: EpisodeLog, config: S
     best = max(means, key=means.get)
     return {"knots": list(best), "seeds": seeds, "candidates": len(means),
             "means": {schedule_label(k): m for k, m in sorted(means.items(), key=lambda item: -item[1])}}
-
-
-def paired_difference(a: np.ndarray, b: np.ndarray, confidence: float = 0.95) -> dict[str, float]:
-    """Mean, std and t-interval of a - b over paired seeds."""
-    from scipy import stats
-
-    d = np.asarray(a, np.float64) - np.asarray(b, np.float64)
-    n = len(d)
-    std = float(d.std(ddof=1)) if n > 1 else float("nan")
-    half = float(stats.t.ppf(0.5 + confidence / 2, n - 1) * std / np.sqrt(n)) if n > 1 else float("nan")
-    return {"mean": float(d.mean()), "std": std, "low": float(d.mean()) - half, "high": float(d.mean()) + half, "n": n}
 
 
 def confirmed(label: str, policy: Policy, task: Task, objective: Objective, log: EpisodeLog, config: SearchConfig,

@@ -38,3 +38,30 @@ def stratified_bootstrap_ci(per_task: list, statistic=iqm, reps: int = 2000, con
     tail = (1 - confidence) / 2 * 100
     low, high = np.percentile(draws, [tail, 100 - tail])
     return float(low), float(high)
+
+
+def paired_difference(a, b, confidence: float = 0.95) -> dict[str, float]:
+    """Mean, std and t-interval of a - b over paired seeds."""
+    from scipy import stats
+
+    d = np.asarray(a, np.float64) - np.asarray(b, np.float64)
+    n = len(d)
+    std = float(d.std(ddof=1)) if n > 1 else float("nan")
+    half = float(stats.t.ppf(0.5 + confidence / 2, n - 1) * std / np.sqrt(n)) if n > 1 else float("nan")
+    return {"mean": float(d.mean()), "std": std, "low": float(d.mean()) - half, "high": float(d.mean()) + half, "n": n}
+
+
+def welch_difference(a, b, confidence: float = 0.95) -> dict[str, float]:
+    """Mean and Welch t-interval of mean(a) - mean(b) for unpaired samples (rows run on different seeds, such as a
+    submission against a reference's confirmation episodes); `n` is the smaller sample's size."""
+    from scipy import stats
+
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if min(len(a), len(b)) < 2:
+        raise ValueError(f"an unpaired interval needs 2 or more scores on each side, got {len(a)} and {len(b)}")
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    se = float(np.sqrt(va + vb))
+    df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1)) if se > 0 else float(len(a) + len(b) - 2)
+    mean = float(a.mean() - b.mean())
+    half = float(stats.t.ppf(0.5 + confidence / 2, df) * se)
+    return {"mean": mean, "std": se, "low": mean - half, "high": mean + half, "n": min(len(a), len(b))}

@@ -155,7 +155,7 @@ def selection_margin(chosen: dict[str, dict[str, Any]], scores: dict[str, dict[s
     """How far the best algorithm's choice is ahead of the runner-up's, paired over their common validation episodes
     (`scores`: each candidate's score per episode; mean, std and 95% t-interval of the differences): a margin inside
     its interval's noise is a coin toss."""
-    from .oracle import paired_difference
+    from .scores import paired_difference
 
     ranked = ranked_algorithms(chosen)
     if len(ranked) < 2:

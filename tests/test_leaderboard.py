@@ -666,3 +666,37 @@ def test_the_largest_lasting_share_lasts_and_one_more_sequence_a_step_does_not(t
     repeating = Task("scarce", tiny_scenario(tiny_data, target_fraction=0.05, on_exhausted="repeat").to_json(), "smoke", (1,))
     assert lasting_share(repeating, str(tiny_data)) is None and lasting_share(
         Task("plenty", tiny_scenario(tiny_data, max_steps=1).to_json(), "smoke", (1,)), str(tiny_data)) is None
+
+
+def test_compare_pairs_two_submissions_by_seed_and_a_reference_without(tmp_path):
+    from scipy import stats
+
+    from dmix_gym.errors import ConfigError
+    from leaderboard.compare import compare_rows
+    from leaderboard.scores import welch_difference
+
+    protocol = PROTOCOLS["dmix-bench-v2"]
+    task = protocol.tasks[0]
+    store = Store(tmp_path / "results.sqlite")
+    seeds = list(task.seeds[:4])
+    rows = {"ahead": [1.10, 1.21, 1.05, 1.16], "behind": [1.00, 1.12, 0.94, 1.07], "noisy": [1.3, 0.9, 1.2, 0.85]}
+    for name, scores in rows.items():
+        store.begin(name, protocol.version, name, name)
+        for seed, score in zip(seeds, scores):
+            store.add_episode(name, protocol.version, task.name, seed, [0.0, 0.0], score, 0.0, 0, 0.0, {})
+        store.finish(name, protocol.version)
+    static = {"label": "static:target-share=0.15", "seeds": [5_001_000, 5_001_001, 5_001_002], "scores": [1.0, 1.02, 0.98]}
+    store.set_reference(protocol.version, task.name, 0.5, 1.0, {"static": static})
+
+    (paired,) = compare_rows(store, protocol, "ahead", "behind")
+    assert paired.paired and paired.n == 4 and paired.verdict == "ahead"
+    assert paired.mean == pytest.approx(100 * np.mean(np.subtract(rows["ahead"], rows["behind"])) / 0.5)
+    assert paired.row == pytest.approx(normalised_score(np.mean(rows["ahead"]), 0.5, 1.0))
+    assert compare_rows(store, protocol, "noisy", "behind")[0].verdict == "within noise"
+    (unpaired,) = compare_rows(store, protocol, "ahead", "Static oracle (reference)")
+    expected = stats.ttest_ind(rows["ahead"], static["scores"], equal_var=False).confidence_interval()
+    assert not unpaired.paired and unpaired.verdict == "ahead"
+    assert (unpaired.low, unpaired.high) == pytest.approx((200 * expected.low, 200 * expected.high))
+    assert welch_difference([1, 2, 3], [1, 2, 3])["mean"] == 0.0
+    with pytest.raises(ConfigError, match="no row 'nobody'"):
+        compare_rows(store, protocol, "ahead", "nobody")
