@@ -46,9 +46,9 @@ def row_scores(store: Store, protocol: Protocol, name: str) -> dict[str, dict[in
             if ref is not None and kinds[name] in ref:
                 scores[task.name] = dict(zip(ref[kinds[name]]["seeds"], ref[kinds[name]]["scores"]))
         return scores
-    if name not in {sub["name"] for sub in store.submissions(protocol.version)}:
-        rows = sorted({sub["name"] for sub in store.submissions(protocol.version)} | set(kinds))
-        raise ConfigError(f"no row {name!r} in {protocol.version}; its rows: {rows}")
+    submitted = {sub["name"] for sub in store.submissions(protocol.version)}
+    if name not in submitted:
+        raise ConfigError(f"no row {name!r} in {protocol.version}; its rows: {sorted(submitted | set(kinds))}")
     scores: dict[str, dict[int, float]] = {}
     for episode in store.episodes(protocol.version, name):
         scores.setdefault(episode["task"], {})[episode["seed"]] = episode["balanced"]
@@ -74,4 +74,3 @@ def compare_rows(store: Store, protocol: Protocol, name: str, other: str) -> lis
         differences.append(Difference(task.name, row=row, other=other_row, mean=d["mean"] * scale,
                                       low=d["low"] * scale, high=d["high"] * scale, n=d["n"], paired=paired))
     return differences
-
