@@ -5,7 +5,12 @@ objective on the final feedback, with paired-seed intervals against a reference 
 Each (policy, seed) runs in `runs/cpt-10x/<name>-s<seed>/` (a killed run resumes there from its last complete step);
 its finished `metrics.jsonl` is copied to `results/cpt_scale/<name>-s<seed>.jsonl` (commit it: a re-run on any machine
 runs only what is missing). `--kill-resume NAME` also runs NAME's first seed killed mid-episode and resumed, and checks
-its records against the uninterrupted run's.
+its records against the uninterrupted run's. Every run rewards `--objective`'s score (dmix-bench-v2's), so Mixing laws
+and RegMix fit the score the table ranks by.
+
+The 10x base is not shipped (69 MB): the first run on a machine pre-trains it (about 35 min on 2 cores, cached). Its
+start feedback is committed beside the results (`start-<model>.json`), and a machine whose base starts elsewhere
+(beyond 1e-3) stops before running anything, so runs from two different bases never share a table.
 
     python benchmarks/cpt_scale.py --policy uniform=baseline:uniform --policy static=static:target-share=0.1 --seeds 3
     python benchmarks/cpt_scale.py --table --reference static       # the README's table and plot from the results
@@ -32,10 +37,31 @@ RUNS = Path("runs/cpt-10x")
 CPT_SEED_BASE = 9_000_000  # away from collection, evaluation, validation, reference, sweep and start-state seeds
 
 
-def command(spec: str, seed: int, out: Path, nproc: int, model: str, preset: str) -> list[str]:
+def command(spec: str, seed: int, out: Path, args) -> list[str]:
     """The torchrun command line of one run."""
-    return ["torchrun", "--standalone", f"--nproc-per-node={nproc}", "-m", "dmix", "cpt", "--policy", spec, "--model", model,
-            "--preset", preset, "--seed", str(seed), "--out", str(out), "--device", "cpu"]
+    return ["torchrun", "--standalone", f"--nproc-per-node={args.nproc}", "-m", "dmix", "cpt", "--policy", spec,
+            "--model", args.model, "--preset", args.preset, "--seed", str(seed), "--out", str(out), "--device", "cpu",
+            "--objective", args.objective]
+
+
+def check_start(args) -> list[float]:
+    """The model's feedback at reset (its base pre-trained here on first use), checked against the committed runs'."""
+    from cpt.run import CPTConfig
+    from dmix_gym.env import DataMixEnv
+
+    scenario = CPTConfig("baseline:uniform", model=args.model, preset=args.preset, objective=args.objective).make_scenario()
+    _, info = DataMixEnv(scenario, None, progress=True).reset(seed=CPT_SEED_BASE)
+    start = [float(f) for f in info["feedback"]]
+    path = RESULTS / f"start-{args.model}.json"
+    if path.exists():
+        committed = json.loads(path.read_text())["feedback"]
+        if np.max(np.abs(np.subtract(start, committed))) > 1e-3:
+            raise SystemExit(f"cpt_scale: this machine's {args.model} base starts at feedback {start}, the committed runs "
+                             f"at {committed}: its runs would not be comparable; build the base where those ran")
+    else:
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"model": args.model, "preset": args.preset, "feedback": start}) + "\n")
+    return start
 
 
 def finished(path: Path, max_steps: int) -> bool:
@@ -49,7 +75,7 @@ def run_one(name: str, spec: str, seed: int, args, max_steps: int) -> Path:
     if finished(result, max_steps):
         return result
     out = RUNS / f"{name}-s{seed}"
-    subprocess.run(command(spec, seed, out, args.nproc, args.model, args.preset), check=True)
+    subprocess.run(command(spec, seed, out, args), check=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
     shutil.copy2(out / "metrics.jsonl", result)
     return result
@@ -60,12 +86,12 @@ def kill_and_resume(name: str, spec: str, seed: int, args, max_steps: int) -> di
     out = RUNS / f"{name}-s{seed}-killed"
     metrics = out / "metrics.jsonl"
     if not metrics.exists() or len(metrics.read_text().splitlines()) < max_steps:
-        proc = subprocess.Popen(command(spec, seed, out, args.nproc, args.model, args.preset), start_new_session=True)
+        proc = subprocess.Popen(command(spec, seed, out, args), start_new_session=True)
         while proc.poll() is None and (not metrics.exists() or len(metrics.read_text().splitlines()) < max_steps // 2):
             time.sleep(2)
         os.killpg(proc.pid, signal.SIGKILL)  # the whole group: torchrun and its ranks
         proc.wait()
-        subprocess.run(command(spec, seed, out, args.nproc, args.model, args.preset), check=True)
+        subprocess.run(command(spec, seed, out, args), check=True)
     whole = [json.loads(x) for x in (RESULTS / f"{name}-s{seed}.jsonl").read_text().splitlines()]
     resumed = [json.loads(x) for x in metrics.read_text().splitlines()]
     check = {
@@ -118,11 +144,14 @@ def plot(path: Path) -> None:
     import matplotlib.pyplot as plt
 
     runs = load_results()
+    starts = [json.loads(p.read_text())["feedback"] for p in RESULTS.glob("start-*.json")]
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
     for name, seeds in sorted(runs.items()):
         steps = min(len(r) for r in seeds.values())
         tokens = np.cumsum([np.sum(r["tokens"]) for r in next(iter(seeds.values()))[:steps]])
         feedback = np.mean([[r["feedback"] for r in records[:steps]] for records in seeds.values()], axis=0)
+        if len(starts) == 1:  # every run starts from the same base: draw it at token 0
+            tokens, feedback = np.concatenate([[0], tokens]), np.vstack([starts[0], feedback])
         for k, ax in enumerate(axes):
             ax.plot(tokens, feedback[:, k], label=name)
     for ax, field in zip(axes, ("source field (held-out text)", "target field (Q/A)")):
@@ -139,6 +168,7 @@ def main() -> None:
     parser.add_argument("--nproc", type=int, default=2)
     parser.add_argument("--model", default="llama-10x")
     parser.add_argument("--preset", default="cpu")
+    parser.add_argument("--objective", default="dmix-bench-v2", help="the protocol whose objective every run rewards")
     parser.add_argument("--kill-resume", metavar="NAME", help="also run NAME's first seed killed mid-episode and resumed")
     parser.add_argument("--table", action="store_true", help="print the table of finished runs, draw the plot, and stop")
     parser.add_argument("--reference", help="the policy the table's paired differences are taken against")
@@ -150,6 +180,7 @@ def main() -> None:
     from dmix_gym.scenario import make_scenario
 
     max_steps = make_scenario("general-math", args.preset).train.max_steps
+    check_start(args)
     policies = dict(p.split("=", 1) for p in args.policy)
     for seed in range(CPT_SEED_BASE, CPT_SEED_BASE + args.seeds):  # seed-major: every policy has seed 0 first
         for name, spec in policies.items():

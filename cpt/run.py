@@ -24,6 +24,7 @@ from dmix_gym.model import train_flops_per_token
 from dmix_gym.policy import History, Policy, ScenarioInfo, adapt_env, check_mixture
 from dmix_gym.scenario import Scenario, override, resolve_scenario
 from dmix_gym.utils.atomic import atomic_path
+from leaderboard.protocol import Objective, get_protocol
 from leaderboard.registry import load_policy
 
 from .backend import ShardedBackend
@@ -47,16 +48,28 @@ class CPTConfig:
     device: str = "auto"
     activation_checkpointing: bool = True
     keep_checkpoints: int = 1
+    objective: str | None = None  # a protocol version whose objective sets the reward weights; None: the scenario's
 
     def make_scenario(self) -> Scenario:
         """The scenario, with this run's overrides; a model directory with its own tokenizer becomes its `hf_model`
-        (the data is tokenized with that tokenizer)."""
+        (the data is tokenized with that tokenizer), and a protocol's objective sets the reward weights, so a policy
+        that fits or searches the reward (RegMix, Mixing laws) optimises the score the protocol ranks by."""
         changes = {k: v for k, v in (("tokens_per_step", self.tokens_per_step), ("max_steps", self.max_steps)) if v is not None}
+        if self.objective is not None:
+            changes["reward_weights"] = protocol_objective(self.objective).reward_weights()
         if is_hf_model_dir(self.model):
             changes["hf_model"] = str(Path(self.model).resolve())
         if self.model == "llama-10x":  # the proxy at 10x: pre-trained on the source field like the proxy's base
             changes.update(LLAMA_10X_PROXY)
         return override(resolve_scenario(self.scenario, self.preset), **changes)
+
+
+def protocol_objective(version: str) -> Objective:
+    """The objective a protocol ranks by; a protocol without a shipped one (v0, v1) is a ConfigError."""
+    objective = get_protocol(version).objective
+    if objective is None:
+        raise ConfigError(f"protocol {version!r} ships no objective; use dmix-bench-v2 or later")
+    return objective
 
 
 def _jsonable(info: dict[str, Any]) -> dict[str, Any]:
@@ -156,7 +169,7 @@ def _jsonable_config(config: CPTConfig) -> dict[str, Any]:
 def _check_same_run(saved: dict[str, Any], config: CPTConfig) -> None:
     """A checkpoint folder belongs to one run: resuming it with another policy, model or scenario is an error."""
     now = _jsonable_config(config)
-    keys = ("policy", "model", "scenario", "preset", "tokens_per_step", "max_steps", "seed")
+    keys = ("policy", "model", "scenario", "preset", "tokens_per_step", "max_steps", "seed", "objective")
     changed = {k: (saved.get(k), now[k]) for k in keys if saved.get(k) != now[k]}
     if changed:
         raise ConfigError(f"{config.out} holds a run with other settings {changed} (saved, now); use another --out")

@@ -498,6 +498,8 @@ def cpt(
     micro_batch: Annotated[Optional[int], typer.Option(help="with --dry-run: sequences per micro-batch (default: the scenario's)")] = None,
     activation_checkpointing: Annotated[bool, typer.Option(help="recompute each layer in backward")] = True,
     device: Annotated[str, typer.Option(help="auto | cuda | cpu (gloo)")] = "auto",
+    objective: Annotated[Optional[str], typer.Option(
+        help="a protocol (dmix-bench-v2) whose objective sets the reward weights (default: the scenario's own)")] = None,
     data_dir: DataDir = None,
     cache_dir: CacheDir = None,
 ) -> None:
@@ -507,7 +509,7 @@ def cpt(
     from .views import print_cpt_records
 
     config = CPTConfig(policy, out, model, scenario, preset, tokens_per_step, max_steps, seed, data_dir, cache_dir, device,
-                       activation_checkpointing)
+                       activation_checkpointing, objective=objective)
     if dry_run:
         from .views import print_cpt_dry_run
 

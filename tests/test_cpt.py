@@ -49,6 +49,18 @@ def test_the_10x_model_is_at_least_8x_the_cpu_proxy():
     assert CPTConfig("baseline:uniform", model="llama-10x").make_scenario().model == ProxyConfig(**LLAMA_10X_PROXY)
 
 
+def test_a_protocol_objective_sets_the_reward_weights_of_a_cpt_run():
+    from cpt.run import CPTConfig
+    from dmix_gym.errors import ConfigError
+    from leaderboard.protocol import V2_OBJECTIVE
+
+    scenario = CPTConfig("baseline:mixing-laws", objective="dmix-bench-v2").make_scenario()
+    assert scenario.reward_weights == pytest.approx(V2_OBJECTIVE.reward_weights())
+    assert CPTConfig("baseline:mixing-laws").make_scenario().reward_weights != scenario.reward_weights
+    with pytest.raises(ConfigError, match="dmix-bench-v1.*no objective"):
+        CPTConfig("baseline:uniform", objective="dmix-bench-v1").make_scenario()
+
+
 def test_model_choices_are_checked(tmp_path):
     assert resolve_model("proxy", 512, 64).config is None
     config = tmp_path / "tiny.json"
