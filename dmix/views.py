@@ -98,7 +98,7 @@ def print_leaderboard(protocol: str, db: Path, as_markdown: bool = False) -> Non
     """The ranked table of a protocol's results in `db` (what show, submit and run print)."""
     from leaderboard.official import disagreements, open_store
     from leaderboard.protocol import get_protocol
-    from leaderboard.table import markdown, ranked, table_cells
+    from leaderboard.table import markdown, ranked, scale_caption, table_cells
 
     store = open_store(db, protocol)
     rows = ranked(store, protocol)
@@ -107,7 +107,7 @@ def print_leaderboard(protocol: str, db: Path, as_markdown: bool = False) -> Non
         print(markdown(rows, tasks), end="")
         return
     header, cells = table_cells(rows, tasks)
-    table = Table(title=f"{protocol}: normalised score (0 = random mixtures, 100 = best static target share), mean ± std "
+    table = Table(title=f"{protocol}: normalised score ({scale_caption(protocol)}), mean ± std "
                         "over seeds; * = balanced score (the task's references do not normalise)")
     for column in header:
         table.add_column(column, justify="right")

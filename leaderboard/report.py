@@ -11,7 +11,7 @@ from dmix_gym.utils.atomic import atomic_path
 
 from .protocol import get_protocol
 from .store import Store
-from .table import Row, markdown, ranked, table_cells
+from .table import Row, markdown, ranked, scale_caption, table_cells
 
 
 def _figure(width: float, height: float):
@@ -31,7 +31,7 @@ def _save(fig, path: Path) -> None:
     plt.close(fig)
 
 
-def plot_scores(rows: list[Row], tasks: list[str], path: Path) -> None:
+def plot_scores(rows: list[Row], tasks: list[str], path: Path, caption: str) -> None:
     """Grouped bars: normalised score per task for each submission, with the std over seeds as error bars.
 
     The axis is linear within ±100 (random to best static) and logarithmic beyond, so a collapsed row does not
@@ -55,7 +55,7 @@ def plot_scores(rows: list[Row], tasks: list[str], path: Path) -> None:
     ax.axhline(100, color="grey", lw=0.8, ls="--")
     ax.set_xticks(np.arange(len(tasks)), tasks)
     ax.set_ylabel("normalised score (linear within ±100)")
-    ax.set_title("0 = random mixtures, 100 = best static target share")
+    ax.set_title(caption)
     ax.legend(fontsize=7, frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5))
     _save(fig, path)
 
@@ -109,7 +109,7 @@ def write_report(store: Store, protocol_version: str, out: str | Path) -> Path:
                 traces[row.name] = episode["trace"]
     images = []
     if any(r.status == "done" for r in rows):
-        plot_scores(rows, tasks, out / "scores.png")
+        plot_scores(rows, tasks, out / "scores.png", scale_caption(protocol.version))
         images.append(("scores.png", "Normalised score per task (mean ± std over seeds)"))
     if traces:
         plot_mixtures(traces, out / "mixtures.png")

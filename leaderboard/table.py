@@ -24,6 +24,14 @@ class Row:
     compute: dict[str, Any] | None = None
 
 
+def scale_caption(protocol_version: str) -> str:
+    """What 0 and 100 mean on a protocol's normalised scale: v2 on, 100 is the better of the searched static and
+    schedule oracles; before, the best static target share of a coarse grid."""
+    searched = get_protocol(protocol_version).search is not None
+    best = "the task's best searched reference (static or schedule oracle)" if searched else "best static target share"
+    return f"0 = random mixtures, 100 = {best}"
+
+
 def ranked(store: Store, protocol_version: str) -> list[Row]:
     """Every submission's row, finished ones ranked by overall score, failed and running ones last."""
     protocol = get_protocol(protocol_version)

@@ -282,6 +282,13 @@ def test_unknown_protocol_is_named():
         protocol_module.get_protocol("bench-v9")
 
 
+def test_the_scale_caption_names_what_100_is_in_each_protocol():
+    from leaderboard.table import scale_caption
+
+    assert "schedule oracle" in scale_caption("dmix-bench-v2")  # 100 is the better searched reference
+    assert scale_caption("dmix-bench-v1").endswith("100 = best static target share")  # v1's coarse grid
+
+
 def test_report_is_written_with_table_and_plots(tiny_protocol, tiny_data, tmp_path):
     from leaderboard.report import write_report
 
