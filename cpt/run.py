@@ -50,6 +50,11 @@ class CPTConfig:
     keep_checkpoints: int = 1
     objective: str | None = None  # a protocol version whose objective sets the reward weights; None: the scenario's
 
+    def proxy_scenario(self) -> Scenario:
+        """This run's scenario at proxy scale, where a policy's one-off work runs: the scenario's own proxy and
+        tokenizer, whatever `model` is (neither llama-10x's shape nor a user's model)."""
+        return replace(replace(self, model="proxy").make_scenario(), hf_model=None)
+
     def make_scenario(self) -> Scenario:
         """The scenario, with this run's overrides; a model directory with its own tokenizer becomes its `hf_model`
         (the data is tokenized with that tokenizer), and a protocol's objective sets the reward weights, so a policy
@@ -76,11 +81,11 @@ def _jsonable(info: dict[str, Any]) -> dict[str, Any]:
     return {k: np.asarray(v).tolist() for k, v in info.items()}
 
 
-def _prepare_on_proxy(policy: Policy, config: CPTConfig, scenario: Scenario) -> None:
+def _prepare_on_proxy(policy: Policy, config: CPTConfig) -> None:
     """A policy's one-off work (RegMix's proxy runs, DBL's reference losses) runs at proxy scale, as on the leaderboard."""
     if type(policy).prepare is Policy.prepare:
         return
-    proxy = DataMixEnv(replace(scenario, hf_model=None), None, config.data_dir, config.cache_dir)  # the proxy, not a user's model
+    proxy = DataMixEnv(config.proxy_scenario(), None, config.data_dir, config.cache_dir)
     policy.prepare(adapt_env(proxy, policy))
 
 
@@ -99,7 +104,7 @@ def run_cpt(config: CPTConfig) -> list[dict[str, Any]]:
                       backend=backend, timing=True)
     policy = load_policy(config.policy)  # every rank acts through the same space; only rank 0 asks the policy
     if ranks.main:
-        _prepare_on_proxy(policy, config, scenario)
+        _prepare_on_proxy(policy, config)
     wait_for_main(ranks)
     env = adapt_env(base, policy)
     if ranks.main:

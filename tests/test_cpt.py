@@ -57,6 +57,9 @@ def test_a_protocol_objective_sets_the_reward_weights_of_a_cpt_run():
     scenario = CPTConfig("baseline:mixing-laws", objective="dmix-bench-v2").make_scenario()
     assert scenario.reward_weights == pytest.approx(V2_OBJECTIVE.reward_weights())
     assert CPTConfig("baseline:mixing-laws").make_scenario().reward_weights != scenario.reward_weights
+    ten_x = CPTConfig("baseline:mixing-laws", model="llama-10x", objective="dmix-bench-v2")
+    assert ten_x.make_scenario().model != scenario.model
+    assert ten_x.proxy_scenario() == scenario  # one-off work (Mixing laws' runs) at proxy scale, as on the leaderboard
     with pytest.raises(ConfigError, match="dmix-bench-v1.*no objective"):
         CPTConfig("baseline:uniform", objective="dmix-bench-v1").make_scenario()
 
