@@ -9,6 +9,7 @@ TensorBoard scalars; a killed run resumes from its last complete step with the s
 from __future__ import annotations
 
 import functools
+import json
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -81,6 +82,12 @@ def _jsonable(info: dict[str, Any]) -> dict[str, Any]:
     return {k: np.asarray(v).tolist() for k, v in info.items()}
 
 
+def seen_as_proxy(info: ScenarioInfo, config: CPTConfig) -> ScenarioInfo:
+    """The large model's env as the policy knows it: its domain space and horizon, under the proxy scenario where the
+    policy's one-off fit was made (a fit is keyed by its scenario, and llama-10x's scenario has another model shape)."""
+    return replace(info, scenario=json.loads(config.proxy_scenario().to_json()))
+
+
 def _prepare_on_proxy(policy: Policy, config: CPTConfig) -> None:
     """A policy's one-off work (RegMix's proxy runs, DBL's reference losses) runs at proxy scale, as on the leaderboard."""
     if type(policy).prepare is Policy.prepare:
@@ -108,7 +115,7 @@ def run_cpt(config: CPTConfig) -> list[dict[str, Any]]:
     wait_for_main(ranks)
     env = adapt_env(base, policy)
     if ranks.main:
-        policy.reset(ScenarioInfo.from_env(env))
+        policy.reset(seen_as_proxy(ScenarioInfo.from_env(env), config))
     obs, info = env.reset(seed=config.seed)
     history = History()
     history.append(obs, info)
@@ -197,8 +204,6 @@ def _tensorboard(out: Path, done_steps: int):
 
 
 def _write_metrics(out: Path, records: list[dict[str, Any]], writer, fields: list[str]) -> None:
-    import json
-
     with atomic_path(out / "metrics.jsonl") as tmp:
         tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
     record = records[-1]

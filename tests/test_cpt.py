@@ -60,6 +60,14 @@ def test_a_protocol_objective_sets_the_reward_weights_of_a_cpt_run():
     ten_x = CPTConfig("baseline:mixing-laws", model="llama-10x", objective="dmix-bench-v2")
     assert ten_x.make_scenario().model != scenario.model
     assert ten_x.proxy_scenario() == scenario  # one-off work (Mixing laws' runs) at proxy scale, as on the leaderboard
+    from baselines.cache import scenario_key
+    from cpt.run import seen_as_proxy
+    from dmix_gym.policy import ScenarioInfo
+
+    at_10x = ScenarioInfo(json.loads(ten_x.make_scenario().to_json()), None, 20)
+    on_proxy = ScenarioInfo(json.loads(scenario.to_json()), None, 20)
+    assert scenario_key(at_10x) != scenario_key(on_proxy)  # a fit made on the proxy is not found under the 10x scenario
+    assert scenario_key(seen_as_proxy(at_10x, ten_x)) == scenario_key(on_proxy)  # ... unless the policy sees the proxy's
     with pytest.raises(ConfigError, match="dmix-bench-v1.*no objective"):
         CPTConfig("baseline:uniform", objective="dmix-bench-v1").make_scenario()
 
