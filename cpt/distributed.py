@@ -40,6 +40,14 @@ def init_distributed(device: str = "auto") -> Ranks:
     return Ranks(rank, world, target)
 
 
+def close_distributed() -> None:
+    """Leave the process group together: a rank that tears its connections down while another still uses them can
+    abort that rank (gloo ends it with SIGABRT), so every rank first waits for all to finish."""
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def wait_for_main(ranks: Ranks, hours: float = 12.0) -> None:
     """A barrier on a gloo group with a long timeout: other ranks wait while rank 0 does one-off work."""
     if ranks.world > 1:

@@ -518,10 +518,11 @@ def cpt(
     records = run_cpt(config)
     import torch.distributed as dist
 
+    from cpt.distributed import close_distributed
+
     if not dist.is_initialized() or dist.get_rank() == 0:
         print_cpt_records(records, f"cpt {model} with {policy}: {len(records)} steps ({out / 'metrics.jsonl'})")
-    if dist.is_initialized():
-        dist.destroy_process_group()
+    close_distributed()
 
 
 @app.callback()
