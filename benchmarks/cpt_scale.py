@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -83,13 +81,15 @@ def run_one(name: str, spec: str, seed: int, args, max_steps: int) -> Path:
 
 def kill_and_resume(name: str, spec: str, seed: int, args, max_steps: int) -> dict:
     """Run one episode killed after half its steps and resumed; compare its records with the uninterrupted run's."""
+    from dmix_gym.utils.processes import kill_tree
+
     out = RUNS / f"{name}-s{seed}-killed"
     metrics = out / "metrics.jsonl"
     if not metrics.exists() or len(metrics.read_text().splitlines()) < max_steps:
         proc = subprocess.Popen(command(spec, seed, out, args), start_new_session=True)
         while proc.poll() is None and (not metrics.exists() or len(metrics.read_text().splitlines()) < max_steps // 2):
             time.sleep(2)
-        os.killpg(proc.pid, signal.SIGKILL)  # the whole group: torchrun and its ranks
+        kill_tree(proc.pid)  # torchrun and its ranks, each in a session of its own
         proc.wait()
         subprocess.run(command(spec, seed, out, args), check=True)
     whole = [json.loads(x) for x in (RESULTS / f"{name}-s{seed}.jsonl").read_text().splitlines()]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ import pytest
 import dmix_gym  # noqa: F401
 from cpt.models import count_meta_parameters, resolve_model
 from dmix_gym.policy import rollout
+from dmix_gym.utils.processes import kill_tree
 from leaderboard.registry import load_policy
 from tests.helpers import tiny_scenario
 
@@ -103,26 +103,6 @@ def _finish(process: subprocess.Popen) -> str:
     return output
 
 
-def _kill_tree(pid: int) -> None:
-    """SIGKILL a process and all its descendants (torchrun starts each worker in a session of its own)."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    todo, tree = [pid], []
-    while todo:
-        tree.append(todo.pop())
-        todo += children.get(tree[-1], [])
-    for member in tree:
-        try:
-            os.kill(member, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-
 def _records(out: Path) -> list[dict]:
     return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
 
@@ -146,7 +126,7 @@ def test_torchrun_fsdp_run_matches_the_env_and_resumes_after_a_kill(tiny_data, t
     while time.time() < deadline and not ((killed / "metrics.jsonl").exists() and len(_records(killed)) >= 2):
         assert process.poll() is None, process.communicate()[0][-3000:]
         time.sleep(0.02)
-    _kill_tree(process.pid)
+    kill_tree(process.pid)
     process.wait()
     time.sleep(1.0)
     logged = len(_records(killed))
