@@ -8,7 +8,7 @@ runs only what is missing). `--kill-resume NAME` also runs NAME's first seed kil
 its records against the uninterrupted run's. Every run rewards `--objective`'s score (dmix-bench-v2's), so Mixing laws
 and RegMix fit the score the table ranks by.
 
-The 10x base is not shipped (69 MB): the first run on a machine pre-trains it (about 35 min on 2 cores, cached). Its
+The 10x base is not shipped (69 MB): the first run on a machine pre-trains it (13.5 min on 2 cores, cached). Its
 start feedback is committed beside the results (`start-<model>.json`), and a machine whose base starts elsewhere
 (beyond 1e-3) stops before running anything, so runs from two different bases never share a table.
 

@@ -28,25 +28,24 @@ def _alive(pid: int) -> bool:
 
 def test_kill_tree_ends_a_child_in_a_session_of_its_own():
     launcher = subprocess.Popen([sys.executable, "-c", LAUNCHER], stdout=subprocess.PIPE, text=True, start_new_session=True)
-    child = int(launcher.stdout.readline())
+    missed = int(launcher.stdout.readline())
     try:
-        assert descendants(launcher.pid) == [launcher.pid, child]
+        assert descendants(launcher.pid) == [launcher.pid, missed]
         os.killpg(launcher.pid, signal.SIGKILL)  # a group kill misses the child's own session
         launcher.wait()
         time.sleep(0.2)
-        assert _alive(child)
+        assert _alive(missed)
         launcher = subprocess.Popen([sys.executable, "-c", LAUNCHER], stdout=subprocess.PIPE, text=True, start_new_session=True)
-        grandchild = int(launcher.stdout.readline())
+        child = int(launcher.stdout.readline())
         kill_tree(launcher.pid)
         launcher.wait()
         for _ in range(50):
-            if not _alive(grandchild):
+            if not _alive(child):
                 break
             time.sleep(0.1)
-        assert not _alive(grandchild)
+        assert not _alive(child)
     finally:
-        for pid in (child,):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        try:
+            os.kill(missed, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
