@@ -26,7 +26,7 @@ from dmix_gym.scenario import Scenario
 from dmix_gym.trainer import ProxyTrainer
 
 from .distributed import Ranks, all_sum, wait_for_main
-from .models import ModelChoice, build_on_meta, resolve_model
+from .models import ModelChoice, build_on_meta, enable_checkpointing, resolve_model
 
 
 def decoder_layers(net: torch.nn.Module) -> list[torch.nn.Module]:
@@ -76,7 +76,7 @@ class ShardedBackend(ProxyBackend):
         self.start_state = self._start_state(choice, scenario, shards, model_config, cache_dir, progress)
         net = build_on_meta(self.model_config)
         if checkpointing:
-            net.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            enable_checkpointing(net)
         mesh = init_device_mesh(device.type, (ranks.world,))
         precision = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32) if device.type == "cuda" \
             else MixedPrecisionPolicy()

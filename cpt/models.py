@@ -89,6 +89,18 @@ def build_on_meta(config) -> torch.nn.Module:
         return LlamaForCausalLM(config) if isinstance(config, LlamaConfig) else AutoModelForCausalLM.from_config(config)
 
 
+def enable_checkpointing(net: torch.nn.Module) -> None:
+    """Recompute each block's activations in backward instead of storing them (non-reentrant), and stop caching
+    keys and values, which checkpointing cannot keep: through `activation_checkpointing_enable` where this
+    transformers has it (5.x deprecates `gradient_checkpointing_enable`), the old name otherwise."""
+    net.config.use_cache = False
+    enable = getattr(net, "activation_checkpointing_enable", None)
+    if enable is not None:
+        enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    else:
+        net.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+
+
 def count_meta_parameters(config) -> int:
     """Parameters of a model of this config, instantiated on the meta device (no memory used)."""
     return sum(p.numel() for p in build_on_meta(config).parameters())

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import dmix_gym  # noqa: F401
-from cpt.models import count_meta_parameters, resolve_model
+from cpt.models import count_meta_parameters, enable_checkpointing, resolve_model
 from dmix_gym.policy import rollout
 from dmix_gym.utils.processes import kill_tree
 from leaderboard.registry import load_policy
@@ -70,6 +70,33 @@ def test_a_protocol_objective_sets_the_reward_weights_of_a_cpt_run():
     assert scenario_key(seen_as_proxy(at_10x, ten_x)) == scenario_key(on_proxy)  # ... unless the policy sees the proxy's
     with pytest.raises(ConfigError, match="dmix-bench-v1.*no objective"):
         CPTConfig("baseline:uniform", objective="dmix-bench-v1").make_scenario()
+
+
+def test_checkpointing_recomputes_the_same_gradients_without_a_deprecation_warning():
+    import warnings
+
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=16)
+    ids = torch.randint(0, 64, (2, 16), generator=torch.Generator().manual_seed(0))
+
+    def grads(checkpointing: bool) -> list[torch.Tensor]:
+        torch.manual_seed(0)
+        net = LlamaForCausalLM(config).train()
+        if checkpointing:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", FutureWarning)
+                enable_checkpointing(net)
+            on = net.is_activation_checkpointing if hasattr(net, "is_activation_checkpointing") \
+                else net.is_gradient_checkpointing
+            assert on and not net.config.use_cache
+        net(input_ids=ids, labels=ids).loss.backward()
+        return [p.grad for p in net.parameters()]
+
+    for plain, recomputed in zip(grads(False), grads(True), strict=True):
+        torch.testing.assert_close(recomputed, plain)
 
 
 def test_model_choices_are_checked(tmp_path):
