@@ -46,11 +46,11 @@ def step_support(data, num_domains: int, num_fields: int) -> tuple[np.ndarray, n
 def observations(records: list[dict], start: list[float], p0: np.ndarray, sampler, seq_len: int,
                  target_index: np.ndarray) -> np.ndarray:
     """(T + 1, obs_dim) the DataMix-v0 observations of a recorded run: reset's, then one after each step."""
-    sampler.reset(np.random.default_rng(0))  # the order is irrelevant: only the counts drawn move the data left
+    sampler.reset(np.random.default_rng(0))  # which sequences are drawn is irrelevant: only their counts move the data left
     max_steps = len(records)
     rows = [np.concatenate([p0, start, [0.0], sampler.field_fraction_left()[target_index]])]
     for r in records:
-        sampler.used += np.asarray(r["tokens"], np.int64) // seq_len
+        sampler.draw(np.asarray(r["tokens"], np.int64) // seq_len)
         mixture = np.asarray(r["policy_mixture"], np.float64)
         rows.append(np.concatenate([mixture / mixture.sum(), r["feedback"], [r["step"] / max_steps],
                                     sampler.field_fraction_left()[target_index]]))
