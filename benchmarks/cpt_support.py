@@ -43,43 +43,45 @@ def step_support(data, num_domains: int, num_fields: int) -> tuple[np.ndarray, n
     return low, high
 
 
-def observations(records: list[dict], start: list[float], p0: np.ndarray, sampler, seq_len: int,
-                 target_index: np.ndarray) -> np.ndarray:
-    """(T + 1, obs_dim) the DataMix-v0 observations of a recorded run: reset's, then one after each step."""
+def observations(records: list[dict], start: list[float], env) -> np.ndarray:
+    """(T + 1, obs_dim) the observations a DataMix-v0 `env` of the run's scenario would have given: reset's, then one
+    after each recorded step."""
+    from dmix_gym.env import normalise_action
+
+    sampler = env.sampler
     sampler.reset(np.random.default_rng(0))  # which sequences are drawn is irrelevant: only their counts move the data left
-    max_steps = len(records)
-    rows = [np.concatenate([p0, start, [0.0], sampler.field_fraction_left()[target_index]])]
+    rows = [np.concatenate([env.p0, start, [0.0], sampler.field_fraction_left()[env.target_index]])]
     for r in records:
-        sampler.draw(np.asarray(r["tokens"], np.int64) // seq_len)
-        mixture = np.asarray(r["policy_mixture"], np.float64)
-        rows.append(np.concatenate([mixture / mixture.sum(), r["feedback"], [r["step"] / max_steps],
-                                    sampler.field_fraction_left()[target_index]]))
+        sampler.draw(np.asarray(r["tokens"], np.int64) // env.shards.seq_len)
+        rows.append(np.concatenate([normalise_action(r["policy_mixture"], env.num_domains), r["feedback"],
+                                    [r["step"] / env.max_steps], sampler.field_fraction_left()[env.target_index]]))
     return np.asarray(rows, np.float32)
 
 
-def replay(agent, obs: np.ndarray, low: np.ndarray, high: np.ndarray) -> list[dict]:
-    """Per step t ≥ 1: the state's feedback features, how many lie outside the support, and the agent's target share on
-    the windows as they were and with every token's feedback clamped to its step's support."""
+def replay(agent, obs: np.ndarray, low: np.ndarray, high: np.ndarray, target: np.ndarray) -> list[dict]:
+    """Per step t ≥ 1: the state's feedback features, how many lie outside the support, and the agent's target share
+    (over the domains `target` marks) on the windows as they were and with every token's feedback clamped to its
+    step's support."""
     import torch
 
-    from agents.features import last_window
+    from agents.features import windows
 
     d, k = agent.domain_space.size, len(agent.domain_space.fields)
-    target = np.asarray(agent.domain_space.field_of) != 0
     tokens = agent.state_tokens(obs)
     clamped = tokens.copy()
     steps = np.minimum(np.arange(len(tokens)), len(low) - 1)
     clamped[:, d:d + k] = np.clip(tokens[:, d:d + k], low[steps], high[steps])
+    with torch.no_grad():  # row t: the mixture chosen for step t + 1 from the window ending at the state after step t
+        shares = [agent.net.mixture(torch.from_numpy(windows(x, agent.config.window))).double().numpy()[:, target].sum(1)
+                  for x in (tokens, clamped)]
     rows = []
-    for t in range(1, len(tokens) - 1):  # the state after step t, from which step t + 1's mixture is chosen
-        with torch.no_grad():
-            shares = [float(agent.net.mixture(torch.from_numpy(last_window(x[:t + 1], agent.config.window))[None])
-                            .double()[0].numpy()[target].sum()) for x in (tokens, clamped)]
+    for t in range(1, len(tokens) - 1):
         features = tokens[t, d:d + k]
         outside = int(np.sum((features < low[steps[t]]) | (features > high[steps[t]])))
         rows.append({"step": t, "features": features.round(3).tolist(), "support_low": low[steps[t]].round(3).tolist(),
                      "support_high": high[steps[t]].round(3).tolist(), "fields_outside": outside,
-                     "target_share": round(shares[0], 4), "clamped_target_share": round(shares[1], 4)})
+                     "target_share": round(float(shares[0][t]), 4),
+                     "clamped_target_share": round(float(shares[1][t]), 4)})
     return rows
 
 
@@ -115,10 +117,10 @@ def main() -> None:
     env = gym.make("DataMix-v0", scenario=data.scenario, progress=False).unwrapped
 
     result = {"agent": args.agent, "dataset": agent.meta["dataset"], "model": args.model, "quantiles": QUANTILES, "runs": {}}
+    target = np.asarray(agent.domain_space.field_of) != 0  # the source field comes first
     for seed, records in sorted(runs.items()):
-        obs = observations(records, start, np.asarray(env.p0), env.sampler, env.shards.seq_len, env.target_index)
-        steps = replay(agent, obs, low, high)
-        logged = [sum(np.asarray(r["policy_mixture"])[np.asarray(agent.domain_space.field_of) != 0]) for r in records[1:]]
+        steps = replay(agent, observations(records, start, env), low, high, target)
+        logged = [np.asarray(r["policy_mixture"])[target].sum() for r in records[1:]]
         worst = max(abs(s["target_share"] - x) for s, x in zip(steps, logged))
         if worst > 1e-3:
             raise ConfigError(f"seed {seed}: the rebuilt observations give target shares {worst:.4f} off the logged ones; "
