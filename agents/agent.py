@@ -13,7 +13,7 @@ from dmix_gym.errors import ConfigError, MissingFileError
 from dmix_gym.policy import History, Policy, ScenarioInfo
 from dmix_gym.utils.atomic import atomic_path
 
-from .features import last_window, tokens
+from .features import last_window, tokens, windows
 from .networks import AgentConfig, MixingNet
 
 FORMAT = "dmix-agent/3"
@@ -62,6 +62,14 @@ class TransformerAgent(Policy):
         """(T, token_dim) state tokens of raw observations (see agents.features)."""
         return tokens(observations, self.net.num_domains, self.net.num_fields, self.feedback_mean, self.feedback_std,
                       self.config.features, self.config.target_left)
+
+    @torch.no_grad()
+    def window_target_shares(self, state_tokens: np.ndarray) -> np.ndarray:
+        """(T,) the target field's share of the mixture the agent would choose from the window ending at each of
+        `state_tokens` (row t: the choice made after state t), batched: for probing an agent on recorded or altered
+        episodes."""
+        p = self.net.mixture(torch.from_numpy(windows(state_tokens, self.config.window))).double().numpy()
+        return p[:, np.asarray(self.domain_space.field_of) != 0].sum(1)  # the source field comes first
 
     @torch.no_grad()
     def act(self, history: History) -> np.ndarray:

@@ -58,22 +58,15 @@ def observations(records: list[dict], start: list[float], env) -> np.ndarray:
     return np.asarray(rows, np.float32)
 
 
-def replay(agent, obs: np.ndarray, low: np.ndarray, high: np.ndarray, target: np.ndarray) -> list[dict]:
+def replay(agent, obs: np.ndarray, low: np.ndarray, high: np.ndarray) -> list[dict]:
     """Per step t ≥ 1: the state's feedback features, how many lie outside the support, and the agent's target share
-    (over the domains `target` marks) on the windows as they were and with every token's feedback clamped to its
-    step's support."""
-    import torch
-
-    from agents.features import windows
-
+    on the windows as they were and with every token's feedback clamped to its step's support."""
     d, k = agent.domain_space.size, len(agent.domain_space.fields)
     tokens = agent.state_tokens(obs)
     clamped = tokens.copy()
     steps = np.minimum(np.arange(len(tokens)), len(low) - 1)
     clamped[:, d:d + k] = np.clip(tokens[:, d:d + k], low[steps], high[steps])
-    with torch.no_grad():  # row t: the mixture chosen for step t + 1 from the window ending at the state after step t
-        shares = [agent.net.mixture(torch.from_numpy(windows(x, agent.config.window))).double().numpy()[:, target].sum(1)
-                  for x in (tokens, clamped)]
+    shares = [agent.window_target_shares(x) for x in (tokens, clamped)]  # row t: the choice for step t + 1
     rows = []
     for t in range(1, len(tokens) - 1):
         features = tokens[t, d:d + k]
@@ -119,7 +112,7 @@ def main() -> None:
     result = {"agent": args.agent, "dataset": agent.meta["dataset"], "model": args.model, "quantiles": QUANTILES, "runs": {}}
     target = np.asarray(agent.domain_space.field_of) != 0  # the source field comes first
     for seed, records in sorted(runs.items()):
-        steps = replay(agent, observations(records, start, env), low, high, target)
+        steps = replay(agent, observations(records, start, env), low, high)
         logged = [np.asarray(r["policy_mixture"])[target].sum() for r in records[1:]]
         worst = max(abs(s["target_share"] - x) for s, x in zip(steps, logged))
         if worst > 1e-3:

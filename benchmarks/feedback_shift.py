@@ -30,21 +30,13 @@ ALGOS = ("sft", "cql", "iql", "td3bc", "bc")  # the shipped agents with a Transf
 def target_shares(agent, episodes: list[np.ndarray], shift) -> float:
     """Mean target share of the agent's mixtures at every logged step, the feedback moved by `shift`: a number for the
     source field alone, or one per field."""
-    import torch
-
-    from agents.features import windows
-
     d, k = agent.domain_space.size, len(agent.domain_space.fields)
-    target = np.asarray(agent.domain_space.field_of) != 0  # the source field comes first
     offset = np.asarray(shift, np.float32) if np.ndim(shift) else np.eye(k, dtype=np.float32)[0] * shift
     shares = []
     for observations in episodes:
         moved = observations.copy()
         moved[:, d:d + k] += offset  # the feedback, right after the mixture
-        batch = torch.from_numpy(windows(agent.state_tokens(moved), agent.config.window))
-        with torch.no_grad():
-            p = agent.net.mixture(batch).double().numpy()
-        shares.append(p[:, target].sum(1))
+        shares.append(agent.window_target_shares(agent.state_tokens(moved)))
     return float(np.mean(np.concatenate(shares)))
 
 

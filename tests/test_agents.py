@@ -193,6 +193,20 @@ def test_sft_refuses_a_checkpoint_of_other_settings(tiny_offline, tmp_path):
         train_sft(tiny_offline, tmp_path, SMALL, dataclasses.replace(config, lr=1e-2), progress=False)
 
 
+def test_window_target_shares_are_the_target_shares_act_gives_after_each_state(tiny_offline):
+    agent = small_agent(tiny_offline, seed=1)
+    rng = np.random.default_rng(2)
+    d, k = len(tiny_offline.domains), len(tiny_offline.fields)
+    target = np.asarray(tiny_offline.domain_space.field_of) != 0
+    history, expected = History(), []
+    for t in range(SMALL.window + 3):  # past one window, so the probe's windows slide as act's do
+        history.append(np.concatenate([rng.dirichlet(np.ones(d)), -rng.random(k) * 5, [t / 10], [0.9]]), {})
+        expected.append(agent.act(history)[target].sum())
+    shares = agent.window_target_shares(agent.state_tokens(history.stacked()))
+    assert shares.shape == (len(expected),)
+    assert np.allclose(shares, expected, atol=1e-6)
+
+
 def test_save_load_round_trip_gives_identical_actions(tiny_offline, tmp_path):
     agent = small_agent(tiny_offline, seed=3)
     path = agent.save(tmp_path / "agent.pt")
