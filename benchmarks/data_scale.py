@@ -56,10 +56,10 @@ def main() -> None:
     from agents.offline_rl import RLSettings, train_rl
     from agents.sft import SFTConfig, train_sft
     from dmix_gym.utils.atomic import write_json
-    from leaderboard.official import official_agent
+    from leaderboard.episodes import run_episodes
+    from leaderboard.official import official_agent, ranking_objective
     from leaderboard.protocol import get_protocol
     from leaderboard.selection import ranked_algorithms
-    from leaderboard.submit import protocol_objective, run_episodes
 
     protocol = get_protocol(args.protocol)
     selection = json.loads((RESULTS / "model_selection" / f"{args.protocol}.json").read_text())
@@ -72,7 +72,7 @@ def main() -> None:
     data = load_offline(datasets, config.window, config.features, config.target_left)
     task = protocol.tasks[0]
     folder = args.out / args.protocol
-    stats = protocol_objective(protocol)
+    stats = ranking_objective(protocol)
     for n in args.sizes:
         pending = [seed for seed in task.seeds if not (folder / f"n{n}-seed{seed}.json").exists()]
         if not pending:

@@ -62,7 +62,7 @@ class CPTConfig:
         that fits or searches the reward (RegMix, Mixing laws) optimises the score the protocol ranks by."""
         changes = {k: v for k, v in (("tokens_per_step", self.tokens_per_step), ("max_steps", self.max_steps)) if v is not None}
         if self.objective is not None:
-            changes["reward_weights"] = protocol_objective(self.objective).reward_weights()
+            changes["reward_weights"] = shipped_objective(self.objective).reward_weights()
         if is_hf_model_dir(self.model):
             changes["hf_model"] = str(Path(self.model).resolve())
         if self.model == "llama-10x":  # the proxy at 10x: pre-trained on the source field like the proxy's base
@@ -70,7 +70,7 @@ class CPTConfig:
         return override(resolve_scenario(self.scenario, self.preset), **changes)
 
 
-def protocol_objective(version: str) -> Objective:
+def shipped_objective(version: str) -> Objective:
     """The objective a protocol ranks by; a protocol without a shipped one (v0, v1) is a ConfigError."""
     objective = get_protocol(version).objective
     if objective is None:
@@ -108,7 +108,7 @@ def run_cpt(config: CPTConfig) -> list[dict[str, Any]]:
     backend = functools.partial(ShardedBackend, model="proxy" if config.model == "llama-10x" else config.model, ranks=ranks,
                                 checkpointing=config.activation_checkpointing)
     base = DataMixEnv(scenario, None, config.data_dir, config.cache_dir, device=str(ranks.device), progress=ranks.main,
-                      backend=backend, timing=True)
+                      backend=backend, timing=True, threads=None)  # each rank keeps torchrun's OMP_NUM_THREADS
     policy = load_policy(config.policy)  # every rank acts through the same space; only rank 0 asks the policy
     if ranks.main:
         _prepare_on_proxy(policy, config)

@@ -348,6 +348,28 @@ def leaderboard_submit(
         raise typer.Exit(1)
 
 
+@leaderboard_app.command("reproduce")
+def leaderboard_reproduce(
+    row: Annotated[str, typer.Option(help="the shipped row to re-run, by its name in the table (e.g. Static-transfer)")],
+    protocol: Protocol = "dmix-bench-v2",
+    episodes: Annotated[Optional[int], typer.Option(min=1, help="how many of its episodes, the tasks in turn (default: all)")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="episodes run in parallel processes (one thread each)")] = 1,
+    tolerance: Annotated[float, typer.Option(help="the largest |difference| that counts as reproduced")] = 1e-9,
+    data_dir: DataDir = None,
+    cache_dir: CacheDir = None,
+) -> None:
+    """Re-run a shipped row's stored episodes on this machine and print each one's difference from the stored score."""
+    from leaderboard.official import load_official
+    from leaderboard.reproduce import reproduce
+
+    from .views import print_reproduced
+
+    version = _checked_protocol(protocol)
+    found = list(reproduce(_protocol(version), row, episodes, workers, data_dir, cache_dir))
+    if not print_reproduced(found, load_official(version).get("run"), tolerance):
+        raise typer.Exit(1)
+
+
 @leaderboard_app.command("check-build")
 def leaderboard_check_build(
     protocol: Protocol = "dmix-bench-v2",
@@ -454,12 +476,11 @@ def leaderboard_export(
     cache_dir: CacheDir = None,
 ) -> None:
     """Write a protocol run's references, feedback statistics and finished rows as its official results file."""
-    from leaderboard.official import export_official
+    from leaderboard.official import export_official, ranking_objective
     from leaderboard.store import Store
-    from leaderboard.submit import protocol_objective
 
     version = _checked_protocol(protocol)
-    objective = protocol_objective(_protocol(version))
+    objective = ranking_objective(_protocol(version))
     path = export_official(Store(_db(db, cache_dir)), _protocol(version), objective.mean, objective.std,
                            names.split(",") if names else None, out)
     console.print(f"official results of {version}: {path}")

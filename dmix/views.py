@@ -191,3 +191,26 @@ def print_selection(selection: dict) -> None:
         mean, std = mean_std(counted.values())
         table.add_row(label, str(len(counted)), f"{mean:+.3f} ± {std:.3f}", "✓" if label in chosen else "")
     console.print(table)
+
+
+def print_reproduced(found: list, stored_run: dict | None, tolerance: float) -> bool:
+    """Each re-run episode's stored score, score here and difference; how both machines ran; whether all are within
+    `tolerance`."""
+    from leaderboard.machine import run_environment
+
+    table = Table(title="official episodes re-run here")
+    for column in ("task", "seed", "stored", "here", "difference"):
+        table.add_column(column, justify="left" if column == "task" else "right")
+    for r in found:
+        table.add_row(r.task, str(r.seed), f"{r.stored:.15g}", f"{r.here:.15g}", f"{r.difference:+.3e}")
+    console.print(table)
+    here = run_environment()
+    for label, run in (("stored on", stored_run), ("here", here)):
+        shown = "not recorded" if not run else ", ".join(f"{k} {v if not isinstance(v, list) else len(v)}"
+                                                          for k, v in run.items() if k != "vector_extensions")
+        console.print(f"{label}: {shown}")
+    worst = max((abs(r.difference) for r in found), default=0.0)
+    ok = worst <= tolerance
+    console.print(f"{len(found)} episodes, largest |difference| {worst:.3e}: "
+                  f"{'reproduced' if ok else 'NOT reproduced'} within {tolerance:g}")
+    return ok

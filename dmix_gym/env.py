@@ -26,6 +26,7 @@ from .render import ansi_table, mixture_area_plot
 from .sampler import MixtureSampler
 from .scenario import Scenario, resolve_scenario
 from .start_state import load_or_estimate_start
+from .utils.threads import check_threads, torch_threads
 
 
 def normalise_action(action: Any, size: int) -> np.ndarray:
@@ -139,6 +140,11 @@ class DataMixEnv(gym.Env):
       with its tokenizer) trained instead of the proxy, from its own weights; the scenario's data
       is tokenized with its tokenizer (same documents, domains and evaluation pairs). Also the
       scenario's `hf_model` field.
+    * `threads`: torch's intra-op threads for the env's own work (pre-training the base proxy, training,
+      evaluating), restored after each call. 1 by default, so that an episode's numbers are the same
+      whatever the machine's core count and however many envs run beside it (parallelise across
+      episodes: `dmix leaderboard submit --workers`); `None` leaves the process's setting (faster on
+      many cores, but the same seed then gives the same episode only with the same thread count).
 
     ## Info
 
@@ -175,11 +181,13 @@ class DataMixEnv(gym.Env):
         start_samples: int = 256,
         backend: Callable[..., ProxyBackend] = ProxyBackend,
         model: str | Path | None = None,
+        threads: int | None = 1,
     ):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode {render_mode!r} is not one of {self.metadata['render_modes']}")
         self.render_mode = render_mode
         self.timing = timing
+        self.threads = check_threads(threads)
         self.scenario = resolve_scenario(scenario, preset)
         if model is not None:
             self.scenario = replace(self.scenario, hf_model=str(model))
@@ -200,13 +208,14 @@ class DataMixEnv(gym.Env):
         tok = self.shards.manifest["tokenizer"]
         proxy_config = self.hf_model.config if self.hf_model is not None else \
             llama_config(self.scenario.model, tok["vocab_size"], self._context_len(), tok["pad_id"], tok["eos_id"])
-        self.backend = backend(self.scenario, proxy_config, self.shards, self.device, cache_dir, compile, progress)
-        self.model_config = self.backend.model_config  # another backend may train another model on the same data
-        self.start, self.start_estimate = start, None
-        if start == "estimated":
-            self.p0 = self._estimated_start(start_samples)
-        elif start != "corpus":
+        if start not in ("corpus", "estimated"):
             raise ConfigError(f"start must be 'corpus' or 'estimated', got {start!r}")
+        with self.pinned_threads():  # pre-training the base proxy is part of every episode's numbers
+            self.backend = backend(self.scenario, proxy_config, self.shards, self.device, cache_dir, compile, progress)
+            self.start, self.start_estimate = start, None
+            if start == "estimated":
+                self.p0 = self._estimated_start(start_samples)
+        self.model_config = self.backend.model_config  # another backend may train another model on the same data
         self._prepare_eval()
 
         self.sequences_per_step = train.sequences_per_step(self.shards.seq_len)
@@ -271,17 +280,23 @@ class DataMixEnv(gym.Env):
 
     # --- Gymnasium API --------------------------------------------------------------------------
 
+    def pinned_threads(self):
+        """A context in which torch runs with this env's `threads` (see Arguments), restored after."""
+        return torch_threads(self.threads)
+
     def reset(self, *, seed: int | None = None, options: dict | None = None):
-        self._new_episode(seed)
-        started = time.perf_counter()
-        return self._started(self._start_evaluation(self.evaluate), time.perf_counter() - started)
+        with self.pinned_threads():
+            self._new_episode(seed)
+            started = time.perf_counter()
+            return self._started(self._start_evaluation(self.evaluate), time.perf_counter() - started)
 
     def step(self, action):
-        p, counts, tokens = self._draw(action)
-        stats = self.backend.train_on(tokens)
-        started = time.perf_counter()
-        evaluation = self.evaluate()
-        return self._advance(p, counts, evaluation, stats["loss"], stats["seconds"], time.perf_counter() - started)
+        with self.pinned_threads():
+            p, counts, tokens = self._draw(action)
+            stats = self.backend.train_on(tokens)
+            started = time.perf_counter()
+            evaluation = self.evaluate()
+            return self._advance(p, counts, evaluation, stats["loss"], stats["seconds"], time.perf_counter() - started)
 
     # The phases of reset and step, apart from training and evaluation, which DataMixVectorEnv batches over its
     # sub-envs: a sub-env's episode is the single env's, whoever trains its proxy.

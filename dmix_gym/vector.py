@@ -31,9 +31,9 @@ from .env import DataMixEnv, normalise_action
 class DataMixVectorEnv(gym.vector.VectorEnv):
     """K DataMix-v0 envs of one scenario whose proxies train and evaluate together (see the module docstring).
 
-    Arguments are DataMixEnv's, plus `num_envs` and `slot_group`, the proxies trained per forward and
-    backward pass (None: all K on a GPU; on a CPU, as many as keep a pass's logits in cache:
-    `stacked.default_slot_group`). `envs[k]` is sub-env k, a `DataMixEnv` (its `backend` is slot k, so it
+    Arguments are DataMixEnv's (`threads` pins the batched work's threads too), plus `num_envs` and `slot_group`,
+    the proxies trained per forward and backward pass (None: all K on a GPU; on a CPU, as many as keep a pass's
+    logits in cache: `stacked.default_slot_group`). `envs[k]` is sub-env k, a `DataMixEnv` (its `backend` is slot k, so it
     can also be stepped alone, or rendered).
     """
 
@@ -43,7 +43,7 @@ class DataMixVectorEnv(gym.vector.VectorEnv):
                  data_dir: str | Path | None = None, cache_dir: str | Path | None = None, device: str = "auto",
                  render_mode: str | None = None, compile: bool = False, progress: bool = True, timing: bool = False,
                  start: str = "corpus", start_samples: int = 256, max_episode_steps: int | None = None,
-                 slot_group: int | None = None):
+                 slot_group: int | None = None, threads: int | None = 1):
         if num_envs < 1:
             raise ValueError(f"num_envs must be at least 1, got {num_envs}")
         stacked: list[StackedProxyBackend] = []
@@ -53,7 +53,7 @@ class DataMixVectorEnv(gym.vector.VectorEnv):
             return stacked[0].slots[0]
 
         first = DataMixEnv(scenario, preset, data_dir, cache_dir, device, render_mode, compile, progress, timing,
-                           start, start_samples, backend=slot_zero)
+                           start, start_samples, backend=slot_zero, threads=threads)
         self.stacked = stacked[0]
         self.envs = [first] + [first._sibling(self.stacked.slots[k]) for k in range(1, num_envs)]
         self.num_envs, self.render_mode, self.timing = num_envs, render_mode, timing
@@ -64,6 +64,10 @@ class DataMixVectorEnv(gym.vector.VectorEnv):
         self.max_episode_steps = max_episode_steps  # `gym.make_vec(..., max_episode_steps=n)` cuts earlier, like TimeLimit
 
     def reset(self, *, seed: int | list[int | None] | None = None, options: dict | None = None):
+        with self.envs[0].pinned_threads():
+            return self._reset(seed)
+
+    def _reset(self, seed: int | list[int | None] | None):
         seeds = [seed + i for i in range(self.num_envs)] if isinstance(seed, int) else (seed or [None] * self.num_envs)
         if len(seeds) != self.num_envs:
             raise ValueError(f"reset got {len(seeds)} seeds for {self.num_envs} envs")
@@ -80,6 +84,10 @@ class DataMixVectorEnv(gym.vector.VectorEnv):
         return np.stack(observations), infos
 
     def step(self, actions):
+        with self.envs[0].pinned_threads():
+            return self._step(actions)
+
+    def _step(self, actions):
         actions = np.asarray(actions)
         if actions.shape != self.action_space.shape:
             raise ValueError(f"actions have shape {actions.shape}, expected {self.action_space.shape}")

@@ -16,10 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from dmix_gym.errors import ConfigError
+from dmix_gym.errors import ConfigError, MissingFileError
 from dmix_gym.utils.atomic import atomic_path, write_json
 
-from .protocol import Protocol
+from .machine import run_environment
+from .protocol import Objective, Protocol
 from .scores import mean_std
 from .store import Store
 
@@ -75,6 +76,7 @@ def export_official(store: Store, protocol: Protocol, feedback_mean: np.ndarray,
         "format": FORMAT, "protocol": version, "dataset": protocol.dataset,
         "feedback_mean": np.asarray(feedback_mean).tolist(), "feedback_std": np.asarray(feedback_std).tolist(),
         "references": refs,
+        "run": run_environment(),  # the exporting machine, where the rows' episodes ran: what `reproduce` compares with
         "submissions": [{**{k: s[k] for k in ("name", "policy", "fingerprint", "compute")},
                          "episodes": [{k: v for k, v in e.items() if k not in ("name", "protocol")}
                                       for e in store.episodes(version, s["name"])]} for s in subs],
@@ -137,3 +139,21 @@ def disagreements(store: Store, version: str) -> list[str]:
                 notes.append(f"{sub['name']} ({sub['policy']}) on {task}: balanced {m1:.3f} here vs {m2:.3f} official "
                              f"(seed std {s2:.3f})")
     return notes
+
+
+def ranking_objective(protocol: Protocol) -> Objective:
+    """The score a protocol ranks by: its shipped objective (v2 on), else (v0, v1) the balanced score standardised by
+    the per-field feedback mean and std of its official results or, before those ship, of its dataset."""
+    if protocol.objective is not None:
+        return protocol.objective
+    official = load_official(protocol.version)
+    if official is not None:
+        return Objective(tuple(official["feedback_mean"]), tuple(official["feedback_std"]))
+    from datasets_builder.publish import dmix_metadata, load_dmix_dataset
+
+    try:
+        meta = dmix_metadata(load_dmix_dataset(protocol.dataset))
+    except MissingFileError as error:
+        raise MissingFileError(f"protocol {protocol.version} standardises scores with dataset {protocol.dataset!r}: "
+                               f"{error}") from error
+    return Objective(tuple(meta["feedback_mean"]), tuple(meta["feedback_std"]))

@@ -26,6 +26,7 @@ import numpy as np
 from baselines.static import RandomMixture, TargetSchedule
 from dmix_gym.policy import Policy
 
+from .episodes import run_episodes
 from .protocol import REFERENCE_SEED_BASE, Objective, SearchConfig, Task
 from .scores import mean_std, paired_difference
 
@@ -86,8 +87,6 @@ def run_missing(jobs: list[tuple[str, Policy, int]], task: Task, objective: Obje
                 data_dir=None, cache_dir=None, progress: bool = True) -> None:
     """Run the (label, policy, seed) episodes that are not in the log yet, on the worker pool, logging each as it ends."""
     from tqdm.auto import tqdm
-
-    from .submit import run_episodes
 
     pending = [job for job in jobs if (job[0], job[2]) not in log]
     if not pending:

@@ -21,6 +21,10 @@ from dmix_gym.feedback import objective
 EVAL_SEED_BASE = 1_000_000
 VALIDATION_SEED_BASE = 4_000_000  # model selection: apart from collection [0, 1e6), evaluation (1e6 + ...), sweep (2e6), start state (3e6)
 REFERENCE_SEED_BASE = 5_000_000  # references and their searches (v2 on), apart from all of the above
+# One intra-op thread per episode: an episode's score then repeats to float precision whatever the worker count,
+# backend or core count (more threads sum matmuls in another order); parallelism comes from running episodes side
+# by side. Every official row of v2 ran this way (2 workers x 1 thread on 2 cores).
+EPISODE_THREADS = 1
 
 
 @dataclass(frozen=True)
@@ -102,6 +106,7 @@ class Task:
     space: Literal["fine", "source"] = "fine"  # "source": policies act in the per-field (2-dim) space
     description: str = ""
     objective: Objective | None = None  # v2 on: the env rewards this score's increments (None: eq. 6, lambda equal)
+    threads: int = EPISODE_THREADS  # torch threads an episode (env and policy) runs with, on any machine
 
     def make_scenario(self):
         from dmix_gym.scenario import override, resolve_scenario
@@ -118,7 +123,7 @@ class Task:
         import dmix_gym  # noqa: F401
 
         return self.wrap(gym.make("DataMix-v0", scenario=self.make_scenario().to_dict(), data_dir=data_dir,
-                                  cache_dir=cache_dir, device=device, progress=progress))
+                                  cache_dir=cache_dir, device=device, progress=progress, threads=self.threads))
 
     def make_vector_env(self, num_envs: int, data_dir=None, cache_dir=None, device: str = "auto"):
         """`num_envs` of the task's proxies trained together (a `DataMixVectorEnv`); `wrap` gives each sub-env's space."""
@@ -127,7 +132,7 @@ class Task:
         import dmix_gym  # noqa: F401
 
         return gym.make_vec("DataMix-v0", num_envs=num_envs, scenario=self.make_scenario().to_dict(), data_dir=data_dir,
-                            cache_dir=cache_dir, device=device, progress=False)
+                            cache_dir=cache_dir, device=device, progress=False, threads=self.threads)
 
     def wrap(self, env):
         """A DataMix-v0 env as the task shows it to a policy (the per-field space for `source-space`)."""

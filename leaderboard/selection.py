@@ -24,9 +24,10 @@ from typing import Any
 from dmix_gym.errors import ConfigError, MissingFileError
 from dmix_gym.utils.atomic import sha256_file, write_json
 
+from .episodes import run_episodes
+from .official import ranking_objective
 from .protocol import VALIDATION_SEED_BASE, Protocol, Task, get_protocol
 from .scores import mean_std
-from .submit import protocol_objective, run_episodes
 
 RL_ALGOS = ("cql", "iql", "td3bc", "bc")
 
@@ -112,7 +113,7 @@ def select_models(agents: str | Path | list[str | Path], protocol_version: str, 
         return selection
 
     if pending:
-        stats = protocol_objective(protocol)
+        stats = ranking_objective(protocol)
         bar = tqdm(total=len(pending), desc=f"model selection on {len(tasks)} task(s) x {seeds} validation seeds",
                    unit="episode", disable=not progress)
         for task in tasks:  # builds each task's data and base proxy once, before any worker

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import copy
 from contextlib import closing
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
-from dmix_gym.errors import ConfigError, MissingFileError
-from dmix_gym.policy import Episode, Policy, rollout, rollout_vector
+from dmix_gym.errors import ConfigError
 from dmix_gym.utils.paths import resolve_cache_dir
-from dmix_gym.utils.pool import JobFailed, run_jobs
-from dmix_gym.vector import auto_vector
 
-from .official import load_official, open_store
-from .protocol import DEFAULT_PROTOCOL, Objective, Protocol, Task, get_protocol
+from .episodes import EpisodeFailure, run_episodes
+from .official import open_store, ranking_objective
+from .oracle import EpisodeLog, oracles
+from .protocol import DEFAULT_PROTOCOL, Protocol, Task, get_protocol
 from .registry import resolve_policy
 from .scores import mean_std
 from .store import Store
@@ -24,37 +22,6 @@ from .store import Store
 
 def default_db(cache_dir=None) -> Path:
     return resolve_cache_dir(cache_dir) / "leaderboard.sqlite"
-
-
-def protocol_objective(protocol: Protocol) -> Objective:
-    """The score a protocol ranks by: its shipped objective (v2 on), else (v0, v1) the balanced score standardised by
-    the per-field feedback mean and std of its official results or, before those ship, of its dataset."""
-    if protocol.objective is not None:
-        return protocol.objective
-    official = load_official(protocol.version)
-    if official is not None:
-        return Objective(tuple(official["feedback_mean"]), tuple(official["feedback_std"]))
-    from datasets_builder.publish import dmix_metadata, load_dmix_dataset
-
-    try:
-        meta = dmix_metadata(load_dmix_dataset(protocol.dataset))
-    except MissingFileError as error:
-        raise MissingFileError(f"protocol {protocol.version} standardises scores with dataset {protocol.dataset!r}: "
-                               f"{error}") from error
-    return Objective(tuple(meta["feedback_mean"]), tuple(meta["feedback_std"]))
-
-
-def episode_record(episode: Episode, objective: Objective, source: np.ndarray) -> dict[str, Any]:
-    """What the store keeps of an episode: its score under the protocol's objective plus a trace for the report's plots."""
-    return {
-        "final_feedback": episode.final_feedback.tolist(),
-        "balanced": objective.score(episode.final_feedback),
-        "episode_return": episode.episode_return,
-        "source_tokens": int(episode.tokens[:, source].sum()) if len(episode.tokens) else 0,
-        "seconds": episode.seconds,
-        "trace": {"domains": list(episode.domains), "fields": list(episode.fields), "mixtures": episode.mixtures.tolist(),
-                  "feedback": episode.feedback.tolist()},
-    }
 
 
 class BuildMismatch(RuntimeError):
@@ -99,78 +66,6 @@ def check_build(protocol: Protocol, store: Store, data_dir=None, cache_dir=None,
     return rows
 
 
-def _source_domains(env) -> np.ndarray:
-    return np.asarray(env.unwrapped.domain_space.field_of) == 0
-
-
-def run_episode(policy: Policy, task: Task, seed: int, objective: Objective, data_dir=None, cache_dir=None,
-                env=None) -> dict[str, Any]:
-    env = env or task.make_env(data_dir, cache_dir)
-    return episode_record(rollout(policy, env, seed=seed), objective, _source_domains(env))
-
-
-_WORKER: dict[str, Any] = {"envs": {}, "venvs": {}, "policies": {}}
-
-
-def _loaded(policy: Policy | str) -> Policy:
-    """A policy, or the one its spec names, loaded once per process."""
-    if not isinstance(policy, str):
-        return policy
-    if policy not in _WORKER["policies"]:
-        _WORKER["policies"][policy] = resolve_policy(policy)[0]
-    return _WORKER["policies"][policy]
-
-
-def _fresh(policy: Policy | str) -> Policy:
-    """A policy object of its own, for one sub-env of a vector env (policies keep per-episode state)."""
-    return copy.deepcopy(_loaded(policy))
-
-
-def _episodes_job(policies: list[Policy | str], task: Task, seeds: list[int], objective: Objective, data_dir, cache_dir,
-                  vector: int) -> list[dict[str, Any]]:
-    """A chunk of one task's episodes, in this process or a pool worker: one at a time on the task's env
-    (`vector` 0), or all at once on its K-proxy vector env. Envs are built once per task and process."""
-    if not vector:
-        envs = _WORKER["envs"]
-        if task not in envs:
-            envs[task] = task.make_env(data_dir, cache_dir)
-        return [run_episode(_loaded(policy), task, seed, objective, env=envs[task]) for policy, seed in zip(policies, seeds)]
-    venvs = _WORKER["venvs"]
-    if (task, vector) not in venvs:
-        venvs[task, vector] = task.make_vector_env(vector, data_dir, cache_dir)
-    venv = venvs[task, vector]
-    episodes = rollout_vector([_fresh(p) for p in policies], venv, list(seeds), wrap=task.wrap)
-    source = _source_domains(venv.unwrapped.envs[0])
-    return [episode_record(episode, objective, source) for episode in episodes]
-
-
-def run_episodes(jobs: list[tuple[Policy | str, Task, int]], objective: Objective, envs: dict[str, Any], workers: int, data_dir=None,
-                 cache_dir=None, vector: int | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Run (policy, task, seed) episodes on the worker pool; yield (job index, record) as each ends.
-
-    `vector` K > 0: a task's episodes run K at a time, their proxies trained together (`rollout_vector`);
-    None: `auto_vector()`, batched on a GPU only. `envs` (task name -> env) are the ones this process built
-    already; pool workers build their own.
-    """
-    vector = auto_vector() if vector is None else vector
-    _WORKER["envs"].update({task: envs[task.name] for _, task, _ in jobs if task.name in envs})
-    chunks: list[list[int]] = []
-    for index, (_, task, _) in enumerate(jobs):  # consecutive episodes of one task, up to K of them
-        if chunks and vector and len(chunks[-1]) < vector and jobs[chunks[-1][0]][1] == task:
-            chunks[-1].append(index)
-        else:
-            chunks.append([index])
-    work = [([jobs[i][0] for i in chunk], jobs[chunk[0]][1], [jobs[i][2] for i in chunk], objective, data_dir, cache_dir,
-             vector) for chunk in chunks]
-    try:
-        with closing(run_jobs(_episodes_job, work, workers)) as results:  # closed: queued episodes never start
-            for c, records in results:
-                yield from zip(chunks[c], records)
-    except JobFailed as failure:
-        _, task, seed = jobs[chunks[failure.index][0]]
-        raise EpisodeFailure(task, seed, failure.error) from failure.error
-
-
 def compute_references(protocol: Protocol, store: Store, data_dir=None, cache_dir=None, progress: bool = True,
                        workers: int = 1, vector: int | None = None) -> None:
     """ref_min (random mixtures) and ref_max (best static target share of the grid) of every task lacking them.
@@ -197,7 +92,7 @@ def compute_references(protocol: Protocol, store: Store, data_dir=None, cache_di
         pending = [job for job in jobs if (job[0], job[2]) not in done]
         if pending:
             refuse_frozen(protocol)
-            stats = stats or protocol_objective(protocol)
+            stats = stats or ranking_objective(protocol)
             # builds data and base checkpoint once, before any worker
             envs = {task.name: task.make_env(data_dir, cache_dir, progress=progress)}
             bar = tqdm(total=len(jobs), initial=len(jobs) - len(pending), desc=f"references {task.name}", unit="episode",
@@ -229,8 +124,6 @@ def search_references(protocol: Protocol, store: Store, data_dir=None, cache_dir
                       workers: int = 1) -> None:
     """v2 on: ref_min from random mixtures, ref_max the best of the confirmed static oracle and (on the protocol's
     `schedule_tasks`) the confirmed schedule oracle, all on reference seeds; resumable episode by episode."""
-    from .oracle import EpisodeLog, oracles
-
     for task in protocol.tasks:
         if store.reference(protocol.version, task.name) is not None:
             continue
@@ -275,7 +168,7 @@ def submit(spec: str, name: str, protocol_version: str = DEFAULT_PROTOCOL, db: s
         return "failed"
     if store.finished(name, protocol.version, fingerprint):  # a re-run of a finished row builds nothing
         return "done"
-    stats = protocol_objective(protocol)
+    stats = ranking_objective(protocol)
     done = store.begin(name, protocol.version, spec, fingerprint)
     compute: dict[str, Any] = {}
     pending: list[tuple[Task, int]] = []
@@ -304,8 +197,3 @@ def submit(spec: str, name: str, protocol_version: str = DEFAULT_PROTOCOL, db: s
         return "failed"
     store.finish(name, protocol.version, compute)
     return "done"
-
-
-class EpisodeFailure(RuntimeError):
-    def __init__(self, task: Task, seed: int, error: BaseException):
-        super().__init__(f"task {task.name}, seed {seed}: {type(error).__name__}: {error}")

@@ -163,14 +163,14 @@ def test_references_and_ranked_table(tiny_protocol, tiny_data, tmp_path):
 def test_references_resume_from_stored_episodes(tiny_protocol, tiny_data, tmp_path, monkeypatch):
     import sqlite3
 
-    from leaderboard import submit as submit_module
+    from leaderboard import episodes as episodes_module
 
     store = Store(tmp_path / "lb.sqlite")
     compute_references(tiny_protocol, store, data_dir=str(tiny_data), progress=False, workers=2)
     first = {t.name: store.reference(tiny_protocol.version, t.name) for t in tiny_protocol.tasks}
     with sqlite3.connect(store.path) as db:  # as if the run died after its last episode, before the summary row
         db.execute("DELETE FROM refs")
-    monkeypatch.setattr(submit_module, "run_episode", lambda *a, **k: pytest.fail("a stored reference episode re-ran"))
+    monkeypatch.setattr(episodes_module, "run_episode", lambda *a, **k: pytest.fail("a stored reference episode re-ran"))
     compute_references(tiny_protocol, store, data_dir=str(tiny_data), progress=False)
     assert {t.name: store.reference(tiny_protocol.version, t.name) for t in tiny_protocol.tasks} == first
 
@@ -322,13 +322,13 @@ def test_report_is_written_with_table_and_plots(tiny_protocol, tiny_data, tmp_pa
 def test_official_results_ship_and_a_submission_runs_only_its_own_episodes(tiny_protocol, tiny_data, tmp_path,
                                                                             monkeypatch):
     from leaderboard import official
-    from leaderboard.submit import protocol_objective
+    from leaderboard.official import ranking_objective
 
     made = Store(tmp_path / "made.sqlite")
     compute_references(tiny_protocol, made, data_dir=str(tiny_data), progress=False)
     assert run("baseline:uniform", "uniform", tiny_protocol, tiny_data, made.path) == "done"
     monkeypatch.setattr(official, "OFFICIAL", tmp_path / "official")
-    objective = protocol_objective(tiny_protocol)
+    objective = ranking_objective(tiny_protocol)
     path = official.export_official(made, tiny_protocol, objective.mean, objective.std)
     assert path.parent == tmp_path / "official"
 
@@ -589,7 +589,7 @@ def test_a_v2_selection_prints_and_counts_only_its_own_seeds(capsys):
 
 def test_the_headroom_benchmark_runs_and_resumes(tiny_data, tmp_path, monkeypatch):
     from benchmarks import headroom
-    from leaderboard import submit as submit_module
+    from leaderboard import episodes as episodes_module
     from leaderboard.protocol import SearchConfig
 
     scenario = tiny_scenario(tiny_data)
@@ -602,11 +602,11 @@ def test_the_headroom_benchmark_runs_and_resumes(tiny_data, tmp_path, monkeypatc
     assert result["headroom"]["n"] == 2 and result["objective_weights"] == [0.2, 0.8]
     assert "| tiny-wsd |" in headroom.table(tmp_path)
     lines = (tmp_path / "tiny-wsd" / "episodes.jsonl").read_text().splitlines()
-    run_episode = submit_module.run_episode
-    monkeypatch.setattr(submit_module, "run_episode", lambda *a, **k: pytest.fail("a logged episode ran again"))
+    run_episode = episodes_module.run_episode
+    monkeypatch.setattr(episodes_module, "run_episode", lambda *a, **k: pytest.fail("a logged episode ran again"))
     assert headroom.run_regime("tiny-wsd", task, 1, "test", tmp_path, config, str(tiny_data))["headroom"] == result["headroom"]
     assert (tmp_path / "tiny-wsd" / "episodes.jsonl").read_text().splitlines() == lines
-    monkeypatch.setattr(submit_module, "run_episode", run_episode)
+    monkeypatch.setattr(episodes_module, "run_episode", run_episode)
     specs = ["static:target-share=0.5", "schedule:target-share=0.2,0.8"]
     more = headroom.follow_up("tiny-wsd", task, specs, 2, 1, tmp_path, str(tiny_data))
     assert not set(more["seeds"]) & set(result["static"]["seeds"])  # seeds no search or confirmation has seen
