@@ -65,7 +65,8 @@ def regime_task(scenario: str, overrides: dict, weights: tuple[float, float] | N
 def run_regime(name: str, task, workers: int, description: str, root: Path = RESULTS, config=None, data_dir=None) -> dict:
     """Search (or resume) a regime's oracles; write and return its result."""
     from dmix_gym.utils.atomic import write_json
-    from leaderboard.oracle import EpisodeLog, oracles
+    from leaderboard.oracle import oracles
+    from leaderboard.search_log import EpisodeLog
 
     folder = root / name
     config = config or headroom_config()
@@ -81,9 +82,9 @@ def follow_up(name: str, task, specs: list[str], seeds: int, workers: int, root:
     """More confirmation: each policy spec (the first is the one the others are compared with) on `seeds` confirmation
     seeds after the regime's own, which no search has seen, paired by seed; written to `follow-up.json`."""
     from dmix_gym.utils.atomic import write_json
-    from leaderboard.oracle import CONFIRM, EpisodeLog, evaluate, reference_seeds
     from leaderboard.registry import load_policy
     from leaderboard.scores import mean_std, paired_difference
+    from leaderboard.search_log import CONFIRM, EpisodeLog, evaluate, reference_seeds
 
     folder = root / name
     first = json.loads((folder / "result.json").read_text())["config"]["confirm_seeds"]  # after the regime's own

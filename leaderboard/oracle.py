@@ -6,6 +6,10 @@ and the headroom of dynamic mixing (`benchmarks/headroom.py`). One implementatio
    reaches `min_step`), every candidate on the same search seeds (paired).
 2. Schedule oracle: CMA-ES (`cma`) over a piecewise-linear target share with `knots` knots (logits of the share),
    started at the static oracle's share, every candidate on the same search seeds.
+   With `domains` (v3 on), the static search goes on within the fields from the line's best share
+   (`leaderboard.domain_search`): the static oracle is then a domain mixture, and `domain_gain` is what
+   re-weighting domains adds over the line's best, paired on the confirmation seeds. (The schedule oracle still
+   searches the line's target share over time.)
 3. Confirmation: each winner runs again on fresh confirmation seeds, so its score is not the luckiest of many noisy
    ones; the schedule's headroom is its paired difference from the static oracle there, with a 95% t-interval.
 
@@ -15,10 +19,7 @@ the same candidates again, since its seed and the scores it is told are the same
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,85 +27,9 @@ import numpy as np
 from baselines.static import RandomMixture, TargetSchedule
 from dmix_gym.policy import Policy
 
-from .episodes import run_episodes
-from .protocol import REFERENCE_SEED_BASE, Objective, SearchConfig, Task
+from .protocol import Objective, SearchConfig, Task
 from .scores import mean_std, paired_difference
-
-SEARCH, CONFIRM, RANDOM = 0, 1_000, 2_000  # seed offsets from REFERENCE_SEED_BASE: disjoint seed sets
-
-
-def reference_seeds(kind: int, n: int) -> list[int]:
-    """`n` reference seeds of a kind (SEARCH, CONFIRM or RANDOM)."""
-    return [REFERENCE_SEED_BASE + kind + i for i in range(n)]
-
-
-class EpisodeLog:
-    """Scores of finished episodes by (label, seed), one JSON line each, appended and flushed as each ends."""
-
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self.records: dict[tuple[str, int], dict[str, Any]] = {}
-        if self.path.is_file():
-            for line in self.path.read_text().splitlines():
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError:  # a line torn by a crash mid-write: that episode runs again
-                    continue
-                self.records[record["label"], int(record["seed"])] = record
-
-    def __contains__(self, key: tuple[str, int]) -> bool:
-        return key in self.records
-
-    def score(self, label: str, seed: int) -> float:
-        return float(self.records[label, seed]["score"])
-
-    def add(self, label: str, seed: int, record: dict[str, Any]) -> None:
-        line = {"label": label, "seed": seed, **record}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a") as file:
-            file.write(json.dumps(line) + "\n")
-            file.flush()
-            os.fsync(file.fileno())
-        self.records[label, seed] = line
-
-
-def summary(record: dict[str, Any]) -> dict[str, Any]:
-    """What the log keeps of a leaderboard episode record: score, final feedback, the mean target share, seconds."""
-    trace = record["trace"]
-    source = [f == trace["fields"][0] for f in _fields_of(trace)]
-    mixtures = np.asarray(trace["mixtures"][1:], np.float64)
-    target_share = float(1.0 - mixtures[:, source].sum(1).mean()) if len(mixtures) else float("nan")
-    return {"score": record["balanced"], "final_feedback": record["final_feedback"], "target_share": target_share,
-            "steps": len(mixtures), "seconds": record["seconds"]}
-
-
-def _fields_of(trace: dict[str, Any]) -> list[str]:
-    """The field of each domain of a trace (domain names are `<field>/<domain>`; a one-domain field is its name)."""
-    return [d.split("/")[0] for d in trace["domains"]]
-
-
-def run_missing(jobs: list[tuple[str, Policy, int]], task: Task, objective: Objective, log: EpisodeLog, workers: int = 1,
-                data_dir=None, cache_dir=None, progress: bool = True) -> None:
-    """Run the (label, policy, seed) episodes that are not in the log yet, on the worker pool, logging each as it ends."""
-    from tqdm.auto import tqdm
-
-    pending = [job for job in jobs if (job[0], job[2]) not in log]
-    if not pending:
-        return
-    bar = tqdm(total=len(pending), desc=f"{task.name} search", unit="episode", disable=not progress)
-    for index, record in run_episodes([(p, task, seed) for _, p, seed in pending], objective, {}, workers, data_dir,
-                                      cache_dir, vector=0):
-        log.add(pending[index][0], pending[index][2], summary(record))
-        bar.update(1)
-    bar.close()
-
-
-def evaluate(candidates: dict[str, Policy], seeds: list[int], task: Task, objective: Objective, log: EpisodeLog,
-             workers: int = 1, data_dir=None, cache_dir=None, progress: bool = True) -> dict[str, np.ndarray]:
-    """{label: scores on `seeds`} of every candidate, running only the episodes not in the log."""
-    jobs = [(label, policy, seed) for label, policy in candidates.items() for seed in seeds]
-    run_missing(jobs, task, objective, log, workers, data_dir, cache_dir, progress)
-    return {label: np.array([log.score(label, seed) for seed in seeds]) for label in candidates}
+from .search_log import CONFIRM, RANDOM, SEARCH, EpisodeLog, evaluate, reference_seeds, run_missing
 
 
 def share_label(share: float) -> str:
@@ -214,6 +139,25 @@ def confirmed(label: str, policy: Policy, task: Task, objective: Objective, log:
     return {"label": label, "seeds": seeds, "scores": scores.tolist(), "mean": mean, "std": std}
 
 
+def domain_oracle(task: Task, objective: Objective, log: EpisodeLog, config: SearchConfig, static: dict[str, Any],
+                  workers: int, data_dir, cache_dir, progress: bool) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """(the domain search, its confirmed best) from the line's static search; None where no field has two domains."""
+    from baselines.domains import DomainMixture
+
+    from .domain_search import domain_search, searchable, task_domain_space
+
+    space = task_domain_space(task, data_dir, cache_dir)
+    if not searchable(space):
+        return None
+    share = static["share"]
+    search = domain_search(task, objective, log, config, share, static["means"][f"{share:g}"], space, workers, data_dir,
+                           cache_dir, progress)
+    best = search["spec"]
+    policy = DomainMixture(best) if best != search["line"] else TargetSchedule((share,))
+    label = best if best != search["line"] else share_label(share)  # the line's own best: its confirmed episodes
+    return search, confirmed(label, policy, task, objective, log, config, workers, data_dir, cache_dir, progress)
+
+
 def oracles(task: Task, objective: Objective, log: EpisodeLog, config: SearchConfig, schedules: bool = True,
             workers: int = 1, data_dir=None, cache_dir=None, progress: bool = True) -> dict[str, Any]:
     """A task's references: random mixtures (ref_min), the static oracle and, with `schedules`, the schedule oracle and
@@ -232,6 +176,11 @@ def oracles(task: Task, objective: Objective, log: EpisodeLog, config: SearchCon
         "static": confirmed(share_label(static["share"]), TargetSchedule((static["share"],)), task, objective, log, config,
                             *args),
     }
+    if config.domains:
+        domain = domain_oracle(task, objective, log, config, static, *args)
+        if domain is not None:
+            result["domain_search"], result["domain"] = domain
+            result["domain_gain"] = paired_difference(result["domain"]["scores"], result["static"]["scores"])
     if schedules:
         search = schedule_search(task, objective, log, config, static["share"], *args)
         result["schedule_search"] = search

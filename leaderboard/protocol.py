@@ -84,13 +84,20 @@ class SearchConfig:
     generations: int = 3  # CMA-ES generations of the schedule search
     population: int = 6  # schedules per generation
     sigma: float = 0.5  # CMA-ES's initial step, in logits of the target share
-    seed: int = 0  # CMA-ES's seed
+    seed: int = 0  # CMA-ES's seed (and the domain search's model-based proposals')
+    domains: bool = False  # v3 on: the static oracle also searches within-field domain splits (`oracle.domain_search`)
+    domain_pairs: int = 3  # ... the best single-domain tilts of each role, combined two at a time
+    share_multiples: tuple[float, ...] = (0.5, 1.5, 2.0)  # ... the best split at these multiples of the line's share
+    model_rounds: int = 2  # ... rounds of Bayesian optimisation (a GP over every logged mixture of the task)
+    model_proposals: int = 4  # ... candidates each round proposes
 
     def __post_init__(self) -> None:
         if self.tolerance < 0 or self.min_step <= 0:
             raise ConfigError(f"SearchConfig needs tolerance >= 0 and min_step > 0, got {self.tolerance}, {self.min_step}")
         if not self.coarse or not all(0.0 <= s <= 1.0 for s in self.coarse + self.refine):
             raise ConfigError(f"search shares must lie in [0, 1], got coarse {self.coarse}, refine {self.refine}")
+        if not all(m > 0 for m in self.share_multiples):
+            raise ConfigError(f"SearchConfig.share_multiples must be positive, got {self.share_multiples}")
         for name in ("search_seeds", "confirm_seeds", "random_episodes", "knots", "generations", "population"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"SearchConfig.{name} must be at least 1, got {getattr(self, name)}")
@@ -222,6 +229,13 @@ PROTOCOLS: dict[str, Protocol] = {
     "dmix-bench-smoke-v2": _v2("dmix-bench-smoke-v2", "dmix/general-math-smoke/trajectories-v1", "smoke", 3, SMOKE_OTHER_MODEL,
                                SearchConfig(coarse=(0.0, 0.5, 1.0), refine=(0.25,), search_seeds=1, confirm_seeds=2,
                                             random_episodes=2, generations=1, population=2)),
+    # v3: the static oracle searches within-field domain splits too. The default once its references and rows run.
+    "dmix-bench-v3": _v2("dmix-bench-v3", "dmix/general-math-cpu/trajectories-v1", "cpu", 5, CPU_OTHER_MODEL,
+                         SearchConfig(domains=True)),
+    "dmix-bench-smoke-v3": _v2("dmix-bench-smoke-v3", "dmix/general-math-smoke/trajectories-v1", "smoke", 3, SMOKE_OTHER_MODEL,
+                               SearchConfig(coarse=(0.0, 0.5, 1.0), refine=(0.25,), search_seeds=1, confirm_seeds=2,
+                                            random_episodes=2, generations=1, population=2, domains=True, domain_pairs=2,
+                                            share_multiples=(0.5,), model_rounds=1, model_proposals=2)),
     "dmix-bench-v1": Protocol(
         "dmix-bench-v1", "dmix/general-math-cpu/trajectories-v1", (0, EVAL_SEED_BASE),
         _tasks("cpu", 5, CPU_OTHER_MODEL, unseen_target=True), frozen=V1_FROZEN,

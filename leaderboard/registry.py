@@ -1,5 +1,6 @@
-"""Policies by name: `baseline:<name>`, `official:<protocol>/<algo>` (a shipped agent), the path of a saved agent or
-baseline, or `package.module:factory`."""
+"""Policies by name: `baseline:<name>`, `official:<protocol>/<algo>` (a shipped agent), a mixture written out in full
+(`static:target-share=S`, `schedule:target-share=S1,S2,...`, `domains:source=...,target/<domain>=...`), the path of a
+saved agent or baseline, or `package.module:factory`."""
 
 from __future__ import annotations
 
@@ -22,8 +23,8 @@ def load_policy(spec: str | Path) -> Policy:
         from baselines import make_baseline
 
         return make_baseline(text)
-    if text.startswith(("static:target-share=", "schedule:target-share=")):
-        return target_schedule(text)
+    if text.startswith(SPEC_PREFIXES):
+        return spec_policy(text)
     path = official_agent(text.removeprefix("official:")) if text.startswith("official:") else Path(text)
     if not path.exists():
         raise ConfigError(f"no policy {text!r}: not a baseline:<name> and no such file")
@@ -44,6 +45,18 @@ def load_policy(spec: str | Path) -> Policy:
     return TransformerAgent.load(path)
 
 
+SPEC_PREFIXES = ("static:target-share=", "schedule:target-share=", "domains:")  # policies written out in full in the spec
+
+
+def spec_policy(spec: str) -> Policy:
+    """A policy its spec writes out in full: a target-share schedule or a domain mixture (`baselines.domains`)."""
+    if spec.startswith("domains:"):
+        from baselines.domains import DomainMixture
+
+        return DomainMixture(spec)
+    return target_schedule(spec)
+
+
 def target_schedule(spec: str) -> Policy:
     """`static:target-share=S` (one share held, e.g. the static oracle's, or static-transfer's) or
     `schedule:target-share=S1,S2,...` (a piecewise-linear schedule through those shares)."""
@@ -60,8 +73,8 @@ def target_schedule(spec: str) -> Policy:
 
 def resolve_policy(spec: str) -> tuple[Policy, str]:
     """(policy, fingerprint) of `package.module:factory`, `baseline:<name>`, or a saved policy file."""
-    if spec.startswith(("static:target-share=", "schedule:target-share=")):
-        policy = target_schedule(spec)
+    if spec.startswith(SPEC_PREFIXES):
+        policy = spec_policy(spec)
         return policy, builtin_fingerprint(spec, policy)
     if ":" in spec and not spec.startswith(("baseline:", "official:")) and not Path(spec).exists():
         module_name, _, factory_name = spec.partition(":")

@@ -13,10 +13,11 @@ from dmix_gym.utils.paths import resolve_cache_dir
 
 from .episodes import EpisodeFailure, run_episodes
 from .official import open_store, ranking_objective
-from .oracle import EpisodeLog, oracles
+from .oracle import oracles
 from .protocol import DEFAULT_PROTOCOL, Protocol, Task, get_protocol
 from .registry import resolve_policy
 from .scores import mean_std
+from .search_log import EpisodeLog
 from .store import Store
 
 
@@ -122,8 +123,9 @@ def reference_log(store: Store, protocol: Protocol, task: Task) -> Path:
 
 def search_references(protocol: Protocol, store: Store, data_dir=None, cache_dir=None, progress: bool = True,
                       workers: int = 1) -> None:
-    """v2 on: ref_min from random mixtures, ref_max the best of the confirmed static oracle and (on the protocol's
-    `schedule_tasks`) the confirmed schedule oracle, all on reference seeds; resumable episode by episode."""
+    """v2 on: ref_min from random mixtures, ref_max the best of the confirmed static oracle, (v3 on) the confirmed
+    static domain mixture and (on the protocol's `schedule_tasks`) the confirmed schedule oracle, all on reference
+    seeds; resumable episode by episode."""
     for task in protocol.tasks:
         if store.reference(protocol.version, task.name) is not None:
             continue
@@ -132,9 +134,9 @@ def search_references(protocol: Protocol, store: Store, data_dir=None, cache_dir
         log = EpisodeLog(reference_log(store, protocol, task))
         found = oracles(task, protocol.objective, log, protocol.search, task.name in protocol.schedule_tasks, workers,
                         data_dir, cache_dir, progress)
-        best = max(("static", "schedule"), key=lambda kind: found[kind]["mean"] if kind in found else -np.inf)
-        detail = {key: found[key] for key in ("random", "static", "schedule", "headroom", "static_search", "schedule_search")
-                  if key in found}
+        best = max(("static", "domain", "schedule"), key=lambda kind: found[kind]["mean"] if kind in found else -np.inf)
+        detail = {key: found[key] for key in ("random", "static", "schedule", "headroom", "static_search", "schedule_search",
+                                              "domain", "domain_search", "domain_gain") if key in found}
         detail.update({"ref_max_from": best, "best_static": found["static"]["label"], "episodes": found["episodes"],
                        "episode_seconds": found["episode_seconds"]})
         store.set_reference(protocol.version, task.name, found["random"]["mean"], found[best]["mean"], detail)

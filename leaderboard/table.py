@@ -68,7 +68,8 @@ def ranked(store: Store, protocol_version: str) -> list[Row]:
     return finished + [r for r in rows if r.status not in ranks]
 
 
-REFERENCE_ROWS = {"static": "Static oracle (reference)", "schedule": "Schedule oracle (reference)"}
+REFERENCE_ROWS = {"static": "Static oracle (reference)", "domain": "Domain oracle (reference)",
+                  "schedule": "Schedule oracle (reference)"}
 
 
 def reference_rows(store: Store, protocol) -> list[Row]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from pathlib import Path
 
@@ -479,6 +480,50 @@ def test_v2_tasks_reward_the_objective_and_the_search_baselines_order_mixtures_l
     assert (protocol.objective.score(a) > protocol.objective.score(b)) != (objective(a, (0.5, 0.5)) > objective(b, (0.5, 0.5)))
 
 
+def test_v3_references_search_domain_splits_and_resume(tiny_protocol, tiny_data, tmp_path):
+    """The static oracle goes on within the fields from the line's best share; ref_max is the best confirmed of the
+    line, the domain mixture and the schedule; a second run re-runs nothing."""
+    from baselines.domains import parse_domain_weights
+    from leaderboard.protocol import SearchConfig
+    from leaderboard.submit import reference_log
+
+    objective = Objective((-5.0, -5.0), (0.2, 1.0))
+    task = dataclasses.replace(tiny_protocol.tasks[0], objective=objective)
+    search = SearchConfig(coarse=(0.0, 0.5, 1.0), refine=(0.25,), tolerance=100.0, search_seeds=1, confirm_seeds=2,
+                          random_episodes=2, domains=True, domain_pairs=2, share_multiples=(0.5,), model_rounds=1,
+                          model_proposals=2)
+    protocol = dataclasses.replace(tiny_protocol, version="test-tiny-v3", tasks=(task,), objective=objective, search=search,
+                                   schedule_tasks=())
+    PROTOCOLS[protocol.version] = protocol
+    try:
+        store = Store(tmp_path / "lb.sqlite")
+        compute_references(protocol, store, data_dir=str(tiny_data), progress=False)
+        ref = store.reference(protocol.version, task.name)
+        found = ref["domain_search"]
+        stages = [t["stage"] for t in found["trail"]]
+        assert stages == ["corners", "pairs", "share", "model-1"]
+        episodes = [t["episodes"] for t in found["trail"]]
+        assert episodes == sorted(episodes) and found["candidates"] > 4  # every stage ran new candidates
+        best = [t["best_mean"] for t in found["trail"]]
+        assert best == sorted(best) and found["mean"] == best[-1] >= found["line_mean"]  # never worse than the line
+        assert sum(parse_domain_weights(found["spec"]).values()) == pytest.approx(1.0, abs=1e-3)
+        assert ref["ref_max"] == max(ref["static"]["mean"], ref["domain"]["mean"])
+        assert ref["domain_gain"]["mean"] == pytest.approx(ref["domain"]["mean"] - ref["static"]["mean"])
+        assert ref["domain"]["seeds"] == ref["static"]["seeds"]  # paired, on the confirmation seeds
+        rows = {r.name: r for r in ranked(store, protocol.version)}
+        assert rows["Domain oracle (reference)"].status == "reference"
+        log = reference_log(store, protocol, task)
+        assert all(len(json.loads(line)["mixture"]) > 2 for line in log.read_text().splitlines())
+        lines = log.read_text().splitlines()
+        with store._connect() as db:
+            db.execute("DELETE FROM refs")
+        compute_references(protocol, store, data_dir=str(tiny_data), progress=False)
+        assert log.read_text().splitlines() == lines
+        assert store.reference(protocol.version, task.name)["ref_max"] == ref["ref_max"]
+    finally:
+        PROTOCOLS.pop(protocol.version)
+
+
 def test_v2_references_come_from_the_search_and_resume(tiny_protocol, tiny_data, tmp_path):
     from leaderboard.protocol import SearchConfig
     from leaderboard.submit import reference_log
@@ -548,7 +593,7 @@ def test_a_schedule_interpolates_its_knots_over_the_episode():
 
 
 def test_v2_selection_sees_every_task_type_and_a_scenario_no_task_evaluates():
-    from leaderboard.oracle import CONFIRM, RANDOM, SEARCH, reference_seeds
+    from leaderboard.search_log import CONFIRM, RANDOM, SEARCH, reference_seeds
     from leaderboard.selection import selection_margin, validation_tasks
 
     protocol = PROTOCOLS["dmix-bench-v2"]

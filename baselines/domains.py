@@ -1,0 +1,106 @@
+"""A static mixture over domains, written by field role so that it applies to any scenario.
+
+The spec `domains:source=0.85,target/c01-frac-boxed=0.15` gives the source field 0.85, spread over its domains like
+p_0, and puts 0.15 on the target domain named `c01-frac-boxed`. Keys are a role (`source`, `target`) or a role and
+a domain name within that role's fields (`source/<domain>`, `target/<domain>`); weights are normalised to sum to 1.
+A role's own weight spreads over its domains in their natural proportions (p_0 for the source field, p* for the
+target fields). A named domain the scenario does not have gives its weight to its role, spread naturally: so a
+mixture found on one task transfers by domain name where another task shares the domain, and at p_0 / p* within a
+field whose domains differ (`dmix search` writes this spec; `dmix cpt --policy` and the leaderboard take it).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from dmix_gym.data.domains import DomainSpace
+from dmix_gym.errors import ConfigError
+from dmix_gym.policy import History, Policy, ScenarioInfo
+from dmix_gym.utils.atomic import write_json
+
+PREFIX = "domains:"
+ROLES = ("source", "target")
+_KEY = re.compile(r"^(source|target)(/[^=,/]+)?$")
+
+
+def parse_domain_weights(text: str) -> dict[str, float]:
+    """{key: weight} from `source=0.85,target/c01-frac-boxed=0.15` (with or without the `domains:` prefix)."""
+    body = text.removeprefix(PREFIX)
+    weights: dict[str, float] = {}
+    for item in filter(None, body.split(",")):
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        try:
+            weight = float(value)
+        except ValueError:
+            weight = float("nan")
+        if not sep or not _KEY.match(key) or not np.isfinite(weight) or weight < 0:
+            raise ConfigError(f"{text!r}: {item!r} is not <role>[/<domain>]=<weight>, with role source or target "
+                              "and a weight >= 0 (e.g. domains:source=0.85,target/c01-frac-boxed=0.15)")
+        if key in weights:
+            raise ConfigError(f"{text!r}: {key!r} is given twice")
+        weights[key] = weight
+    if not weights or sum(weights.values()) <= 0:
+        raise ConfigError(f"{text!r}: a domain mixture needs at least one positive weight")
+    return weights
+
+
+def domain_spec(weights: dict[str, float], digits: int = 4) -> str:
+    """The spec of a domain mixture (keys in order, zero weights left out, weights rounded so labels repeat)."""
+    kept = {k: round(float(w), digits) for k, w in weights.items() if round(float(w), digits) > 0}
+    return PREFIX + ",".join(f"{k}={w:g}" for k, w in kept.items())
+
+
+def role_of_domains(space: DomainSpace) -> np.ndarray:
+    """'source' or 'target' for each domain of a domain space (the source field is field 0)."""
+    return np.where(np.asarray(space.field_of) == 0, "source", "target")
+
+
+def local_names(space: DomainSpace) -> list[str]:
+    """Each domain's name within its field (`general/c00-x` -> `c00-x`; a one-domain field's name is the field's)."""
+    return [name.split("/", 1)[-1] for name in space.names]
+
+
+def natural_split(space: DomainSpace, role: str) -> np.ndarray:
+    """A role's domains in their natural proportions (p_0 for the source, p* for the targets), as a mixture."""
+    p = np.asarray(space.p0 if role == "source" else space.p_star, np.float64) * (role_of_domains(space) == role)
+    if p.sum() <= 0:
+        raise ConfigError(f"the domain space has no {role} domains with weight: {list(space.names)}")
+    return p / p.sum()
+
+
+def resolve_domain_weights(weights: dict[str, float], space: DomainSpace) -> np.ndarray:
+    """The mixture (D,) a domain spec gives in a domain space; names it lacks fall back to their role's natural split."""
+    roles, names = role_of_domains(space), local_names(space)
+    mixture = np.zeros(space.size)
+    for key, weight in weights.items():
+        role, _, domain = key.partition("/")
+        matches = (roles == role) & (np.asarray(names) == domain) if domain else np.zeros(space.size, bool)
+        if matches.any():
+            mixture += weight * matches / matches.sum()
+        else:
+            mixture += weight * natural_split(space, role)
+    return mixture / mixture.sum()
+
+
+class DomainMixture(Policy):
+    """Holds one domain mixture, given by role and domain name (see the module docstring), at every step."""
+
+    def __init__(self, weights: dict[str, float] | str):
+        self.weights = parse_domain_weights(weights) if isinstance(weights, str) else dict(weights)
+        self.name = domain_spec(self.weights, digits=6)
+        parse_domain_weights(self.name)  # the same checks for a dict
+
+    def reset(self, info: ScenarioInfo) -> None:
+        super().reset(info)
+        self.mixture = resolve_domain_weights(self.weights, info.domain_space)
+
+    def act(self, history: History) -> np.ndarray:
+        return self.mixture
+
+    def save(self, path: str | Path) -> Path:
+        write_json(path, {"policy": self.name})
+        return Path(path)
