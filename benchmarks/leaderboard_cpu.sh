@@ -3,7 +3,7 @@
 # the protocol's official results file. Needs the cpu Minari dataset and the shipped agents (benchmarks/agents_cpu.sh).
 # Resumable: the results database lives in the repository (commit it as it grows), and stored reference and
 # submission episodes are never re-run, so re-run this after a crash or on another machine.
-#   bash benchmarks/leaderboard_cpu.sh [workers] [protocol]
+#   bash benchmarks/leaderboard_cpu.sh [workers] [protocol]     (REFERENCES_ONLY=1: stop after the references)
 # The run writes to a live database under live/ (not committed: git would copy it mid-write); after every row a
 # consistent copy (SQLite's backup) lands at benchmarks/results/leaderboard/<protocol>.sqlite, which is committed,
 # and a fresh machine starts its live database from that copy. Reference episodes are logged under live/references/
@@ -27,15 +27,24 @@ agent() {
   else echo "$2: skipped, official:$PROTOCOL/$1 is not shipped yet (bash benchmarks/agents_cpu.sh)"; fi
 }
 # The references first (from v2 on a search: several hours at cpu, resumable episode by episode).
+# v3's searches extend v2's (same tasks, seeds, objective and env; v2's episodes re-run here to 2e-15, see README):
+# its logs start as v2's, so the line and schedule searches are read back and only the domain search runs.
+LOGS=$(dirname "$DB")/references
+if [[ $PROTOCOL == dmix-bench-v3 && ! -d $LOGS/dmix-bench-v3 && -d $LOGS/dmix-bench-v2 ]]; then
+  cp -r "$LOGS/dmix-bench-v2" "$LOGS/dmix-bench-v3"
+fi
 dmix leaderboard references --protocol "$PROTOCOL" --db "$DB" --workers "$WORKERS"
 snapshot
-# static-transfer (v2 on): the training task's static oracle share, held unchanged on every task.
+if [[ -n ${REFERENCES_ONLY:-} ]]; then exit 0; fi
+# static-transfer (v2 on): the training task's best confirmed static mixture (v3 on: a domain mixture, by role and
+# domain name), held unchanged on every task.
 TRANSFER=$(python3 -c "
 from leaderboard.protocol import get_protocol
 from leaderboard.store import Store
 p = get_protocol('$PROTOCOL')
 ref = Store('$DB').reference(p.version, p.training_task) if p.search else None
-print(ref['static']['label'] if ref else '')")
+best = max((k for k in ('static', 'domain') if ref and k in ref), key=lambda k: ref[k]['mean'], default=None)
+print(ref[best]['label'] if best else '')")
 if [[ -n "$TRANSFER" ]]; then submit "$TRANSFER" "Static-transfer"; fi
 # The core rows (five baselines, the model selection's best algorithm, SFT and CQL), then the rest.
 declare -A AGENT_NAMES=([sft]="SFT agent" [cql]="CQL agent" [iql]="IQL agent" [td3bc]="TD3+BC agent" [bc]="BC agent"

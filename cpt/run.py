@@ -25,7 +25,7 @@ from dmix_gym.model import train_flops_per_token
 from dmix_gym.policy import History, Policy, ScenarioInfo, adapt_env, check_mixture
 from dmix_gym.scenario import Scenario, override, resolve_scenario
 from dmix_gym.utils.atomic import atomic_path
-from leaderboard.protocol import Objective, get_protocol
+from leaderboard.protocol import shipped_objective
 from leaderboard.registry import load_policy
 
 from .backend import ShardedBackend
@@ -68,14 +68,6 @@ class CPTConfig:
         if self.model == "llama-10x":  # the proxy at 10x: pre-trained on the source field like the proxy's base
             changes.update(LLAMA_10X_PROXY)
         return override(resolve_scenario(self.scenario, self.preset), **changes)
-
-
-def shipped_objective(version: str) -> Objective:
-    """The objective a protocol ranks by; a protocol without a shipped one (v0, v1) is a ConfigError."""
-    objective = get_protocol(version).objective
-    if objective is None:
-        raise ConfigError(f"protocol {version!r} ships no objective; use dmix-bench-v2 or later")
-    return objective
 
 
 def _jsonable(info: dict[str, Any]) -> dict[str, Any]:

@@ -501,6 +501,39 @@ def leaderboard_report(
     console.print(f"report: {path}")
 
 
+@app.command("search")
+def search_cmd(
+    scenario: Scenario = "general-math",
+    preset: Preset = "cpu",
+    model: Annotated[Optional[Path], typer.Option(help="a Hugging Face causal-LM directory trained instead of the proxy")] = None,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="a scenario option KEY=VALUE over the scenario's own "
+                                                                    "(repeatable)")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="results folder (default: runs/search/<scenario>); re-run to resume")] = None,
+    budget: Annotated[Optional[int], typer.Option(min=1, help="episodes at most, all stages and confirmation together "
+                                                              "(default: as many as the search takes)")] = None,
+    objective: Annotated[Optional[str], typer.Option(
+        help="a protocol (dmix-bench-v2) whose objective is maximised (default: the scenario's own reward)")] = None,
+    schedules: Annotated[bool, typer.Option(help="also search target-share schedules (CMA-ES)")] = True,
+    domains: Annotated[bool, typer.Option(help="also search within-field domain splits")] = True,
+    search_seeds: Annotated[int, typer.Option(min=1, help="episodes per candidate while searching")] = 2,
+    confirm_seeds: Annotated[int, typer.Option(min=2, help="fresh episodes confirming each winner")] = 5,
+    workers: Annotated[int, typer.Option(min=1, help="episodes run in parallel processes (one thread each)")] = 1,
+    data_dir: DataDir = None,
+    cache_dir: CacheDir = None,
+) -> None:
+    """Find the mixture to continually pre-train with: the best static mixture and schedule of a scenario, confirmed
+    on fresh seeds; writes them as policy files for `dmix cpt --policy` and `dmix leaderboard submit --policy`."""
+    from .pipeline import SearchSettings, search_scenario
+    from .views import print_search
+
+    settings = SearchSettings(scenario, preset, model, tuple(set_ or ()), out, budget, objective, schedules, domains,
+                              search_seeds, confirm_seeds, workers)
+    result, folder = search_scenario(settings, data_dir, cache_dir)
+    print_search(result, folder)
+    if "spent" in result:
+        raise typer.Exit(1)
+
+
 @app.command("cpt")
 def cpt(
     policy: Annotated[str, typer.Option(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -216,3 +217,38 @@ def run_pipeline(scenario: str = "general-math", preset: str = "smoke", trajecto
     for name, spec in entries:
         submit_to_leaderboard(spec, name, protocol, db, 1, data_dir, cache_dir)
     print_leaderboard(protocol, db)
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """What `dmix search` searches, and how long (see `leaderboard.recommend`)."""
+
+    scenario: str = "general-math"
+    preset: str = "cpu"
+    model: PathLike = None  # a Hugging Face model directory trained instead of the proxy
+    options: tuple[str, ...] = ()  # scenario options, KEY=VALUE
+    out: PathLike = None  # results folder (default: runs/search/<scenario>)
+    budget: int | None = None  # episodes at most
+    objective: str | None = None  # a protocol whose objective is maximised (None: the scenario's own reward)
+    schedules: bool = True
+    domains: bool = True
+    search_seeds: int = 2
+    confirm_seeds: int = 5
+    workers: int = 1
+
+
+def search_scenario(settings: SearchSettings, data_dir: PathLike = None, cache_dir: PathLike = None) -> tuple[dict, Path]:
+    """Search (or resume) a scenario's best static mixture and schedule; return the result and its folder."""
+    from dataclasses import replace
+
+    from dmix_gym.scenario import parse_options
+    from leaderboard.protocol import SearchConfig, shipped_objective
+    from leaderboard.recommend import search_mixture, search_task
+
+    objective = None if settings.objective is None else shipped_objective(settings.objective)
+    task = search_task(settings.scenario, settings.preset, settings.model, parse_options(list(settings.options)), objective)
+    config = replace(SearchConfig(), domains=settings.domains, search_seeds=settings.search_seeds,
+                     confirm_seeds=settings.confirm_seeds)
+    folder = Path(settings.out or Path("runs/search") / task.name)
+    result = search_mixture(task, folder, config, settings.schedules, settings.workers, settings.budget, data_dir, cache_dir)
+    return result, folder

@@ -214,3 +214,31 @@ def print_reproduced(found: list, stored_run: dict | None, tolerance: float) -> 
     console.print(f"{len(found)} episodes, largest |difference| {worst:.3e}: "
                   f"{'reproduced' if ok else 'NOT reproduced'} within {tolerance:g}")
     return ok
+
+
+def print_search(result: dict, folder: Path) -> None:
+    """`dmix search`'s answer: the recommended mixtures with their confirmed scores, against the line's best static
+    target share; or, where the budget ran out, the best mixture logged so far (unconfirmed)."""
+    if "spent" in result:
+        best = result.get("best_so_far")
+        console.print(f"[yellow]{result['spent']}[/]")
+        if best:
+            console.print(f"best so far (unconfirmed, mean of {len(best['seeds'])} search episodes): {best['label']} "
+                          f"scoring {best['mean']:.4f}")
+        return
+    table = Table(title=f"dmix search: {result['task']} ({result['episodes']} episodes, {result['episode_seconds']:.0f} "
+                        "episode-seconds)")
+    for column in ("", "policy spec", "confirmed score", "− line's best [95% CI]"):
+        table.add_column(column, justify="right" if "score" in column or "CI" in column else "left")
+    line = result["static"]
+    table.add_row("line's best static", line["label"], f"{line['mean']:.4f} ± {line['std']:.4f}", "")
+    for kind, gain in (("domain", "domain_gain"), ("schedule", "headroom")):
+        if kind in result:
+            d = result[gain]
+            table.add_row(f"best {kind}", result[kind]["label"], f"{result[kind]['mean']:.4f} ± {result[kind]['std']:.4f}",
+                          f"{d['mean']:+.4f} [{d['low']:+.4f}, {d['high']:+.4f}]")
+    console.print(table)
+    for kind in result["recommended"]:
+        console.print(f"recommended {kind}: {result['recommended'][kind]['label']}  ->  {folder / (kind + '.json')}")
+    console.print(f"use it: dmix cpt --policy {folder / 'static.json'} ...  |  dmix leaderboard submit --policy "
+                  f"{folder / 'static.json'} --name mine")

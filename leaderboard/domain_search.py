@@ -17,6 +17,7 @@ candidate a `baselines.domains` spec run on the same search seeds (paired), ever
 
 from __future__ import annotations
 
+import warnings
 from itertools import combinations
 from typing import Any
 
@@ -84,6 +85,7 @@ def propose(log: EpisodeLog, space: DomainSpace, best: np.ndarray, tried: set[st
             draws: int = 4000) -> list[str]:
     """`n` new specs with the highest upper confidence bound of a GP fitted on the search-seed episodes of the line
     and of the specs `tried` so far (the same episodes whenever the search resumes, so it proposes the same)."""
+    from sklearn.exceptions import ConvergenceWarning
     from sklearn.gaussian_process import GaussianProcessRegressor
     from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
 
@@ -93,7 +95,9 @@ def propose(log: EpisodeLog, space: DomainSpace, best: np.ndarray, tried: set[st
     rows = [(x, y) for x, y in rows if x is not None]
     x, y = np.stack([r[0] for r in rows]), np.array([r[1] for r in rows])
     kernel = ConstantKernel(1.0) * RBF(length_scale=0.3, length_scale_bounds=(1e-2, 10.0)) + WhiteKernel(1e-3)
-    gp = GaussianProcessRegressor(kernel, normalize_y=True, random_state=seed).fit(x, y)
+    with warnings.catch_warnings():  # a bound the fit reaches (no noise on a few points) is no reason to stop
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        gp = GaussianProcessRegressor(kernel, normalize_y=True, random_state=seed).fit(x, y)
     rng = np.random.default_rng(seed)
     concentration = rng.choice([20.0, 50.0, 200.0], size=draws)[:, None]  # near and far from the best mixture
     candidates = np.stack([rng.dirichlet(c * best + 0.05) for c in concentration[:, 0]])

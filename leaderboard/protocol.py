@@ -261,3 +261,12 @@ def get_protocol(version: str) -> Protocol:
     if version not in PROTOCOLS:
         raise ConfigError(f"unknown protocol {version!r}; choose one of {sorted(PROTOCOLS)}")
     return PROTOCOLS[version]
+
+
+def shipped_objective(version: str) -> Objective:
+    """The objective a protocol ranks by, for a run outside the leaderboard (`dmix cpt`, `dmix search`) to maximise;
+    a protocol without a shipped one (v0, v1) is a ConfigError."""
+    objective = get_protocol(version).objective
+    if objective is None:
+        raise ConfigError(f"protocol {version!r} ships no objective; use dmix-bench-v2 or later")
+    return objective

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from dmix_gym.errors import DmixError
 from dmix_gym.policy import Policy
 
 from .episodes import run_episodes
@@ -26,11 +27,18 @@ def reference_seeds(kind: int, n: int) -> list[int]:
     return [REFERENCE_SEED_BASE + kind + i for i in range(n)]
 
 
-class EpisodeLog:
-    """Scores of finished episodes by (label, seed), one JSON line each, appended and flushed as each ends."""
+class BudgetSpent(DmixError):
+    """A search's episode budget ran out before it finished; it resumes from its log with a larger budget."""
 
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
+
+class EpisodeLog:
+    """Scores of finished episodes by (label, seed), one JSON line each, appended and flushed as each ends.
+
+    `budget`: the most episodes the log may hold; a search that needs more stops with `BudgetSpent` once it is full.
+    """
+
+    def __init__(self, path: str | Path, budget: int | None = None):
+        self.path, self.budget = Path(path), budget
         self.records: dict[tuple[str, int], dict[str, Any]] = {}
         if self.path.is_file():
             for line in self.path.read_text().splitlines():
@@ -75,12 +83,22 @@ def _fields_of(trace: dict[str, Any]) -> list[str]:
 
 def run_missing(jobs: list[tuple[str, Policy, int]], task: Task, objective: Objective, log: EpisodeLog, workers: int = 1,
                 data_dir=None, cache_dir=None, progress: bool = True) -> None:
-    """Run the (label, policy, seed) episodes that are not in the log yet, on the worker pool, logging each as it ends."""
+    """Run the (label, policy, seed) episodes that are not in the log yet, on the worker pool, logging each as it ends
+    (as many as the log's budget allows: then `BudgetSpent`)."""
+    pending = [job for job in jobs if (job[0], job[2]) not in log]
+    room = len(pending) if log.budget is None else max(0, log.budget - len(log.records))
+    spent, pending = len(pending) > room, pending[:room]
+    if pending:
+        _run_logged(pending, task, objective, log, workers, data_dir, cache_dir, progress)
+    if spent:
+        raise BudgetSpent(f"the search's budget of {log.budget} episodes is spent ({len(log.records)} in {log.path}); "
+                          "run it again with a larger budget to go on from there")
+
+
+def _run_logged(pending: list[tuple[str, Policy, int]], task: Task, objective: Objective, log: EpisodeLog, workers: int,
+                data_dir, cache_dir, progress: bool) -> None:
     from tqdm.auto import tqdm
 
-    pending = [job for job in jobs if (job[0], job[2]) not in log]
-    if not pending:
-        return
     bar = tqdm(total=len(pending), desc=f"{task.name} search", unit="episode", disable=not progress)
     for index, record in run_episodes([(p, task, seed) for _, p, seed in pending], objective, {}, workers, data_dir,
                                       cache_dir, vector=0):
