@@ -1,10 +1,11 @@
-"""Agents: the Transformer Data Mixing Agent, its SFT warm-up and CQL through d3rlpy.
+"""Agents: the Transformer Data Mixing Agent, its SFT warm-up, and offline RL from it through d3rlpy (CQL, IQL,
+TD3+BC, BC), plus a Decision Transformer.
 
-Every agent is a `dmix_gym.Policy`; `leaderboard.load_policy` loads a saved one by path.
+Every agent is a `dmix_gym.Policy`; `leaderboard.registry.load_policy` loads a saved one by path.
 """
 
 from .agent import TransformerAgent
 from .networks import AgentConfig
-from .offline import OfflineData, load_offline
+from .offline_data import OfflineData, load_offline
 
 __all__ = ["AgentConfig", "OfflineData", "TransformerAgent", "load_offline"]

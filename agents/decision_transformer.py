@@ -9,7 +9,7 @@ is recomputed from the feedback in `info` with the weights of the reward it was 
 in d3rlpy's tanh box (`agents.features.to_unit`).
 
 Saved as `<out>/dt.d3` (d3rlpy's own format) beside `<out>/dt.json` (what the policy needs to read an
-episode); `leaderboard.load_policy("<out>/dt.json")` loads it. Training is resumable: the model is
+episode); `leaderboard.registry.load_policy("<out>/dt.json")` loads it. Training is resumable: the model is
 written atomically after every epoch with the step count in `<out>/dt-state.json`.
 """
 
@@ -32,8 +32,8 @@ from dmix_gym.utils.atomic import atomic_path, write_json
 
 from .agent import COMPUTE_KEYS, device_label
 from .features import check_features, check_reward, from_unit, reward_weights, to_unit, tokens
-from .offline import OfflineData
-from .offline_rl import d3rlpy, resolve_device  # d3rlpy imported quietly there
+from .offline_data import OfflineData
+from .offline_rl import d3rlpy, d3rlpy_device  # d3rlpy imported quietly there
 
 FORMAT = "dmix-dt/1"
 
@@ -82,7 +82,7 @@ def make_dt(settings: DTSettings, max_timestep: int):
         max_timestep=max_timestep, num_heads=settings.heads, num_layers=settings.layers,
         attn_dropout=settings.dropout, resid_dropout=settings.dropout, embed_dropout=settings.dropout,
         encoder_factory=VectorEncoderFactory(hidden_units=[settings.hidden]),
-    ).create(device=resolve_device(settings.device))
+    ).create(device=d3rlpy_device(settings.device))
 
 
 def episode_returns(data: OfflineData, reward: str) -> np.ndarray:
@@ -174,7 +174,7 @@ def train_dt(data: OfflineData, out: str | Path, settings: DTSettings = DTSettin
         state = json.loads(state_file.read_text())
         if state["settings"] != json.loads(json.dumps(settings_json)):
             raise ConfigError(f"{checkpoint} was written with other settings; remove it or use another --out")
-        algo = d3rlpy.load_learnable(str(checkpoint), device=resolve_device(settings.device))
+        algo = d3rlpy.load_learnable(str(checkpoint), device=d3rlpy_device(settings.device))
         done, seconds = state["steps"], state["seconds"]
     else:
         algo = make_dt(settings, max_timestep)
@@ -194,7 +194,7 @@ def train_dt(data: OfflineData, out: str | Path, settings: DTSettings = DTSettin
     agent = DTAgent(algo, data.domain_space, data.feedback_mean, data.feedback_std, settings, target,
                     meta={"algo": "dt", "dataset": data.dataset_id, "scenario": data.scenario,
                           "train_seconds": round(seconds, 2), "dataset_transitions": len(data),
-                          "device": device_label(resolve_device(settings.device))})
+                          "device": device_label(d3rlpy_device(settings.device))})
     agent.save(out / "dt.json")
     metrics = {**settings_json, "transitions": len(data), "seconds": round(seconds, 2), "steps": done,
                "target_return": target, "best_logged_return": float(returns.max())}

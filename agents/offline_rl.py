@@ -42,7 +42,7 @@ from . import features
 from .agent import FORMAT, TransformerAgent, device_label
 from .features import to_unit
 from .networks import MixingNet, StateActionEncoder, WindowEncoder
-from .offline import OfflineData
+from .offline_data import OfflineData
 
 with contextlib.redirect_stderr(io.StringIO()):  # gym, a d3rlpy dependency, prints an "unmaintained" banner on import
     import gym  # noqa: F401
@@ -183,7 +183,7 @@ def d3rlpy_dataset(data: OfflineData, settings: RLSettings):
     )
 
 
-def resolve_device(name: str) -> str | bool:
+def d3rlpy_device(name: str) -> str | bool:
     """d3rlpy's device argument: 'auto' is the first GPU when there is one, else the CPU (False)."""
     return name if name != "auto" else ("cuda:0" if torch.cuda.is_available() else False)
 
@@ -192,7 +192,7 @@ def make_algo(agent: TransformerAgent, settings: RLSettings):
     """The d3rlpy algorithm `settings.algo`, its actor (and critic) encoders shaped like the agent."""
     cfg = agent.config
     token_dim = agent.net.body.token_dim
-    device = resolve_device(settings.device)
+    device = d3rlpy_device(settings.device)
     actor = AgentEncoderFactory(token_dim, cfg.window, cfg.d_model, cfg.layers, cfg.heads, cfg.ffn)
     critic = CriticEncoderFactory(token_dim, cfg.window, settings.critic_d_model, ffn=settings.critic_ffn)
     warmup = AdamFactory(lr_scheduler_factory=WarmupSchedulerFactory(max(1, settings.actor_warmup)))
@@ -271,7 +271,7 @@ def _trained(algo, init: TransformerAgent, settings: RLSettings, data: OfflineDa
     agent = agent_from_actor(algo, init, settings)
     agent.meta = {"algo": settings.algo, "steps": steps, "reward": settings.reward, "dataset": data.dataset_id, "scenario": data.scenario,
                   "init": init.meta.get("algo"), "train_seconds": round(seconds + init.meta.get("train_seconds", 0.0), 2),
-                  "dataset_transitions": len(data), "device": device_label(resolve_device(settings.device))}
+                  "dataset_transitions": len(data), "device": device_label(d3rlpy_device(settings.device))}
     return agent
 
 

@@ -21,7 +21,7 @@ from dmix_gym.utils.atomic import atomic_path, write_json
 
 from .agent import FORMAT, TransformerAgent, device_label
 from .networks import AgentConfig
-from .offline import OfflineData
+from .offline_data import OfflineData
 
 
 @dataclass(frozen=True)

@@ -89,7 +89,7 @@ def main() -> None:
 
     import dmix_gym  # noqa: F401
     from agents.agent import TransformerAgent
-    from agents.offline import dataset_ids, load_offline
+    from agents.offline_data import dataset_ids, load_offline
     from dmix_gym.errors import ConfigError
     from dmix_gym.utils.atomic import write_json
     from leaderboard.registry import load_policy

@@ -52,7 +52,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from agents.agent import TransformerAgent
-    from agents.offline import dataset_ids, load_offline
+    from agents.offline_data import dataset_ids, load_offline
     from agents.offline_rl import RLSettings, train_rl
     from agents.sft import SFTConfig, train_sft
     from dmix_gym.utils.atomic import write_json

@@ -63,19 +63,13 @@ def regime_task(scenario: str, overrides: dict, weights: tuple[float, float] | N
 
 
 def run_regime(name: str, task, workers: int, description: str, root: Path = RESULTS, config=None, data_dir=None) -> dict:
-    """Search (or resume) a regime's oracles; write and return its result."""
-    from dmix_gym.utils.atomic import write_json
-    from leaderboard.oracle import oracles
-    from leaderboard.search_log import EpisodeLog
+    """Search (or resume) a regime's oracles with `dmix search`'s machinery; write and return its result."""
+    from leaderboard.recommend import search_mixture
 
-    folder = root / name
-    config = config or headroom_config()
-    log = EpisodeLog(folder / "episodes.jsonl")
-    result = oracles(task, task.objective, log, config, schedules=True, workers=workers, data_dir=data_dir)
-    result.update({"regime": name, "description": description, "scenario": task.scenario,
-                   "overrides": dict(task.overrides), "objective_weights": task.objective.field_weights().tolist()})
-    write_json(folder / "result.json", result)
-    return result
+    extra = {"regime": name, "description": description, "scenario": task.scenario, "overrides": dict(task.overrides),
+             "objective_weights": task.objective.field_weights().tolist()}
+    return search_mixture(task, root / name, config or headroom_config(), schedules=True, workers=workers,
+                          data_dir=data_dir, extra=extra)
 
 
 def follow_up(name: str, task, specs: list[str], seeds: int, workers: int, root: Path = RESULTS, data_dir=None) -> dict:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import shutil
 
-from dmix_gym.base import SHIPPED_BASES, base_dir
+from dmix_gym.base_checkpoint import SHIPPED_BASES, base_dir
 from dmix_gym.data.build import SHIPPED_BUILDS
 from dmix_gym.utils.atomic import atomic_dir
 from leaderboard.protocol import get_protocol

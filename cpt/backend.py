@@ -17,7 +17,7 @@ from transformers import LlamaConfig
 from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding
 
 from dmix_gym.backend import ProxyBackend
-from dmix_gym.base import load_or_pretrain_base
+from dmix_gym.base_checkpoint import load_or_pretrain_base
 from dmix_gym.data.shards import ShardSet
 from dmix_gym.errors import ConfigError
 from dmix_gym.feedback import EvalSet, Evaluation, domain_loss_sums, feedback_sums, ratio

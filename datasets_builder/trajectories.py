@@ -1,4 +1,5 @@
-"""Planned mixture trajectories: the inductive scoring of Algorithm 1 (DESIGN.md, "Trajectory sampling").
+"""Planned mixture trajectories: the inductive scoring of the Data Mixing Agent paper's Algorithm 1 (its section 3.1;
+the docs' *Datasets* page).
 
 For each step t = 1..T, draw N candidate mixtures around the previous one and keep the best by
 

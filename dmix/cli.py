@@ -36,15 +36,8 @@ DEBUG_ENV = "DMIX_DEBUG"  # set (or --debug) to see the traceback of a user erro
 Db = Annotated[Optional[Path], typer.Option(help="results database (default: <cache>/leaderboard.sqlite)")]
 
 
-def _checked_protocol(version: str) -> str:
-    """The version, once known to name a protocol (before any long work starts)."""
-    from leaderboard.protocol import get_protocol
-
-    get_protocol(version)
-    return version
-
-
 def _protocol(version: str):
+    """The protocol a command names, resolved once at the edge (a bad version fails before any long work starts)."""
     from leaderboard.protocol import get_protocol
 
     return get_protocol(version)
@@ -150,13 +143,13 @@ def collect_cmd(
     from baselines.static import parse_knots
     from dmix_gym.scenario import parse_options
 
-    from .pipeline import collect_trajectories
+    from .pipeline import CollectSettings, collect_trajectories
 
-    levels = tuple(int(q) for q in qualities.split(","))
-    knots = parse_knots(schedule) if schedule else ()
     _check_vector(vector)
-    collect_trajectories(scenario, preset, trajectories, levels, name, workers, backend, seed, publish, overwrite, data_dir,
-                         cache_dir, vector, parse_options(set_ or []), knots, schedule_episodes, schedule_noise)
+    settings = CollectSettings(scenario, preset, trajectories, tuple(int(q) for q in qualities.split(",")), name, workers,
+                               backend, seed, publish, overwrite, vector, tuple(parse_options(set_ or []).items()),
+                               parse_knots(schedule) if schedule else (), schedule_episodes, schedule_noise)
+    collect_trajectories(settings, data_dir, cache_dir)
 
 
 @app.command("publish")
@@ -189,7 +182,7 @@ def run(
     """The whole pipeline on the default data: data, an episode, trajectories -> Minari, SFT + CQL agents, leaderboard."""
     from .pipeline import run_pipeline
 
-    run_pipeline(scenario, preset, trajectories, workers, cql_steps, out, _checked_protocol(protocol), data_dir, cache_dir)
+    run_pipeline(scenario, preset, trajectories, workers, cql_steps, out, _protocol(protocol), data_dir, cache_dir)
 
 
 @agents_app.command("train")
@@ -238,7 +231,7 @@ def agents_select(
 
     from .views import print_selection
 
-    selection = select_models(agents, _checked_protocol(protocol), seeds, every, out, workers, data_dir, cache_dir)
+    selection = select_models(agents, _protocol(protocol).version, seeds, every, out, workers, data_dir, cache_dir)
     print_selection(selection)
     if ship:
         for algo, spec in ship_agents(selection["chosen"], protocol).items():
@@ -259,32 +252,9 @@ def agents_rollout(
     cache_dir: CacheDir = None,
 ) -> None:
     """Run a policy for one DataMix-v0 episode; print its trajectory and final feedback; save the mixture plot."""
-    import gymnasium as gym
-    import numpy as np
-    from PIL import Image
+    from .pipeline import rollout_policy
 
-    import dmix_gym  # noqa: F401
-    from dmix_gym.policy import rollout
-    from dmix_gym.render import mixture_area_plot
-    from dmix_gym.utils.atomic import write_json
-    from leaderboard.registry import load_policy
-
-    from .views import print_policy_episode
-
-    agent = load_policy(policy)
-    env = gym.make("DataMix-v0", scenario=scenario, preset=preset, device=device, data_dir=data_dir, cache_dir=cache_dir)
-    episode = rollout(agent, env, seed=seed, progress=True)
-    space = env.unwrapped.domain_space
-    target = np.array([space.fields[f] in space.target_fields for f in space.field_of])
-    print_policy_episode(episode, target, f"{agent.name} on {env.unwrapped.scenario.name}, seed {seed}")
-    stem = Path(policy).stem if not policy.startswith("baseline:") else policy.replace(":", "-")
-    plot = plot or Path(f"rollout-{stem}-{preset}-seed{seed}.png")
-    title = f"{agent.name}, {env.unwrapped.scenario.name}, seed {seed}"
-    Image.fromarray(mixture_area_plot(episode.mixtures, episode.domains, title=title)).save(plot)
-    console.print(f"plot: {plot}")
-    if json_out:
-        write_json(json_out, {**episode.summary(), "mixtures": episode.mixtures.tolist(), "feedback": episode.feedback.tolist(),
-                              "rewards": episode.rewards.tolist()})
+    rollout_policy(policy, scenario, preset, seed, device, plot, json_out, data_dir, cache_dir)
 
 
 @agents_app.command("compare")
@@ -299,30 +269,10 @@ def agents_compare(
     cache_dir: CacheDir = None,
 ) -> None:
     """Roll several policies out in the same env and print their mean return and final feedback side by side."""
-    import gymnasium as gym
-    import numpy as np
-    from rich.table import Table
+    from .pipeline import compare_policies
 
-    import dmix_gym  # noqa: F401
-    from dmix_gym.policy import rollout
-    from leaderboard.registry import load_policy
-
-    env = gym.make("DataMix-v0", scenario=scenario, preset=preset, device=device, data_dir=data_dir, cache_dir=cache_dir)
-    space = env.unwrapped.domain_space
-    source = np.asarray(space.field_of) == 0
-    table = Table(title=f"{env.unwrapped.scenario.name}: seeds {seeds}")
-    for column in ["policy", "return", *[f"final f({f})" for f in space.fields], "source tokens", "seconds"]:
-        table.add_column(column, justify="right")
-    for spec in [p.strip() for p in policies.split(",") if p.strip()]:
-        policy = load_policy(spec)
-        episodes = [rollout(policy, env, seed=int(seed), progress=True) for seed in seeds.split(",")]
-        returns = np.array([e.episode_return for e in episodes])
-        final = np.mean([e.final_feedback for e in episodes], axis=0)
-        table.add_row(policy.name if spec.startswith("baseline:") else f"{policy.name} ({spec})",
-                      f"{returns.mean():+.4f} ± {returns.std():.4f}", *[f"{v:.4f}" for v in final],
-                      f"{np.mean([e.tokens[:, source].sum() for e in episodes]):,.0f}",
-                      f"{np.mean([e.seconds for e in episodes]):.1f}")
-    console.print(table)
+    specs = [p.strip() for p in policies.split(",") if p.strip()]
+    compare_policies(specs, scenario, preset, [int(seed) for seed in seeds.split(",")], device, data_dir, cache_dir)
 
 
 @leaderboard_app.command("submit")
@@ -342,8 +292,9 @@ def leaderboard_submit(
 
     _check_vector(vector)
     path = _db(db, cache_dir)
-    status = submit_to_leaderboard(policy, name, _checked_protocol(protocol), path, workers, data_dir, cache_dir, vector)
-    print_leaderboard(protocol, path)
+    resolved = _protocol(protocol)
+    status = submit_to_leaderboard(policy, name, resolved, path, workers, data_dir, cache_dir, vector)
+    print_leaderboard(resolved, path)
     if status != "done":
         raise typer.Exit(1)
 
@@ -364,9 +315,9 @@ def leaderboard_reproduce(
 
     from .views import print_reproduced
 
-    version = _checked_protocol(protocol)
-    found = list(reproduce(_protocol(version), row, episodes, workers, data_dir, cache_dir))
-    if not print_reproduced(found, load_official(version).get("run"), tolerance):
+    resolved = _protocol(protocol)
+    found = list(reproduce(resolved, row, episodes, workers, data_dir, cache_dir))
+    if not print_reproduced(found, load_official(resolved.version).get("run"), tolerance):
         raise typer.Exit(1)
 
 
@@ -378,22 +329,14 @@ def leaderboard_check_build(
     cache_dir: CacheDir = None,
 ) -> None:
     """Whether this machine builds each task's data and base proxy like the official results (their start feedback)."""
-    import numpy as np
-    from rich.table import Table
-
     from leaderboard.official import open_store
     from leaderboard.submit import check_build
 
-    version = _checked_protocol(protocol)
-    rows = check_build(_protocol(version), open_store(_db(db, cache_dir), version), data_dir, cache_dir)
-    table = Table(title=f"{version}: start feedback here vs in the stored results")
-    for column in ("task", "here", "stored", "same build"):
-        table.add_column(column)
-    for task, here, stored, same in rows:
-        table.add_row(task, str(np.round(here, 4).tolist()), "–" if stored is None else str(np.round(stored, 4).tolist()),
-                      {None: "–", True: "yes", False: "NO"}[same])
-    console.print(table)
-    if any(same is False for *_, same in rows):
+    from .views import print_build_check
+
+    resolved = _protocol(protocol)
+    rows = check_build(resolved, open_store(_db(db, cache_dir), resolved.version), data_dir, cache_dir)
+    if not print_build_check(resolved.version, rows):
         raise typer.Exit(1)
 
 
@@ -405,7 +348,7 @@ def leaderboard_show(
     as_markdown: Annotated[bool, typer.Option("--markdown", help="print a Markdown table (for a README) instead")] = False,
 ) -> None:
     """Print the ranked table of a protocol."""
-    print_leaderboard(_checked_protocol(protocol), _db(db, cache_dir), as_markdown)
+    print_leaderboard(_protocol(protocol), _db(db, cache_dir), as_markdown)
 
 
 @leaderboard_app.command("compare")
@@ -423,9 +366,10 @@ def leaderboard_compare(
 
     from .views import print_comparison
 
-    version = _checked_protocol(protocol)
+    resolved = _protocol(protocol)
+    version = resolved.version
     store = open_store(_db(db, cache_dir), version)
-    comparisons = {other: compare_rows(store, _protocol(version), row, other) for other in against}  # names checked first
+    comparisons = {other: compare_rows(store, resolved, row, other) for other in against}  # names checked first
     for other, differences in comparisons.items():
         print_comparison(version, row, other, differences)
 
@@ -442,17 +386,12 @@ def leaderboard_references(
     from leaderboard.official import open_store
     from leaderboard.submit import compute_references
 
-    version = _checked_protocol(protocol)
-    store = open_store(_db(db, cache_dir), version)
-    compute_references(_protocol(version), store, data_dir, cache_dir, workers=workers)
-    for task in _protocol(version).tasks:
-        ref = store.reference(version, task.name)
-        parts = [f"ref_min {ref['ref_min']:.4f}", f"ref_max {ref['ref_max']:.4f}"]
-        for kind in ("static", "schedule"):
-            if kind in ref:
-                parts.append(f"{ref[kind]['label']} {ref[kind]['mean']:.4f} ± {ref[kind]['std']:.4f} "
-                             f"(seeds {ref[kind]['seeds'][0]}..{ref[kind]['seeds'][-1]})")
-        console.print(f"{task.name}: " + "; ".join(parts))
+    from .views import print_references
+
+    resolved = _protocol(protocol)
+    store = open_store(_db(db, cache_dir), resolved.version)
+    compute_references(resolved, store, data_dir, cache_dir, workers=workers)
+    print_references(store, resolved)
 
 
 @leaderboard_app.command("backup")
@@ -479,9 +418,10 @@ def leaderboard_export(
     from leaderboard.official import export_official, ranking_objective
     from leaderboard.store import Store
 
-    version = _checked_protocol(protocol)
-    objective = ranking_objective(_protocol(version))
-    path = export_official(Store(_db(db, cache_dir)), _protocol(version), objective.mean, objective.std,
+    resolved = _protocol(protocol)
+    version = resolved.version
+    objective = ranking_objective(resolved)
+    path = export_official(Store(_db(db, cache_dir)), resolved, objective.mean, objective.std,
                            names.split(",") if names else None, out)
     console.print(f"official results of {version}: {path}")
 
@@ -497,7 +437,7 @@ def leaderboard_report(
     from leaderboard.official import open_store
     from leaderboard.report import write_report
 
-    path = write_report(open_store(_db(db, cache_dir), _checked_protocol(protocol)), protocol, out)
+    path = write_report(open_store(_db(db, cache_dir), _protocol(protocol).version), protocol, out)
     console.print(f"report: {path}")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -95,37 +96,54 @@ def estimate_start(scenario: str, preset: str, samples: int = 256, seed: int = 0
     return result
 
 
-def collect_trajectories(scenario: str, preset: str, trajectories: int = 64, qualities: tuple[int, ...] = (1, 100, 1000, 10000),
-                         name: str = "trajectories", workers: int = 2, backend: str = "process", seed: int = 0,
-                         publish: bool = True, overwrite: bool = False, data_dir: PathLike = None,
-                         cache_dir: PathLike = None, vector: int | None = None, options: dict | None = None,
-                         schedule: tuple[float, ...] = (), schedule_episodes: int = 0, schedule_noise: float = 0.3) -> None:
-    """Collect Algorithm 1 trajectories through DataMix-v0 (resumable), then publish them to Minari.
+@dataclass(frozen=True)
+class CollectSettings:
+    """What `dmix collect` collects: Algorithm 1's episodes at each quality level, optionally followed by noisy copies
+    of a target-share schedule, in a scenario with `options` over its own (a regime, e.g. a scarce target corpus)."""
 
-    `options`: scenario options over the scenario's own (a regime, e.g. a scarce target corpus). `schedule`: the knots of
-    a target-share schedule (`baselines.static.TargetSchedule`) whose noisy copies, `schedule_episodes` of them, follow
-    the Algorithm 1 episodes (`datasets_builder.trajectories.NoisySchedule`).
-    """
+    scenario: str = "general-math"
+    preset: str = "cpu"
+    trajectories: int = 64  # Algorithm 1 episodes, split evenly over the quality levels
+    qualities: tuple[int, ...] = (1, 100, 1000, 10000)  # candidate counts N of Algorithm 1
+    name: str = "trajectories"  # the collection's (and dataset's) name
+    workers: int = 2
+    backend: str = "process"  # or "ray"
+    seed: int = 0  # the trajectory plan's seed
+    publish: bool = True  # publish the Minari dataset once every episode is staged
+    overwrite: bool = False  # replace a published dataset of the same id
+    vector: int | None = None  # proxies a worker trains at once (None: 16 on a GPU, 0 on a CPU)
+    options: tuple[tuple[str, Any], ...] = ()  # scenario options, (key, value) pairs
+    schedule: tuple[float, ...] = ()  # knots of a target-share schedule (`baselines.static.TargetSchedule`) ...
+    schedule_episodes: int = 0  # ... whose noisy copies follow the Algorithm 1 episodes
+    schedule_noise: float = 0.3  # log-normal noise on its shares (per episode and per step)
+
+
+def collect_trajectories(settings: CollectSettings, data_dir: PathLike = None, cache_dir: PathLike = None) -> None:
+    """Collect trajectories through DataMix-v0 as `settings` say (resumable), then publish them to Minari."""
     from baselines.static import schedule_shares
     from datasets_builder.collection import collect
     from datasets_builder.trajectories import NoisySchedule
     from dmix_gym.scenario import make_scenario
 
-    made = make_scenario(scenario, preset, **(options or {}))
+    made = make_scenario(settings.scenario, settings.preset, **dict(settings.options))
     noisy = None
-    if schedule and not schedule_episodes:
+    if settings.schedule and not settings.schedule_episodes:
         raise ConfigError("--schedule needs --schedule-episodes N, the number of noisy copies to collect")
-    if schedule_episodes:
-        if not schedule:
+    if settings.schedule_episodes:
+        if not settings.schedule:
             raise ConfigError("--schedule-episodes needs --schedule, the schedule's knots")
-        noisy = NoisySchedule(schedule_shares(schedule, made.train.max_steps), schedule_episodes, schedule_noise)
+        noisy = NoisySchedule(schedule_shares(settings.schedule, made.train.max_steps), settings.schedule_episodes,
+                              settings.schedule_noise)
     started = time.perf_counter()
-    folder = collect(made, name=name, total=trajectories, qualities=qualities, workers=workers,
-                     backend=backend, data_dir=str(data_dir) if data_dir else None,
-                     cache_dir=str(cache_dir) if cache_dir else None, seed=seed, vector=vector, schedule=noisy)
-    console.print(f"staged {trajectories + schedule_episodes} episodes in {folder} ({time.perf_counter() - started:.0f} s this run)")
-    if publish:
-        publish_collection(scenario, preset, name, overwrite=overwrite, cache_dir=cache_dir)
+    folder = collect(made, name=settings.name, total=settings.trajectories, qualities=settings.qualities,
+                     workers=settings.workers, backend=settings.backend, data_dir=str(data_dir) if data_dir else None,
+                     cache_dir=str(cache_dir) if cache_dir else None, seed=settings.seed, vector=settings.vector,
+                     schedule=noisy)
+    console.print(f"staged {settings.trajectories + settings.schedule_episodes} episodes in {folder} "
+                  f"({time.perf_counter() - started:.0f} s this run)")
+    if settings.publish:
+        publish_collection(settings.scenario, settings.preset, settings.name, overwrite=settings.overwrite,
+                           cache_dir=cache_dir)
 
 
 def train_agent(dataset: str | list[str], algo: str, out: Path, window: int = 16, d_model: int = 256, layers: int = 2,
@@ -135,7 +153,7 @@ def train_agent(dataset: str | list[str], algo: str, out: Path, window: int = 16
     algorithm from it); return the saved policy's path."""
     from agents.agent import TransformerAgent
     from agents.networks import AgentConfig, count_parameters
-    from agents.offline import load_offline
+    from agents.offline_data import load_offline
     from agents.offline_rl import ALGOS
     from agents.sft import SFTConfig, train_sft
 
@@ -170,7 +188,64 @@ def train_agent(dataset: str | list[str], algo: str, out: Path, window: int = 16
     return Path(out) / f"{algo}.pt"
 
 
-def submit_to_leaderboard(policy: str, name: str, protocol: str, db: Path, workers: int = 1, data_dir: PathLike = None,
+def rollout_policy(spec: str, scenario: str, preset: str, seed: int = 0, device: str = "auto", plot: PathLike = None,
+                   json_out: PathLike = None, data_dir: PathLike = None, cache_dir: PathLike = None) -> None:
+    """One DataMix-v0 episode of a policy: print its trajectory and final feedback, save the mixture plot (and,
+    with `json_out`, the episode as JSON)."""
+    import gymnasium as gym
+    from PIL import Image
+
+    import dmix_gym  # noqa: F401
+    from dmix_gym.policy import rollout
+    from dmix_gym.render import mixture_area_plot
+    from dmix_gym.utils.atomic import write_json
+    from leaderboard.registry import load_policy
+
+    from .views import print_policy_episode
+
+    agent = load_policy(spec)
+    env = gym.make("DataMix-v0", scenario=scenario, preset=preset, device=device, data_dir=data_dir, cache_dir=cache_dir)
+    episode = rollout(agent, env, seed=seed, progress=True)
+    space = env.unwrapped.domain_space
+    target = np.array([space.fields[f] in space.target_fields for f in space.field_of])
+    print_policy_episode(episode, target, f"{agent.name} on {env.unwrapped.scenario.name}, seed {seed}")
+    stem = Path(spec).stem if not spec.startswith("baseline:") else spec.replace(":", "-")
+    plot = Path(plot or f"rollout-{stem}-{preset}-seed{seed}.png")
+    title = f"{agent.name}, {env.unwrapped.scenario.name}, seed {seed}"
+    Image.fromarray(mixture_area_plot(episode.mixtures, episode.domains, title=title)).save(plot)
+    console.print(f"plot: {plot}")
+    if json_out:
+        write_json(json_out, {**episode.summary(), "mixtures": episode.mixtures.tolist(), "feedback": episode.feedback.tolist(),
+                              "rewards": episode.rewards.tolist()})
+
+
+def compare_policies(specs: list[str], scenario: str, preset: str, seeds: list[int], device: str = "auto",
+                     data_dir: PathLike = None, cache_dir: PathLike = None) -> None:
+    """Several policies rolled out in one env on the same seeds, their mean return and final feedback side by side."""
+    import gymnasium as gym
+
+    import dmix_gym  # noqa: F401
+    from dmix_gym.policy import rollout
+    from leaderboard.registry import load_policy
+
+    from .views import print_policy_comparison
+
+    env = gym.make("DataMix-v0", scenario=scenario, preset=preset, device=device, data_dir=data_dir, cache_dir=cache_dir)
+    space = env.unwrapped.domain_space
+    source = np.asarray(space.field_of) == 0
+    results = []
+    for spec in specs:
+        policy = load_policy(spec)
+        episodes = [rollout(policy, env, seed=seed, progress=True) for seed in seeds]
+        label = policy.name if spec.startswith("baseline:") else f"{policy.name} ({spec})"
+        results.append((label, np.array([e.episode_return for e in episodes]),
+                        np.mean([e.final_feedback for e in episodes], axis=0),
+                        float(np.mean([e.tokens[:, source].sum() for e in episodes])),
+                        float(np.mean([e.seconds for e in episodes]))))
+    print_policy_comparison(f"{env.unwrapped.scenario.name}: seeds {','.join(map(str, seeds))}", space.fields, results)
+
+
+def submit_to_leaderboard(policy: str, name: str, protocol, db: Path, workers: int = 1, data_dir: PathLike = None,
                           cache_dir: PathLike = None, vector: int | None = None) -> str:
     """Compute the protocol's missing references, run `policy` through it (resumable); return 'done' or 'failed'.
 
@@ -178,39 +253,34 @@ def submit_to_leaderboard(policy: str, name: str, protocol: str, db: Path, worke
     from leaderboard.official import open_store
     from leaderboard.submit import compute_references, submit
 
-    compute_references(_protocol(protocol), open_store(db, protocol), data_dir, cache_dir, workers=workers, vector=vector)
+    compute_references(protocol, open_store(db, protocol.version), data_dir, cache_dir, workers=workers, vector=vector)
     status = submit(policy, name, protocol, db, data_dir, cache_dir, workers, vector=vector)
     console.print(f"{name}: [bold]{status}[/]")
     return status
 
 
-def _protocol(version: str):
-    from leaderboard.protocol import get_protocol
-
-    return get_protocol(version)
-
-
 def run_pipeline(scenario: str = "general-math", preset: str = "smoke", trajectories: int = 16, workers: int = 2,
-                 cql_steps: int = 300, out: Path = Path("runs/main"), protocol: str = "dmix-bench-smoke-v2",
+                 cql_steps: int = 300, out: Path = Path("runs/main"), protocol=None,
                  data_dir: PathLike = None, cache_dir: PathLike = None) -> None:
     """The whole pipeline on the default data: data, an episode, trajectories -> Minari, SFT + CQL agents, leaderboard."""
     from datasets_builder.publish import dataset_id
     from dmix_gym.scenario import make_scenario
+    from leaderboard.protocol import get_protocol
     from leaderboard.submit import default_db
 
-    _protocol(protocol)  # a bad version fails before an hour of work, not after
+    protocol = protocol or get_protocol("dmix-bench-smoke-v2")  # resolved before an hour of work, not after
     console.rule("[bold]1/5 data")
     build(scenario, preset, data_dir, cache_dir)
     console.rule("[bold]2/5 environment")
     fixed_mixture_episode(scenario, preset, mixture="0.5", seed=0, data_dir=data_dir, cache_dir=cache_dir)
     console.rule("[bold]3/5 trajectories -> Minari")
-    collect_trajectories(scenario, preset, trajectories, workers=workers, overwrite=True, data_dir=data_dir,
-                         cache_dir=cache_dir)
+    collect_trajectories(CollectSettings(scenario, preset, trajectories, workers=workers, overwrite=True), data_dir,
+                         cache_dir)
     console.rule("[bold]4/5 agents: SFT warm-up, then CQL through d3rlpy")
     made = make_scenario(scenario, preset)
     train_agent(dataset_id(made.name, "trajectories"), "cql", out, window=min(16, made.train.max_steps),
                 d_model=256 if preset != "smoke" else 64, steps=cql_steps)
-    console.rule(f"[bold]5/5 leaderboard {protocol}: agents and baselines on held-out tasks")
+    console.rule(f"[bold]5/5 leaderboard {protocol.version}: agents and baselines on held-out tasks")
     db = default_db(cache_dir)
     entries = [("agent-sft", str(out / "sft.pt")), ("agent-cql", str(out / "cql.pt"))]
     entries += [(name, f"baseline:{name}") for name in ("naive", "uniform", "start-state", "regmix", "dbl")]

@@ -94,20 +94,20 @@ def print_dataset_summary(dataset) -> None:
     console.print(table)
 
 
-def print_leaderboard(protocol: str, db: Path, as_markdown: bool = False) -> None:
+def print_leaderboard(protocol, db: Path, as_markdown: bool = False) -> None:
     """The ranked table of a protocol's results in `db` (what show, submit and run print)."""
     from leaderboard.official import disagreements, open_store
-    from leaderboard.protocol import get_protocol
     from leaderboard.table import markdown, ranked, scale_caption, table_cells
 
-    store = open_store(db, protocol)
-    rows = ranked(store, protocol)
-    tasks = [t.name for t in get_protocol(protocol).tasks]
+    version = protocol.version
+    store = open_store(db, version)
+    rows = ranked(store, version)
+    tasks = [t.name for t in protocol.tasks]
     if as_markdown:
         print(markdown(rows, tasks), end="")
         return
     header, cells = table_cells(rows, tasks)
-    table = Table(title=f"{protocol}: normalised score ({scale_caption(protocol)}), mean ± std "
+    table = Table(title=f"{version}: normalised score ({scale_caption(version)}), mean ± std "
                         "over seeds; * = balanced score (the task's references do not normalise)")
     for column in header:
         table.add_column(column, justify="right")
@@ -117,7 +117,7 @@ def print_leaderboard(protocol: str, db: Path, as_markdown: bool = False) -> Non
     for row in rows:
         if row.status == "failed":
             console.print(f"[red]{row.name} failed[/]: {row.reason}")
-    for note in disagreements(store, protocol):
+    for note in disagreements(store, version):
         console.print(f"[yellow]differs from the official results[/]: {note}")
 
 
@@ -242,3 +242,38 @@ def print_search(result: dict, folder: Path) -> None:
         console.print(f"recommended {kind}: {result['recommended'][kind]['label']}  ->  {folder / (kind + '.json')}")
     console.print(f"use it: dmix cpt --policy {folder / 'static.json'} ...  |  dmix leaderboard submit --policy "
                   f"{folder / 'static.json'} --name mine")
+
+
+def print_references(store, protocol) -> None:
+    """Each task's references: ref_min, ref_max and every confirmed oracle with its seeds."""
+    for task in protocol.tasks:
+        ref = store.reference(protocol.version, task.name)
+        parts = [f"ref_min {ref['ref_min']:.4f}", f"ref_max {ref['ref_max']:.4f}"]
+        for kind in ("static", "domain", "schedule"):
+            if kind in ref:
+                parts.append(f"{ref[kind]['label']} {ref[kind]['mean']:.4f} ± {ref[kind]['std']:.4f} "
+                             f"(seeds {ref[kind]['seeds'][0]}..{ref[kind]['seeds'][-1]})")
+        console.print(f"{task.name}: " + "; ".join(parts))
+
+
+def print_build_check(version: str, rows: list) -> bool:
+    """Each task's start feedback here beside the stored results'; whether no task's differs."""
+    table = Table(title=f"{version}: start feedback here vs in the stored results")
+    for column in ("task", "here", "stored", "same build"):
+        table.add_column(column)
+    for task, here, stored, same in rows:
+        table.add_row(task, str(np.round(here, 4).tolist()), "–" if stored is None else str(np.round(stored, 4).tolist()),
+                      {None: "–", True: "yes", False: "NO"}[same])
+    console.print(table)
+    return not any(same is False for *_, same in rows)
+
+
+def print_policy_comparison(title: str, fields: tuple, results: list) -> None:
+    """Policies side by side: (label, returns, mean final feedback, mean source tokens, mean seconds) each."""
+    table = Table(title=title)
+    for column in ["policy", "return", *[f"final f({f})" for f in fields], "source tokens", "seconds"]:
+        table.add_column(column, justify="right")
+    for label, returns, final, source_tokens, seconds in results:
+        table.add_row(label, f"{returns.mean():+.4f} ± {returns.std():.4f}", *[f"{v:.4f}" for v in final],
+                      f"{source_tokens:,.0f}", f"{seconds:.1f}")
+    console.print(table)

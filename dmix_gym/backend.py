@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from transformers import LlamaConfig
 
-from .base import load_or_pretrain_base
+from .base_checkpoint import load_or_pretrain_base
 from .data.shards import ShardSet
 from .errors import ConfigError
 from .feedback import EvalSet, Evaluation, evaluate

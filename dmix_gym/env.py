@@ -14,7 +14,7 @@ import torch
 from gymnasium import spaces
 
 from .backend import ProxyBackend
-from .base import gather
+from .base_checkpoint import gather
 from .data.build import build_data
 from .data.domains import expand
 from .data.tokenizer import load_tokenizer

@@ -151,7 +151,7 @@ def refuse_frozen(protocol: Protocol) -> None:
         raise FrozenProtocol(f"protocol {protocol.version} is frozen: {protocol.frozen}")
 
 
-def submit(spec: str, name: str, protocol_version: str = DEFAULT_PROTOCOL, db: str | Path | None = None, data_dir=None,
+def submit(spec: str, name: str, protocol: Protocol | str = DEFAULT_PROTOCOL, db: str | Path | None = None, data_dir=None,
            cache_dir=None, workers: int = 1, progress: bool = True, vector: int | None = None) -> str:
     """Run `spec` through the protocol (resuming a crashed run) and store its results; return 'done' or 'failed'.
 
@@ -160,7 +160,7 @@ def submit(spec: str, name: str, protocol_version: str = DEFAULT_PROTOCOL, db: s
     """
     from tqdm.auto import tqdm
 
-    protocol = get_protocol(protocol_version)
+    protocol = get_protocol(protocol) if isinstance(protocol, str) else protocol
     refuse_frozen(protocol)
     store = open_store(db or default_db(cache_dir), protocol.version)
     try:

@@ -12,7 +12,7 @@ import torch
 from agents.agent import TransformerAgent
 from agents.features import from_unit, last_window, to_unit, windows
 from agents.networks import AgentConfig, Block, count_parameters
-from agents.offline import OfflineData, load_offline
+from agents.offline_data import OfflineData, load_offline
 from agents.sft import SFTConfig, train_sft
 from datasets_builder.collection import collect
 from datasets_builder.publish import publish

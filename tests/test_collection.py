@@ -232,7 +232,7 @@ def test_the_shipped_collection_plans_the_current_scenario():
 
 
 def test_a_noisy_schedule_slice_follows_the_algorithm_1_episodes_and_trains_beside_them(staged, tiny_data, minari_root):
-    from agents.offline import dataset_ids, load_offline
+    from agents.offline_data import dataset_ids, load_offline
     from baselines.static import schedule_shares
     from datasets_builder.trajectories import SCHEDULE_QUALITY, NoisySchedule
 

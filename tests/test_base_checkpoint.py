@@ -6,7 +6,7 @@ import torch
 from safetensors.torch import save_file
 
 import dmix_gym  # noqa: F401
-from dmix_gym import base as base_module
+from dmix_gym import base_checkpoint as base_module
 from tests.helpers import tiny_scenario
 
 
