@@ -19,10 +19,13 @@ app = typer.Typer(help="dmix: an offline-RL environment and benchmark for LLM da
 data_app = typer.Typer(help="Build and inspect a scenario's data (fields, tokenizer, domains, shards).", no_args_is_help=True)
 env_app = typer.Typer(help="Run DataMix-v0 episodes.", no_args_is_help=True)
 agents_app = typer.Typer(help="Train the Data Mixing Agent (SFT, CQL via d3rlpy) and roll out any policy.", no_args_is_help=True)
+scenarios_app = typer.Typer(help="Draw training scenarios from a scenario space (a distribution of scenarios).",
+                             no_args_is_help=True)
 leaderboard_app = typer.Typer(help="Run policies through the evaluation protocol and rank them.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 app.add_typer(env_app, name="env")
 app.add_typer(agents_app, name="agents")
+app.add_typer(scenarios_app, name="scenarios")
 app.add_typer(leaderboard_app, name="leaderboard")
 
 Scenario = Annotated[str, typer.Option(help="scenario name or path to a scenario JSON file")]
@@ -113,6 +116,22 @@ def _check_vector(vector: int | None) -> None:
     """`--vector`: None (the device's default) or a number of proxies, 0 meaning one at a time."""
     if vector is not None and vector < 0:
         raise typer.BadParameter(f"must be 0 or more, got {vector}", param_hint="--vector")
+
+
+@scenarios_app.command("draw")
+def scenarios_draw(
+    space: Annotated[str, typer.Option(help="a shipped scenario space (train-v1) or a scenario-space JSON file")] = "train-v1",
+    count: Annotated[int, typer.Option(min=1, help="draws to write")] = 8,
+    start: Annotated[int, typer.Option(min=0, help="index of the first draw (draw i is always the same scenario)")] = 0,
+    out: Annotated[Path, typer.Option(help="folder for the scenario files")] = Path("runs/scenarios"),
+    data_dir: DataDir = None,
+) -> None:
+    """Write draws of a scenario space as scenario JSON files, which every dmix command takes as --scenario."""
+    from dmix_gym.scenario_space import draw_scenarios, load_space, write_draws
+
+    paths = write_draws(draw_scenarios(load_space(space), count, data_dir, start), out)
+    for path in paths:
+        console.print(str(path))
 
 
 @app.command("collect")

@@ -133,7 +133,7 @@ class Scenario:
         return tuple(float(w) for w in (self.reward_weights or tuple(1.0 / k for _ in range(k))))
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "data": self.data.to_dict()}  # the data spec's own form (see DataSpec.to_dict)
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)

@@ -114,6 +114,17 @@ def _iter_hf(spec: SourceSpec) -> Iterator[tuple[str, dict[str, Any]]]:
 
 
 def _record_stream(spec: SourceSpec, data_dir: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The source's records; where it names `labels`, only the labelled records of those labels (and every record
+    without a label, so an unlabelled file beside a labelled one is read whole)."""
+    records = _all_records(spec, data_dir)
+    if spec.labels is None:
+        return records
+    keep = set(spec.labels)
+    return ((origin, r) for origin, r in records
+            if not spec.label_key or r.get(spec.label_key) is None or str(r.get(spec.label_key)) in keep)
+
+
+def _all_records(spec: SourceSpec, data_dir: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     if spec.kind == "files":
         for path in expand_files(spec.files, data_dir):
             yield from iter_records(path)

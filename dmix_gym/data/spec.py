@@ -29,6 +29,15 @@ SCENARIO_DIR_ENV = "DMIX_SCENARIO_PATH"
 BUILTIN_SCENARIO_DIR = Path(__file__).resolve().parents[1] / "scenarios"
 
 
+def _without_unset_labels(data: Any) -> Any:
+    """`data` with every source's `labels: None` left out (see `DataSpec.to_dict`)."""
+    if isinstance(data, dict):
+        return {k: _without_unset_labels(v) for k, v in data.items() if not (k == "labels" and v is None)}
+    if isinstance(data, (list, tuple)):
+        return type(data)(_without_unset_labels(v) for v in data)
+    return data
+
+
 @dataclass(frozen=True)
 class SourceSpec:
     """Where a field's records come from."""
@@ -43,6 +52,7 @@ class SourceSpec:
     hf_config: str | None = None  # its configuration name
     hf_split: str = "train"  # its split
     root: str | None = None  # Python source tree (kind="python"); None = this interpreter's stdlib
+    labels: tuple[str, ...] | None = None  # keep only labelled records with one of these labels (None: all)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "SourceSpec":
@@ -53,6 +63,10 @@ class SourceSpec:
         data = dict(data)
         if "files" in data:
             data["files"] = tuple([data["files"]] if isinstance(data["files"], str) else data["files"])
+        if data.get("labels") is not None:
+            if isinstance(data["labels"], str) or not data["labels"]:
+                raise ConfigError(f"source labels must be a non-empty list of label values, got {data['labels']!r}")
+            data["labels"] = tuple(str(label) for label in data["labels"])
         return cls(**data)
 
 
@@ -225,7 +239,9 @@ class DataSpec:
         return tuple(f for f in self.fields if f.role == "target")
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The spec as JSON data. A source's `labels` is left out where it is None (every source before it was added),
+        so a spec that does not use it keeps the identity, and so the builds, it had before."""
+        return _without_unset_labels(asdict(self))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "DataSpec":
