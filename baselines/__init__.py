@@ -1,11 +1,13 @@
-"""Baselines behind the policy interface: static mixtures, RegMix, DBL, DoReMi, Data Mixing Laws, ODM, Aioli, natural."""
+"""Baselines behind the policy interface: static mixtures, RegMix, DBL, DoReMi, Data Mixing Laws, ODM, Aioli, natural,
+and a regression on the logged episodes (no proxy runs)."""
 
 from __future__ import annotations
 
 from dmix_gym.errors import ConfigError
 from dmix_gym.policy import Policy
 
-BASELINES = ("naive", "uniform", "start-state", "random", "natural", "regmix", "dbl", "doremi", "mixing-laws", "odm", "aioli")
+BASELINES = ("naive", "uniform", "start-state", "random", "natural", "regmix", "dbl", "doremi", "mixing-laws", "odm", "aioli",
+             "logged-regression")
 
 
 def make_baseline(name: str) -> Policy:
@@ -43,6 +45,10 @@ def make_baseline(name: str) -> Policy:
         from .odm import ODM
 
         return ODM()
+    if kind == "logged-regression":
+        from .logged_regression import LoggedRegression
+
+        return LoggedRegression()
     if kind == "aioli":
         from .aioli import Aioli
 
