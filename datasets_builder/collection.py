@@ -31,6 +31,7 @@ from dmix_gym.utils.paths import resolve_staging_dir
 from dmix_gym.utils.pool import Backend, run_jobs
 from dmix_gym.vector import auto_vector
 
+from .behaviours import BehaviourSpec, plan_behaviours
 from .trajectories import QUALITY_LEVELS, NoisySchedule, PlannedEpisode, SamplerConfig, plan_episodes, schedule_episodes
 
 EPISODE_PATTERN = "episode-*.npz"
@@ -82,8 +83,10 @@ class Plan:
 
 def make_plan(scenario, name: str, total: int, qualities: tuple[int, ...] = QUALITY_LEVELS,
               config: SamplerConfig = SamplerConfig(), seed: int = 0, data_dir: str | None = None,
-              cache_dir: str | None = None, schedule: NoisySchedule | None = None) -> Plan:
-    """Plan `total` episodes of a scenario, split over the quality levels (Algorithm 1), then the noisy schedule's."""
+              cache_dir: str | None = None, schedule: NoisySchedule | None = None,
+              behaviours: BehaviourSpec | None = None) -> Plan:
+    """Plan `total` episodes of a scenario, split over the quality levels (Algorithm 1), then the noisy schedule's,
+    then `behaviours`' (dataset v2's levels: `datasets_builder.behaviours`)."""
     space = build_data(scenario.data, data_dir, cache_dir, progress=False).domain_space
     p0, p_star = np.asarray(space.p0), np.asarray(space.p_star)
     episodes = plan_episodes(p0, p_star, scenario.train.max_steps, total, qualities, config, seed)
@@ -92,6 +95,9 @@ def make_plan(scenario, name: str, total: int, qualities: tuple[int, ...] = QUAL
             raise CollectionError(f"the schedule has {len(schedule.shares)} shares, the scenario's episode "
                                   f"{scenario.train.max_steps} steps")
         episodes += schedule_episodes(p0, p_star, schedule, seed, first_index=len(episodes))
+    if behaviours is not None:
+        episodes += plan_behaviours(p0, p_star, np.asarray(space.field_of), scenario.train.max_steps, behaviours, seed,
+                                    first_index=len(episodes))
     return Plan(json.loads(scenario.to_json()), name, tuple(episodes))
 
 
@@ -192,16 +198,18 @@ def _worker_run(folder: str, chunk: list[PlannedEpisode]) -> tuple[int, int]:
 def collect(scenario, name: str = "trajectories", total: int = 64, qualities: tuple[int, ...] = QUALITY_LEVELS,
             workers: int = 2, backend: Backend = "process", data_dir: str | None = None, cache_dir: str | None = None,
             sampler: SamplerConfig = SamplerConfig(), seed: int = 0, progress: bool = True,
-            vector: int | None = None, schedule: NoisySchedule | None = None) -> Path:
-    """Collect (or finish collecting) `total` Algorithm 1 episodes of a scenario, and `schedule`'s episodes after them,
-    into its staging folder; return the folder.
+            vector: int | None = None, schedule: NoisySchedule | None = None,
+            behaviours: BehaviourSpec | None = None) -> Path:
+    """Collect (or finish collecting) `total` Algorithm 1 episodes of a scenario, and `schedule`'s and `behaviours`'
+    episodes after them, into its staging folder; return the folder.
 
     `vector` K > 0: each worker trains K episodes' proxies at once on a `DataMixVectorEnv` (None: on a GPU only).
     """
     folder = staging_dir(scenario.name, name, cache_dir)
-    planned = total + (schedule.episodes if schedule else 0)
+    planned = total + (schedule.episodes if schedule else 0) + (behaviours.episodes() if behaviours else 0)
     plan = load_or_write_plan(folder, json.loads(scenario.to_json()), planned,
-                              lambda: make_plan(scenario, name, total, qualities, sampler, seed, data_dir, cache_dir, schedule))
+                              lambda: make_plan(scenario, name, total, qualities, sampler, seed, data_dir, cache_dir, schedule,
+                                                behaviours))
     run_plan(folder, plan, planned, workers, backend, data_dir, cache_dir, progress, vector)
     return folder
 
