@@ -155,6 +155,8 @@ def collect_cmd(
     schedule_episodes: Annotated[int, typer.Option(help="episodes along the noisy --schedule")] = 0,
     schedule_noise: Annotated[float, typer.Option(help="log-normal noise on the schedule's shares (per episode and per "
                                                        "step)")] = 0.3,
+    behaviours: Annotated[Optional[Path], typer.Option(help="a JSON file of dataset v2's behaviour levels (Dirichlet, "
+                                                            "tilted Algorithm 1, noisy copies of searched mixtures)")] = None,
     data_dir: DataDir = None,
     cache_dir: CacheDir = None,
 ) -> None:
@@ -167,7 +169,7 @@ def collect_cmd(
     _check_vector(vector)
     settings = CollectSettings(scenario, preset, trajectories, tuple(int(q) for q in qualities.split(",")), name, workers,
                                backend, seed, publish, overwrite, vector, tuple(parse_options(set_ or []).items()),
-                               parse_knots(schedule) if schedule else (), schedule_episodes, schedule_noise)
+                               parse_knots(schedule) if schedule else (), schedule_episodes, schedule_noise, behaviours)
     collect_trajectories(settings, data_dir, cache_dir)
 
 

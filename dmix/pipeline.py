@@ -116,6 +116,40 @@ class CollectSettings:
     schedule: tuple[float, ...] = ()  # knots of a target-share schedule (`baselines.static.TargetSchedule`) ...
     schedule_episodes: int = 0  # ... whose noisy copies follow the Algorithm 1 episodes
     schedule_noise: float = 0.3  # log-normal noise on its shares (per episode and per step)
+    behaviours: PathLike = None  # a JSON file of dataset v2's behaviour levels (`load_behaviours`), planned after them
+
+
+def load_behaviours(path: PathLike, scenario, data_dir: PathLike = None, cache_dir: PathLike = None):
+    """Dataset v2's behaviour levels from JSON: `{"dirichlet": {"0.3": 8, "3": 8}, "tilted": 8, "near": {"optimum":
+    "domains:source=0.85,target/c01-frac-boxed=0.15"}, "near_episodes": 8, "noise": 0.3}`; a `near` mixture is a
+    policy spec written out in full (`domains:`, `static:target-share=`) or a list of D weights, resolved on the
+    scenario's domain space."""
+    import json
+
+    from baselines.domains import parse_domain_weights, resolve_domain_weights
+    from datasets_builder.behaviours import BehaviourSpec
+    from dmix_gym.data import build_data
+    from dmix_gym.errors import MissingFileError
+
+    file = Path(path)
+    if not file.is_file():
+        raise MissingFileError(f"no behaviours file {file}")
+    try:
+        data = json.loads(file.read_text())
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"{file}: not JSON ({error})") from None
+    space = build_data(scenario.data, data_dir, cache_dir, progress=False).domain_space
+    near = {}
+    for name, value in data.get("near", {}).items():
+        if isinstance(value, str) and value.startswith("static:target-share="):
+            share = float(value.partition("=")[2])
+            value = list((1 - share) * np.asarray(space.p0) + share * np.asarray(space.p_star))
+        elif isinstance(value, str):
+            value = list(resolve_domain_weights(parse_domain_weights(value), space))
+        near[name] = tuple(float(v) for v in value)
+    dirichlet = {float(a): int(n) for a, n in data.get("dirichlet", {}).items()}
+    return BehaviourSpec(dirichlet, int(data.get("tilted", 0)), near, int(data.get("near_episodes", 0)),
+                         float(data.get("noise", 0.3)))
 
 
 def collect_trajectories(settings: CollectSettings, data_dir: PathLike = None, cache_dir: PathLike = None) -> None:
@@ -134,12 +168,14 @@ def collect_trajectories(settings: CollectSettings, data_dir: PathLike = None, c
             raise ConfigError("--schedule-episodes needs --schedule, the schedule's knots")
         noisy = NoisySchedule(schedule_shares(settings.schedule, made.train.max_steps), settings.schedule_episodes,
                               settings.schedule_noise)
+    behaviours = None if settings.behaviours is None else load_behaviours(settings.behaviours, made, data_dir, cache_dir)
     started = time.perf_counter()
     folder = collect(made, name=settings.name, total=settings.trajectories, qualities=settings.qualities,
                      workers=settings.workers, backend=settings.backend, data_dir=str(data_dir) if data_dir else None,
                      cache_dir=str(cache_dir) if cache_dir else None, seed=settings.seed, vector=settings.vector,
-                     schedule=noisy)
-    console.print(f"staged {settings.trajectories + settings.schedule_episodes} episodes in {folder} "
+                     schedule=noisy, behaviours=behaviours)
+    extra = behaviours.episodes() if behaviours else 0
+    console.print(f"staged {settings.trajectories + settings.schedule_episodes + extra} episodes in {folder} "
                   f"({time.perf_counter() - started:.0f} s this run)")
     if settings.publish:
         publish_collection(settings.scenario, settings.preset, settings.name, overwrite=settings.overwrite,

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import json
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ import numpy as np
 from .data.sources import expand_files, iter_records
 from .data.spec import find_scenario_file, read_json
 from .errors import ConfigError
-from .scenario import Scenario, resolve_scenario
+from .scenario import Scenario, make_scenario
 from .utils.paths import resolve_data_dir
 
 SPACES = Path(__file__).resolve().parent / "scenario_spaces"
@@ -166,7 +167,7 @@ def held_out_fields(space: ScenarioSpace, data_dir: Path) -> tuple[set[tuple], s
 
 
 def draw_scenarios(space: ScenarioSpace, count: int, data_dir: str | Path | None = None, start: int = 0) -> list[dict]:
-    """Draws `start` .. `start + count - 1` of a space, each a scenario's JSON form."""
+    """Draws `start` .. `start + count - 1` of a space, each in the scenario-file form (`write_draws` saves them)."""
     root = resolve_data_dir(data_dir)
     base = read_json(find_scenario_file(space.base))
     source_field = next(f for f in base["fields"] if f["role"] == "source")
@@ -181,14 +182,15 @@ def draw_scenarios(space: ScenarioSpace, count: int, data_dir: str | Path | None
     targets = _pool(pools, space.target_pool, target_train,
                     file_labels(tuple(target_field["train"]["files"]), target_train.get("label_key"), root), space,
                     held_targets, root)
-    preset = resolve_scenario(space.base, space.preset)
-    return [_draw(space, index, base, sources, targets, preset) for index in range(start, start + count)]
+    return [_draw(space, index, base, sources, targets) for index in range(start, start + count)]
 
 
-def _draw(space: ScenarioSpace, index: int, base: dict, sources: list, targets: list, preset: Scenario) -> dict:
+def _draw(space: ScenarioSpace, index: int, base: dict, sources: list, targets: list) -> dict:
+    """Draw `index` of a space, in the scenario-file form every `--scenario` takes (its preset given at use)."""
     rng = np.random.default_rng([space.seed, 1, index])
-    data = copy.deepcopy(base)
+    data = {k: copy.deepcopy(v) for k, v in base.items() if k not in ("model", "train", "reward_weights", "hf_model")}
     data["name"] = f"{space.name}-{index:04d}"
+    data["description"] = f"draw {index} of scenario space {space.name} (base {space.base}, for preset {space.preset})"
     source = sources[int(rng.integers(len(sources)))]
     target = targets[int(rng.integers(len(targets)))]
     feedback = space.feedback_sets[int(rng.integers(len(space.feedback_sets)))]
@@ -198,9 +200,9 @@ def _draw(space: ScenarioSpace, index: int, base: dict, sources: list, targets: 
         else:
             f["train"] = target
             f["eval"] = {**f.get("eval", {}), "files": [feedback]}
-    model = dict(space.models[int(rng.integers(len(space.models)))])
     low, high = np.log(space.lr_range)
-    train = {
+    data["model"] = dict(space.models[int(rng.integers(len(space.models)))])
+    data["train"] = {
         "lr": float(np.round(np.exp(rng.uniform(low, high)), 6)),
         "lr_schedule": str(rng.choice(space.lr_schedules)),
         "target_fraction": float(rng.choice(space.target_fractions)),
@@ -208,24 +210,16 @@ def _draw(space: ScenarioSpace, index: int, base: dict, sources: list, targets: 
         "max_steps": int(rng.choice(space.max_steps)),
         "tokens_per_step": int(rng.choice(space.tokens_per_step)),
     }
-    data["description"] = f"draw {index} of scenario space {space.name} (base {space.base})"
-    scenario = {"data": {**data, "preset": space.preset}, "model": {**_asdict(preset.model), **model},
-                "train": {**_asdict(preset.train), **train}, "seed": preset.seed}
-    Scenario.from_dict(_as_scenario_json(scenario, preset))  # a draw that is not a valid scenario fails here
-    return _as_scenario_json(scenario, preset)
+    load_draw(data, space.preset)  # a draw that is not a valid scenario fails here
+    return data
 
 
-def _asdict(config: Any) -> dict[str, Any]:
-    from dataclasses import asdict
-
-    return asdict(config)
-
-
-def _as_scenario_json(scenario: dict[str, Any], preset: Scenario) -> dict[str, Any]:
-    """A draw in the form `Scenario.from_dict` reads: the data spec with the preset's data preset spelled out."""
-    data = dict(scenario["data"])
-    data["preset"] = _asdict(preset.data.preset)
-    return {**scenario, "data": data}
+def load_draw(draw: dict[str, Any], preset: str) -> Scenario:
+    """The Scenario a draw (scenario-file form) makes at a preset, through the loader every scenario file goes through."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / f"{draw['name']}.json"
+        path.write_text(json.dumps(draw))
+        return make_scenario(str(path), preset)
 
 
 def write_draws(draws: list[dict[str, Any]], out: str | Path) -> list[Path]:
@@ -234,7 +228,7 @@ def write_draws(draws: list[dict[str, Any]], out: str | Path) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for draw in draws:
-        path = folder / f"{draw['data']['name']}.json"
+        path = folder / f"{draw['name']}.json"
         path.write_text(json.dumps(draw, indent=2) + "\n")
         paths.append(path)
     return paths

@@ -3,8 +3,7 @@
 import numpy as np
 import pytest
 
-from datasets_builder.behaviours import (NEAR_BASE, TILTED_QUALITY, BehaviourSpec, dirichlet_quality,
-                                         plan_behaviours)
+from datasets_builder.behaviours import NEAR_BASE, TILTED_QUALITY, BehaviourSpec, dirichlet_quality, plan_behaviours
 from dmix_gym.errors import ConfigError
 
 P0 = np.array([0.5, 0.3, 0.2, 0.0, 0.0, 0.0])
@@ -64,3 +63,24 @@ def test_a_collection_with_behaviours_stages_and_publishes_their_labels(tiny_dat
                      data_dir=str(tiny_data), progress=False, behaviours=spec)
     quality = dmix_metadata(publish(folder, overwrite=True))["episode_quality"]
     assert quality == [1, dirichlet_quality(0.3), TILTED_QUALITY]
+
+
+def test_a_behaviours_file_resolves_searched_specs_on_the_scenario_and_bad_files_are_clear(tiny_data, tmp_path):
+    from dmix.pipeline import load_behaviours
+    from dmix_gym.errors import MissingFileError
+    from tests.helpers import tiny_scenario
+
+    scenario = tiny_scenario(tiny_data)
+    good = tmp_path / "behaviours.json"
+    good.write_text('{"dirichlet": {"0.3": 2}, "near": {"line": "static:target-share=0.5", "all-source": "domains:source=1"},'
+                    ' "near_episodes": 3}')
+    spec = load_behaviours(good, scenario, str(tiny_data))
+    assert spec.episodes() == 2 + 2 * 3 and spec.dirichlet == {0.3: 2}
+    for mixture in spec.near.values():
+        assert np.isclose(sum(mixture), 1.0)
+    assert min(spec.near["line"]) > 0  # half p0, half p*: every domain has weight
+    with pytest.raises(MissingFileError, match="no behaviours file"):
+        load_behaviours(tmp_path / "missing.json", scenario, str(tiny_data))
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(ConfigError, match="not JSON"):
+        load_behaviours(tmp_path / "bad.json", scenario, str(tiny_data))

@@ -10,8 +10,7 @@ import dmix_gym  # noqa: F401
 from dmix_gym.data.sources import read_documents
 from dmix_gym.data.spec import SourceSpec
 from dmix_gym.errors import ConfigError
-from dmix_gym.scenario import Scenario
-from dmix_gym.scenario_space import composition_key, draw_scenarios, load_space, shape_of
+from dmix_gym.scenario_space import composition_key, draw_scenarios, load_draw, load_space, shape_of, write_draws
 from dmix_gym.utils.paths import builtin_data_dir
 from leaderboard.protocol import PROTOCOLS
 from tests.helpers import write_tiny_corpus
@@ -25,9 +24,10 @@ def draws():
 
 
 def test_draws_are_valid_named_and_the_same_every_time(draws):
-    assert [d["data"]["name"] for d in draws] == [f"train-v1-{i:04d}" for i in range(DRAWS)]
-    for draw in draws:
-        Scenario.from_dict(draw)  # a valid scenario
+    assert [d["name"] for d in draws] == [f"train-v1-{i:04d}" for i in range(DRAWS)]
+    for draw in draws[:10]:
+        scenario = load_draw(draw, "cpu")  # a valid scenario file, read by the loader every --scenario goes through
+        assert scenario.model.hidden_size == draw["model"]["hidden_size"] and scenario.train.lr == draw["train"]["lr"]
     again = draw_scenarios(load_space("train-v1"), 5, start=10)
     assert again == draws[10:15]  # draw i is always the same scenario, whichever batch it comes in
 
@@ -35,9 +35,9 @@ def test_draws_are_valid_named_and_the_same_every_time(draws):
 def test_draws_vary_every_axis(draws):
     def seen(key):
         return {key(d) for d in draws}
-    assert len(seen(lambda d: composition_key(d["data"]["fields"][0]["train"], builtin_data_dir()))) >= 5
-    assert len(seen(lambda d: composition_key(d["data"]["fields"][1]["train"], builtin_data_dir()))) >= 4
-    assert len(seen(lambda d: tuple(d["data"]["fields"][1]["eval"]["files"]))) >= 3  # feedback sets
+    assert len(seen(lambda d: composition_key(d["fields"][0]["train"], builtin_data_dir()))) >= 5
+    assert len(seen(lambda d: composition_key(d["fields"][1]["train"], builtin_data_dir()))) >= 4
+    assert len(seen(lambda d: tuple(d["fields"][1]["eval"]["files"]))) >= 3  # feedback sets
     assert len(seen(lambda d: d["model"]["hidden_size"])) == 5
     assert max(d["model"]["hidden_size"] for d in draws) >= 320  # the ladder reaches 4x the cpu proxy and beyond
     for key in ("lr", "lr_schedule", "target_fraction", "on_exhausted", "max_steps", "tokens_per_step"):
@@ -55,7 +55,7 @@ def test_no_draw_has_an_evaluation_or_validation_tasks_corpus_model_or_scarcity(
     fractions = {t.make_scenario().train.target_fraction for t in tasks} - {1.0}
     assert len(sources) >= 3 and len(targets) >= 2 and len(shapes) >= 3 and fractions == {0.01}
     for draw in draws:
-        fields = draw["data"]["fields"]
+        fields = draw["fields"]
         assert composition_key(fields[0]["train"], root) not in sources
         assert composition_key(fields[1]["train"], root) not in targets
         assert shape_of(draw["model"]) not in shapes
@@ -71,12 +71,12 @@ def test_a_ladder_with_a_held_out_shape_is_refused():
 def test_a_draw_builds_and_steps_at_smoke_scale(tmp_path):
     space = dataclasses.replace(load_space("train-v1"), preset="smoke", max_steps=(4,), tokens_per_step=(4096,),
                                 models=({"hidden_size": 32, "num_layers": 2, "num_heads": 2, "intermediate_size": 88},))
-    draw = draw_scenarios(space, 1, start=3)[0]
-    env = gym.make("DataMix-v0", scenario=draw, progress=False)
+    path = write_draws(draw_scenarios(space, 1, start=3), tmp_path)[0]
+    env = gym.make("DataMix-v0", scenario=str(path), preset="smoke", progress=False)
     env.reset(seed=0)
     _, reward, *_ , info = env.step(env.unwrapped.p0)
     assert np.isfinite(reward) and np.all(np.isfinite(info["feedback"]))
-    assert env.unwrapped.scenario.data.name == "train-v1-0003"
+    assert env.unwrapped.scenario.data.name == "train-v1-0003" and env.unwrapped.max_steps == 4
 
 
 def test_a_label_filter_keeps_those_labels_and_every_unlabelled_record(tmp_path):
