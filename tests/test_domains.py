@@ -1,42 +1,66 @@
-"""Domain mixtures written by role and domain name: parsing, resolving in a domain space, transfer to another one."""
+import random
 
 import numpy as np
-import pytest
 
-from baselines.domains import DomainMixture, domain_spec, parse_domain_weights, resolve_domain_weights
-from dmix_gym.data.domains import DomainSpace
-from dmix_gym.errors import ConfigError
-from dmix_gym.policy import ScenarioInfo
-from leaderboard.registry import resolve_policy
-
-MATH = DomainSpace(("general/a", "general/b", "math/x", "math/y"), (0, 0, 1, 1), ("general", "math"), ("math",),
-                   (0.75, 0.25, 0.0, 0.0), (0.0, 0.0, 0.6, 0.4))
-CODE = DomainSpace(("news/a", "news/c", "code/z"), (0, 0, 1), ("news", "code"), ("code",),
-                   (0.5, 0.5, 0.0), (0.0, 0.0, 1.0))
+from dmix_gym.data.domains import DomainSpace, capped_vocabulary, cluster_domains, collapse, expand, label_domains
+from tests.helpers import general_sentence, math_sentence
 
 
-def test_a_role_spreads_naturally_and_a_named_domain_takes_its_weight():
-    weights = parse_domain_weights("domains:source=0.8,target/y=0.2")
-    np.testing.assert_allclose(resolve_domain_weights(weights, MATH), [0.6, 0.2, 0.0, 0.2])
-    np.testing.assert_allclose(resolve_domain_weights({"source": 1, "target": 1}, MATH), [0.375, 0.125, 0.3, 0.2])
+def _texts(n=120):
+    rng = random.Random(1)
+    return [general_sentence(rng) if i % 2 else math_sentence(rng) for i in range(n)]
 
 
-def test_a_domain_the_space_lacks_falls_back_to_its_roles_natural_split():
-    weights = parse_domain_weights("source/a=0.4,source/b=0.4,target/y=0.2")
-    np.testing.assert_allclose(resolve_domain_weights(weights, CODE), [0.4 + 0.2, 0.2, 0.2])  # b: news's p0; y: code
+def test_clustering_is_deterministic_under_a_seed():
+    texts = _texts()
+    a, names_a = cluster_domains(texts, 3, seed=7)
+    b, names_b = cluster_domains(texts, 3, seed=7)
+    assert np.array_equal(a, b) and names_a == names_b
+    assert set(a) == {0, 1, 2}
+    # clusters are numbered largest first
+    sizes = np.bincount(a)
+    assert list(sizes) == sorted(sizes, reverse=True)
 
 
-def test_the_policy_acts_its_mixture_and_its_spec_round_trips_through_the_registry():
-    policy, fingerprint = resolve_policy("domains:source=0.85,target/x=0.15")
-    assert fingerprint.startswith("builtin:domains:") and policy.name == "domains:source=0.85,target/x=0.15"
-    policy.reset(ScenarioInfo({}, MATH, 3))
-    np.testing.assert_allclose(policy.act(None), [0.6375, 0.2125, 0.15, 0.0])
-    assert DomainMixture(parse_domain_weights(policy.name)).name == policy.name
-    assert domain_spec({"source": 0.5, "target/x": 0.0, "target/y": 0.5}) == "domains:source=0.5,target/y=0.5"
+def test_terms_tied_at_the_cap_are_taken_alphabetically_whatever_the_document_order():
+    # 'alpha' is seen 3 times, the rest twice; 'once' is in one document only and never counts.
+    texts = ["alpha zeta gamma", "alpha zeta gamma", "alpha delta beta once", "delta beta"]
+    assert capped_vocabulary(texts, limit=3) == ["alpha", "beta", "delta"]
+    assert capped_vocabulary(texts[::-1], limit=3) == ["alpha", "beta", "delta"]
+    assert capped_vocabulary(texts, limit=10) == ["alpha", "beta", "delta", "gamma", "zeta"]
 
 
-@pytest.mark.parametrize("bad", ["domains:", "domains:general=1", "domains:source=-1", "domains:source=x",
-                                 "domains:source=0", "domains:source=1,source=2", "domains:target/a/b=1"])
-def test_a_bad_spec_is_one_clear_error(bad):
-    with pytest.raises(ConfigError, match="domain|twice|weight"):
-        resolve_policy(bad)
+def test_clustering_separates_obviously_different_texts():
+    texts = _texts()
+    labels, _ = cluster_domains(texts, 2, seed=0)
+    parity = np.arange(len(texts)) % 2
+    agreement = max((labels == parity).mean(), (labels != parity).mean())
+    assert agreement > 0.95
+
+
+def test_label_domains_keep_largest_and_pool_the_rest():
+    ids, names = label_domains(["a", "a", "a", "b", "b", "c", None], k=3)
+    assert names == ["a", "b", "other"]
+    assert list(ids) == [0, 0, 0, 1, 1, 2, 2]
+
+
+SPACE = DomainSpace(
+    names=("general/x", "general/y", "math/u", "math/v", "math/w"),
+    field_of=(0, 0, 1, 1, 1), fields=("general", "math"), target_fields=("math",),
+    p0=(0.25, 0.75, 0, 0, 0), p_star=(0, 0, 0.5, 0.3, 0.2),
+)
+
+
+def test_collapse_sums_each_field():
+    assert np.allclose(collapse(np.array([0.1, 0.2, 0.3, 0.3, 0.1]), SPACE), [0.3, 0.7])
+
+
+def test_expand_splits_like_p0_and_p_star_and_round_trips():
+    fine = expand(np.array([0.4, 0.6]), SPACE)
+    assert np.allclose(fine, [0.1, 0.3, 0.3, 0.18, 0.12])
+    assert np.isclose(fine.sum(), 1.0)
+    assert np.allclose(collapse(fine, SPACE), [0.4, 0.6])
+
+
+def test_domain_space_json_round_trip():
+    assert DomainSpace.from_dict(SPACE.to_dict()) == SPACE

@@ -1,0 +1,42 @@
+"""Domain mixtures written by role and domain name: parsing, resolving in a domain space, transfer to another one."""
+
+import numpy as np
+import pytest
+
+from baselines.domains import DomainMixture, domain_spec, parse_domain_weights, resolve_domain_weights
+from dmix_gym.data.domains import DomainSpace
+from dmix_gym.errors import ConfigError
+from dmix_gym.policy import ScenarioInfo
+from leaderboard.registry import resolve_policy
+
+MATH = DomainSpace(("general/a", "general/b", "math/x", "math/y"), (0, 0, 1, 1), ("general", "math"), ("math",),
+                   (0.75, 0.25, 0.0, 0.0), (0.0, 0.0, 0.6, 0.4))
+CODE = DomainSpace(("news/a", "news/c", "code/z"), (0, 0, 1), ("news", "code"), ("code",),
+                   (0.5, 0.5, 0.0), (0.0, 0.0, 1.0))
+
+
+def test_a_role_spreads_naturally_and_a_named_domain_takes_its_weight():
+    weights = parse_domain_weights("domains:source=0.8,target/y=0.2")
+    np.testing.assert_allclose(resolve_domain_weights(weights, MATH), [0.6, 0.2, 0.0, 0.2])
+    np.testing.assert_allclose(resolve_domain_weights({"source": 1, "target": 1}, MATH), [0.375, 0.125, 0.3, 0.2])
+
+
+def test_a_domain_the_space_lacks_falls_back_to_its_roles_natural_split():
+    weights = parse_domain_weights("source/a=0.4,source/b=0.4,target/y=0.2")
+    np.testing.assert_allclose(resolve_domain_weights(weights, CODE), [0.4 + 0.2, 0.2, 0.2])  # b: news's p0; y: code
+
+
+def test_the_policy_acts_its_mixture_and_its_spec_round_trips_through_the_registry():
+    policy, fingerprint = resolve_policy("domains:source=0.85,target/x=0.15")
+    assert fingerprint.startswith("builtin:domains:") and policy.name == "domains:source=0.85,target/x=0.15"
+    policy.reset(ScenarioInfo({}, MATH, 3))
+    np.testing.assert_allclose(policy.act(None), [0.6375, 0.2125, 0.15, 0.0])
+    assert DomainMixture(parse_domain_weights(policy.name)).name == policy.name
+    assert domain_spec({"source": 0.5, "target/x": 0.0, "target/y": 0.5}) == "domains:source=0.5,target/y=0.5"
+
+
+@pytest.mark.parametrize("bad", ["domains:", "domains:general=1", "domains:source=-1", "domains:source=x",
+                                 "domains:source=0", "domains:source=1,source=2", "domains:target/a/b=1"])
+def test_a_bad_spec_is_one_clear_error(bad):
+    with pytest.raises(ConfigError, match="domain|twice|weight"):
+        resolve_policy(bad)
