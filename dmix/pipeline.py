@@ -124,20 +124,16 @@ def load_behaviours(path: PathLike, scenario, data_dir: PathLike = None, cache_d
     "domains:source=0.85,target/c01-frac-boxed=0.15"}, "near_episodes": 8, "noise": 0.3}`; a `near` mixture is a
     policy spec written out in full (`domains:`, `static:target-share=`) or a list of D weights, resolved on the
     scenario's domain space."""
-    import json
-
     from baselines.domains import parse_domain_weights, resolve_domain_weights
     from datasets_builder.behaviours import BehaviourSpec
     from dmix_gym.data import build_data
+    from dmix_gym.data.spec import read_json
     from dmix_gym.errors import MissingFileError
 
     file = Path(path)
     if not file.is_file():
         raise MissingFileError(f"no behaviours file {file}")
-    try:
-        data = json.loads(file.read_text())
-    except json.JSONDecodeError as error:
-        raise ConfigError(f"{file}: not JSON ({error})") from None
+    data = read_json(file)  # a malformed file is one error naming it, the line and the column
     space = build_data(scenario.data, data_dir, cache_dir, progress=False).domain_space
     near = {}
     for name, value in data.get("near", {}).items():

@@ -82,5 +82,5 @@ def test_a_behaviours_file_resolves_searched_specs_on_the_scenario_and_bad_files
     with pytest.raises(MissingFileError, match="no behaviours file"):
         load_behaviours(tmp_path / "missing.json", scenario, str(tiny_data))
     (tmp_path / "bad.json").write_text("{not json")
-    with pytest.raises(ConfigError, match="not JSON"):
+    with pytest.raises(ConfigError, match="not valid JSON at line 1"):
         load_behaviours(tmp_path / "bad.json", scenario, str(tiny_data))
