@@ -7,6 +7,10 @@ A role's own weight spreads over its domains in their natural proportions (p_0 f
 target fields). A named domain the scenario does not have gives its weight to its role, spread naturally: so a
 mixture found on one task transfers by domain name where another task shares the domain, and at p_0 / p* within a
 field whose domains differ (`dmix search` writes this spec; `dmix cpt --policy` and the leaderboard take it).
+
+A spec ending in `;target-share=S1,S2,...` is a schedule over the same splits: the weights give only how each role
+spreads over its domains, and the target roles' share follows a piecewise-linear schedule through those shares over the
+episode, as `schedule:target-share=` does on the line (`DomainSchedule`).
 """
 
 from __future__ import annotations
@@ -21,7 +25,10 @@ from dmix_gym.errors import ConfigError
 from dmix_gym.policy import History, Policy, ScenarioInfo
 from dmix_gym.utils.atomic import write_json
 
+from .static import parse_knots, share_at, step_progress
+
 PREFIX = "domains:"
+SCHEDULE = ";target-share="
 ROLES = ("source", "target")
 _KEY = re.compile(r"^(source|target)(/[^=,/]+)?$")
 
@@ -100,6 +107,54 @@ class DomainMixture(Policy):
 
     def act(self, history: History) -> np.ndarray:
         return self.mixture
+
+    def save(self, path: str | Path) -> Path:
+        write_json(path, {"policy": self.name})
+        return Path(path)
+
+
+def role_split(mixture: np.ndarray, space: DomainSpace, role: str) -> np.ndarray:
+    """How a mixture spreads one role's weight over its domains (summing to 1); the natural split where it gives none."""
+    part = np.asarray(mixture, np.float64) * (role_of_domains(space) == role)
+    return part / part.sum() if part.sum() > 0 else natural_split(space, role)
+
+
+def target_share(weights: dict[str, float]) -> float:
+    """The share a domain spec gives the target roles."""
+    return sum(w for k, w in weights.items() if k.split("/")[0] == "target") / sum(weights.values())
+
+
+def schedule_spec(weights: dict[str, float], knots: tuple[float, ...]) -> str:
+    """The spec of a domain schedule: the splits of `weights`, the target share through `knots`."""
+    return domain_spec(weights, digits=6) + SCHEDULE + ",".join(f"{k:g}" for k in knots)
+
+
+class DomainSchedule(Policy):
+    """The splits of a domain spec within each role, with the target share on a piecewise-linear schedule: step t of
+    T (1-based) sits at progress (t - 1) / (T - 1), as in `TargetSchedule`. The family the v3 references' schedule
+    search explores around the static domain optimum."""
+
+    def __init__(self, spec: str):
+        weights, sep, knots = spec.partition(SCHEDULE)
+        if not sep:
+            raise ConfigError(f"{spec!r}: a domain schedule is <domain spec>{SCHEDULE}S1,S2,... "
+                              f"(e.g. domains:source=0.85,target/c01-frac-boxed=0.15{SCHEDULE}0.3,0.1)")
+        self.weights = parse_domain_weights(weights)
+        try:
+            self.knots = parse_knots(knots)
+        except ConfigError as error:
+            raise ConfigError(f"{spec!r}: {error}") from None
+        self.name = schedule_spec(self.weights, self.knots)
+
+    def reset(self, info: ScenarioInfo) -> None:
+        super().reset(info)
+        space = info.domain_space
+        mixture = resolve_domain_weights(self.weights, space)
+        self.source, self.target = role_split(mixture, space, "source"), role_split(mixture, space, "target")
+
+    def act(self, history: History) -> np.ndarray:
+        share = share_at(self.knots, step_progress(len(history), self.info.max_steps))
+        return (1 - share) * self.source + share * self.target
 
     def save(self, path: str | Path) -> Path:
         write_json(path, {"policy": self.name})

@@ -228,15 +228,17 @@ def print_search(result: dict, folder: Path) -> None:
         return
     table = Table(title=f"dmix search: {result['task']} ({result['episodes']} episodes, {result['episode_seconds']:.0f} "
                         "episode-seconds)")
-    for column in ("", "policy spec", "confirmed score", "− line's best [95% CI]"):
+    for column in ("", "policy spec", "confirmed score", "gain [95% CI]", "over"):
         table.add_column(column, justify="right" if "score" in column or "CI" in column else "left")
     line = result["static"]
-    table.add_row("line's best static", line["label"], f"{line['mean']:.4f} ± {line['std']:.4f}", "")
-    for kind, gain in (("domain", "domain_gain"), ("schedule", "headroom")):
+    table.add_row("line's best static", line["label"], f"{line['mean']:.4f} ± {line['std']:.4f}", "", "")
+    for kind, gain, over in (("domain", "domain_gain", "line's best"), ("schedule", "headroom", "line's best"),
+                             ("domain_schedule", "domain_headroom", "best domain")):
         if kind in result:
             d = result[gain]
-            table.add_row(f"best {kind}", result[kind]["label"], f"{result[kind]['mean']:.4f} ± {result[kind]['std']:.4f}",
-                          f"{d['mean']:+.4f} [{d['low']:+.4f}, {d['high']:+.4f}]")
+            table.add_row(f"best {kind.replace('_', ' ')}", result[kind]["label"],
+                          f"{result[kind]['mean']:.4f} ± {result[kind]['std']:.4f}",
+                          f"{d['mean']:+.4f} [{d['low']:+.4f}, {d['high']:+.4f}]", over)
     console.print(table)
     for kind in result["recommended"]:
         console.print(f"recommended {kind}: {result['recommended'][kind]['label']}  ->  {folder / (kind + '.json')}")
@@ -249,7 +251,7 @@ def print_references(store, protocol) -> None:
     for task in protocol.tasks:
         ref = store.reference(protocol.version, task.name)
         parts = [f"ref_min {ref['ref_min']:.4f}", f"ref_max {ref['ref_max']:.4f}"]
-        for kind in ("static", "domain", "schedule"):
+        for kind in ("static", "domain", "schedule", "domain_schedule"):
             if kind in ref:
                 parts.append(f"{ref[kind]['label']} {ref[kind]['mean']:.4f} ± {ref[kind]['std']:.4f} "
                              f"(seeds {ref[kind]['seeds'][0]}..{ref[kind]['seeds'][-1]})")

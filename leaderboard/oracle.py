@@ -8,8 +8,9 @@ and the headroom of dynamic mixing (`benchmarks/headroom.py`). One implementatio
    started at the static oracle's share, every candidate on the same search seeds.
    With `domains` (v3 on), the static search goes on within the fields from the line's best share
    (`leaderboard.domain_search`): the static oracle is then a domain mixture, and `domain_gain` is what
-   re-weighting domains adds over the line's best, paired on the confirmation seeds. (The schedule oracle still
-   searches the line's target share over time.)
+   re-weighting domains adds over the line's best, paired on the confirmation seeds. The schedule search then runs
+   twice: on the line, and over the static domain optimum's within-field splits (`baselines.domains.DomainSchedule`,
+   started at its target share), whose `domain_headroom` is paired against the static domain optimum.
 3. Confirmation: each winner runs again on fresh confirmation seeds, so its score is not the luckiest of many noisy
    ones; the schedule's headroom is its paired difference from the static oracle there, with a 95% t-interval.
 
@@ -24,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from baselines.domains import DomainSchedule, parse_domain_weights, schedule_spec, target_share
 from baselines.static import RandomMixture, TargetSchedule
 from dmix_gym.policy import Policy
 
@@ -108,9 +110,16 @@ def _knots(x: np.ndarray) -> tuple[float, ...]:
     return tuple(round(float(v), 3) for v in 1.0 / (1.0 + np.exp(-np.asarray(x, np.float64))))
 
 
+def schedule_policy(knots: tuple[float, ...], split: str | None = None) -> Policy:
+    """A target-share schedule through `knots`: on the line, or over the within-role splits of the domain spec `split`."""
+    return TargetSchedule(knots) if split is None else DomainSchedule(schedule_spec(parse_domain_weights(split), knots))
+
+
 def schedule_search(task: Task, objective: Objective, log: EpisodeLog, config: SearchConfig, start_share: float,
-                    workers: int = 1, data_dir=None, cache_dir=None, progress: bool = True) -> dict[str, Any]:
-    """The piecewise-linear schedule with the best mean score on the search seeds that CMA-ES finds from `start_share`."""
+                    workers: int = 1, data_dir=None, cache_dir=None, progress: bool = True,
+                    split: str | None = None) -> dict[str, Any]:
+    """The piecewise-linear schedule with the best mean score on the search seeds that CMA-ES finds from `start_share`
+    (over the domain spec `split`'s within-role splits, where given)."""
     import cma
 
     seeds = reference_seeds(SEARCH, config.search_seeds)
@@ -120,14 +129,14 @@ def schedule_search(task: Task, objective: Objective, log: EpisodeLog, config: S
     means: dict[tuple[float, ...], float] = {}
     for _ in range(config.generations):
         asked = es.ask()
-        knots = [_knots(x) for x in asked]
-        scores = evaluate({schedule_label(k): TargetSchedule(k) for k in knots}, seeds, task, objective, log, workers,
-                          data_dir, cache_dir, progress)
-        means.update({k: float(scores[schedule_label(k)].mean()) for k in knots})
-        es.tell(asked, [-means[k] for k in knots])
+        policies = {k: schedule_policy(k, split) for k in map(_knots, asked)}
+        scores = evaluate({p.name: p for p in policies.values()}, seeds, task, objective, log, workers, data_dir,
+                          cache_dir, progress)
+        means.update({k: float(scores[p.name].mean()) for k, p in policies.items()})
+        es.tell(asked, [-means[_knots(x)] for x in asked])
     best = max(means, key=means.get)
-    return {"knots": list(best), "seeds": seeds, "candidates": len(means),
-            "means": {schedule_label(k): m for k, m in sorted(means.items(), key=lambda item: -item[1])}}
+    return {"knots": list(best), "seeds": seeds, "candidates": len(means), "split": split,
+            "means": {schedule_policy(k, split).name: m for k, m in sorted(means.items(), key=lambda item: -item[1])}}
 
 
 def confirmed(label: str, policy: Policy, task: Task, objective: Objective, log: EpisodeLog, config: SearchConfig,
@@ -187,6 +196,14 @@ def oracles(task: Task, objective: Objective, log: EpisodeLog, config: SearchCon
         result["schedule"] = confirmed(schedule_label(tuple(search["knots"])), TargetSchedule(tuple(search["knots"])), task,
                                        objective, log, config, *args)
         result["headroom"] = paired_difference(result["schedule"]["scores"], result["static"]["scores"])
+    if schedules and "domain" in result and result["domain"]["label"].startswith("domains:"):
+        split = result["domain"]["label"]
+        search = schedule_search(task, objective, log, config, target_share(parse_domain_weights(split)), *args,
+                                 split=split)
+        best = schedule_policy(tuple(search["knots"]), split)
+        result["domain_schedule_search"] = search
+        result["domain_schedule"] = confirmed(best.name, best, task, objective, log, config, *args)
+        result["domain_headroom"] = paired_difference(result["domain_schedule"]["scores"], result["domain"]["scores"])
     result["episodes"] = len(log.records)
     result["episode_seconds"] = round(sum(r.get("seconds", 0.0) for r in log.records.values()), 1)
     return result

@@ -61,9 +61,11 @@ def best_logged(log: EpisodeLog, seeds: list[int]) -> dict[str, Any] | None:
 
 
 def recommended(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """The confirmed best static mixture (the line's or a domain mixture) and, where searched, the best schedule."""
+    """The confirmed best static mixture (the line's or a domain mixture) and, where searched, the best schedule (on the
+    line or over the domain optimum's splits)."""
     static = max((result[k] for k in ("static", "domain") if k in result), key=lambda r: r["mean"])
-    return {"static": static, **({"schedule": result["schedule"]} if "schedule" in result else {})}
+    schedules = [result[k] for k in ("schedule", "domain_schedule") if k in result]
+    return {"static": static, **({"schedule": max(schedules, key=lambda r: r["mean"])} if schedules else {})}
 
 
 def search_mixture(task: Task, folder: str | Path, config: SearchConfig, schedules: bool = True, workers: int = 1,

@@ -1,6 +1,6 @@
 """Policies by name: `baseline:<name>`, `official:<protocol>/<algo>` (a shipped agent), a mixture written out in full
-(`static:target-share=S`, `schedule:target-share=S1,S2,...`, `domains:source=...,target/<domain>=...`), the path of a
-saved agent or baseline, or `package.module:factory`."""
+(`static:target-share=S`, `schedule:target-share=S1,S2,...`, `domains:source=...,target/<domain>=...`, the latter
+optionally ending in `;target-share=S1,S2,...`), the path of a saved agent or baseline, or `package.module:factory`."""
 
 from __future__ import annotations
 
@@ -51,9 +51,9 @@ SPEC_PREFIXES = ("static:target-share=", "schedule:target-share=", "domains:")  
 def spec_policy(spec: str) -> Policy:
     """A policy its spec writes out in full: a target-share schedule or a domain mixture (`baselines.domains`)."""
     if spec.startswith("domains:"):
-        from baselines.domains import DomainMixture
+        from baselines.domains import SCHEDULE, DomainMixture, DomainSchedule
 
-        return DomainMixture(spec)
+        return DomainSchedule(spec) if SCHEDULE in spec else DomainMixture(spec)
     return target_schedule(spec)
 
 

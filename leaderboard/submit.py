@@ -115,6 +115,9 @@ def compute_references(protocol: Protocol, store: Store, data_dir=None, cache_di
                             {"grid": grid, "best_static": best, "random": random})
 
 
+REFERENCE_KINDS = ("static", "domain", "schedule", "domain_schedule")  # the confirmed winners ref_max is the best of
+
+
 def reference_log(store: Store, protocol: Protocol, task: Task) -> Path:
     """Where a task's reference episodes are logged: beside the results database, one JSONL file per task (commit
     them with a database kept in a repository: a re-run on another machine runs only the missing episodes)."""
@@ -124,8 +127,8 @@ def reference_log(store: Store, protocol: Protocol, task: Task) -> Path:
 def search_references(protocol: Protocol, store: Store, data_dir=None, cache_dir=None, progress: bool = True,
                       workers: int = 1) -> None:
     """v2 on: ref_min from random mixtures, ref_max the best of the confirmed static oracle, (v3 on) the confirmed
-    static domain mixture and (on the protocol's `schedule_tasks`) the confirmed schedule oracle, all on reference
-    seeds; resumable episode by episode."""
+    static domain mixture and (on the protocol's `schedule_tasks`) the confirmed schedule oracles (v3 on: on the line
+    and over the domain optimum's splits), all on reference seeds; resumable episode by episode."""
     for task in protocol.tasks:
         if store.reference(protocol.version, task.name) is not None:
             continue
@@ -134,9 +137,10 @@ def search_references(protocol: Protocol, store: Store, data_dir=None, cache_dir
         log = EpisodeLog(reference_log(store, protocol, task))
         found = oracles(task, protocol.objective, log, protocol.search, task.name in protocol.schedule_tasks, workers,
                         data_dir, cache_dir, progress)
-        best = max(("static", "domain", "schedule"), key=lambda kind: found[kind]["mean"] if kind in found else -np.inf)
+        best = max(REFERENCE_KINDS, key=lambda kind: found[kind]["mean"] if kind in found else -np.inf)
         detail = {key: found[key] for key in ("random", "static", "schedule", "headroom", "static_search", "schedule_search",
-                                              "domain", "domain_search", "domain_gain") if key in found}
+                                              "domain", "domain_search", "domain_gain", "domain_schedule",
+                                              "domain_schedule_search", "domain_headroom") if key in found}
         detail.update({"ref_max_from": best, "best_static": found["static"]["label"], "episodes": found["episodes"],
                        "episode_seconds": found["episode_seconds"]})
         store.set_reference(protocol.version, task.name, found["random"]["mean"], found[best]["mean"], detail)

@@ -69,7 +69,7 @@ def ranked(store: Store, protocol_version: str) -> list[Row]:
 
 
 REFERENCE_ROWS = {"static": "Static oracle (reference)", "domain": "Domain oracle (reference)",
-                  "schedule": "Schedule oracle (reference)"}
+                  "schedule": "Schedule oracle (reference)", "domain_schedule": "Domain schedule oracle (reference)"}
 
 
 def reference_rows(store: Store, protocol) -> list[Row]:

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from baselines.domains import DomainMixture, domain_spec, parse_domain_weights, resolve_domain_weights
+from baselines.domains import DomainMixture, DomainSchedule, domain_spec, parse_domain_weights, resolve_domain_weights
 from dmix_gym.data.domains import DomainSpace
 from dmix_gym.errors import ConfigError
 from dmix_gym.policy import ScenarioInfo
@@ -39,4 +39,28 @@ def test_the_policy_acts_its_mixture_and_its_spec_round_trips_through_the_regist
                                  "domains:source=0", "domains:source=1,source=2", "domains:target/a/b=1"])
 def test_a_bad_spec_is_one_clear_error(bad):
     with pytest.raises(ConfigError, match="domain|twice|weight"):
+        resolve_policy(bad)
+
+
+def test_a_domain_schedule_keeps_each_roles_split_and_moves_the_target_share_through_its_knots():
+    policy, _ = resolve_policy("domains:source/a=0.85,target/y=0.15;target-share=0.4,0.1")
+    assert isinstance(policy, DomainSchedule) and policy.knots == (0.4, 0.1)
+    policy.reset(ScenarioInfo({}, MATH, 4))
+    history = [None]  # step 1 of 4: progress 0
+    np.testing.assert_allclose(policy.act(history), [0.6, 0.0, 0.0, 0.4])  # share 0.4, all source on a
+    assert policy.act([None] * 4)[3] == pytest.approx(0.1)  # step 4: the last knot
+    np.testing.assert_allclose(policy.act([None] * 3)[:2], [0.8, 0.0])  # step 3 of 4: share 0.2, all source on a
+    assert DomainSchedule(policy.name).name == policy.name  # the spec round-trips
+
+
+def test_a_domain_schedule_whose_spec_gives_a_role_nothing_spreads_that_role_naturally():
+    policy = DomainSchedule("domains:target/x=1;target-share=0.5")
+    policy.reset(ScenarioInfo({}, MATH, 2))
+    np.testing.assert_allclose(policy.act([None]), [0.375, 0.125, 0.5, 0.0])
+
+
+@pytest.mark.parametrize("bad", ["domains:source=1;target-share=", "domains:source=1;target-share=1.5",
+                                 "domains:source=1;target-share=a,b", "domains:source=1;target-share=0.2;target-share=0.3"])
+def test_a_bad_domain_schedule_is_one_clear_error(bad):
+    with pytest.raises(ConfigError, match="target share|knots|domain"):
         resolve_policy(bad)

@@ -43,6 +43,13 @@ def test_the_search_resumes_and_writes_policies_that_act_in_the_scenario(tiny_da
     assert done["episodes"] == len(logged) > 10  # went on from the 10 it had
     static = done["recommended"]["static"]
     assert static["mean"] == max(done["static"]["mean"], done["domain"]["mean"])
+    # where a domain mixture won, the schedule search ran over its splits too, paired against it
+    assert ("domain_schedule" in done) == done["domain"]["label"].startswith("domains:")
+    if "domain_schedule" in done:
+        assert done["domain_schedule"]["label"].startswith(done["domain"]["label"] + ";target-share=")
+        assert done["domain_headroom"]["mean"] == pytest.approx(done["domain_schedule"]["mean"] - done["domain"]["mean"])
+        schedules = [done[k]["mean"] for k in ("schedule", "domain_schedule")]
+        assert done["recommended"]["schedule"]["mean"] == max(schedules)
     space = task_domain_space(task, str(tiny_data))
     for kind in ("static", "schedule"):
         policy = load_policy(folder / f"{kind}.json")
