@@ -12,11 +12,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 
 from datasets_builder.collection import Plan, episode_path, load_episode, load_or_write_plan, run_plan, staging_dir
 from datasets_builder.trajectories import PlannedEpisode
-from dmix_gym.scenario import override
+from dmix_gym.errors import ConfigError
+from dmix_gym.scenario import Scenario, override
 from dmix_gym.utils.atomic import stable_hash
 
 
@@ -36,12 +38,28 @@ class ProxyRuns:
                 "proxy_seconds": round(self.seconds, 2), "wall_seconds_this_run": round(self.wall_seconds, 2)}
 
 
+def narrower_proxy(scenario: Scenario, width: float) -> dict[str, int]:
+    """The overrides of a proxy `width` times as wide as the scenario's (heads and SwiGLU width scaled, head size
+    kept), as RegMix trains small proxies; {} where the scenario trains a Hugging Face model of the user's."""
+    if not 0 < width <= 1:
+        raise ConfigError(f"a proxy's width is a fraction of the scenario's in (0, 1], got {width}")
+    if scenario.hf_model is not None:
+        return {}
+    model = scenario.model
+    heads = max(1, round(model.num_heads * width))
+    return {"num_heads": heads, "hidden_size": heads * (model.hidden_size // model.num_heads),
+            "intermediate_size": max(8, round(model.intermediate_size * width))}
+
+
 def run_proxies(env, mixtures: np.ndarray, proxy_steps: int, seed: int, tag: str, workers: int = 2,
-                progress: bool = True) -> ProxyRuns:
-    """Run (or read the staged) proxy episodes of `proxy_steps` steps, one per mixture, in the env's scenario."""
+                progress: bool = True, model: dict[str, int] | None = None) -> ProxyRuns:
+    """Run (or read the staged) proxy episodes of `proxy_steps` steps, one per mixture, in the env's scenario (with
+    its proxy's shape overridden by `model`, where given)."""
     base = env.unwrapped
-    proxy = override(base.scenario, max_steps=proxy_steps)
+    proxy = override(base.scenario, max_steps=proxy_steps, **(model or {}))
     scenario = json.loads(proxy.to_json())
+    if model:  # another shape pre-trains its own base proxy: once, here, not in every worker at the same time
+        gym.make("DataMix-v0", scenario=scenario, data_dir=base.data_dir, cache_dir=base.cache_dir, progress=progress).close()
     mixtures = np.asarray(mixtures, np.float32)
     identity = {"mixtures": mixtures.tolist(), "seed": seed, "scenario": scenario, "build": base.shards.build_id, "version": 1}
     name = f"{tag}-{stable_hash(identity)[:10]}"

@@ -3,8 +3,10 @@
 1. Sample M mixtures the way RegMix does: Dirichlet(strength * D * prior), the prior being the token
    distribution over domains sharpened/flattened by a temperature, and the strength drawn
    log-uniformly per sample (small strengths give sparse mixtures, large ones mixtures near the prior).
-2. Train a short proxy run on each (a DataMix-v0 episode of `proxy_steps` steps holding it), through
-   the same crash-safe staged runner as trajectory collection.
+2. Train a proxy run on each (a DataMix-v0 episode holding it, through the same crash-safe staged runner as
+   trajectory collection): the scenario's whole horizon, so that the runs see the forgetting the reward measures,
+   on a proxy `proxy_width` times as wide as the scenario's, as RegMix trains small proxies and transfers their
+   ranking (dmix-bench-v2 ran 5-step runs on the scenario's own proxy: `proxy_steps=5, proxy_width=None`).
 3. Fit LightGBM (as RegMix does) from mixture to the objective sum_k lambda_k f_k of the final feedback (the
    env's reward weights, so the sum of the rewards a policy would collect; the protocol's score up to a constant),
    with a linear model as a cross-check; report each one's cross-validated R^2.
@@ -25,13 +27,14 @@ from dmix_gym.feedback import objective
 from dmix_gym.policy import ScenarioInfo
 
 from .fitted import FittedMixture
-from .proxy_runs import run_proxies
+from .proxy_runs import narrower_proxy, run_proxies
 
 
 @dataclass(frozen=True)
 class RegMixConfig:
     runs: int = 32  # M proxy runs
-    proxy_steps: int = 5  # re-weighting steps per proxy run (of the scenario's tokens_per_step each)
+    proxy_steps: int | None = None  # re-weighting steps per proxy run (None: the scenario's max_steps)
+    proxy_width: float | None = 0.5  # the runs' proxy: this fraction of the scenario's width (None: the scenario's)
     temperature: float = 0.5  # prior = token share ** temperature, renormalised
     min_strength: float = 0.1
     max_strength: float = 5.0
@@ -112,7 +115,9 @@ def fit_regmix(env, config: RegMixConfig, progress: bool = True) -> dict[str, An
     rng = np.random.default_rng(config.seed)
     prior = token_prior([base.shards.train_sequences(d) for d in range(base.num_domains)], config.temperature)
     mixtures = sample_mixtures(prior, config.runs, rng, config.min_strength, config.max_strength)
-    runs = run_proxies(env, mixtures, config.proxy_steps, config.seed, "regmix", config.workers, progress)
+    steps = config.proxy_steps or base.max_steps
+    proxy = narrower_proxy(base.scenario, config.proxy_width) if config.proxy_width is not None else {}
+    runs = run_proxies(env, mixtures, steps, config.seed, "regmix", config.workers, progress, proxy)
     x, y = runs.mixtures, objective(runs.final_feedback, base.scenario.weights())
     model = make_regressor("lightgbm", config.seed).fit(x, y)
     mixture = search_optimum(model, prior, config.search_samples, config.top_k, rng, config.min_strength, config.max_strength)
@@ -120,5 +125,5 @@ def fit_regmix(env, config: RegMixConfig, progress: bool = True) -> dict[str, An
         "scenario": info.scenario_name, "config": asdict(config), "mixture": mixture.tolist(),
         "predicted_score": float(model.predict(mixture[None])[0]), "best_observed_score": float(y.max()),
         "r2": {kind: cross_validated_r2(kind, x, y, config.folds, config.seed) for kind in ("lightgbm", "linear")},
-        "compute": runs.compute(config.proxy_steps), "staging": str(runs.folder),
+        "proxy_model": proxy or "the scenario's", "compute": runs.compute(steps), "staging": str(runs.folder),
     }

@@ -9,7 +9,8 @@ from baselines import BASELINES, make_baseline
 from baselines.aioli import aioli_update, estimate_law, probe_mixture
 from baselines.dbl import DBL, DBLConfig, balanced_start, dbl_update, field_losses, reference_losses
 from baselines.doremi import group_dro_update
-from baselines.mixing_laws import MixingLaws, MixingLawsConfig, field_mixtures, fit_law, law
+from baselines.mixing_laws import (MixingLaws, MixingLawsConfig, best_mixture, domain_mixtures, field_mixtures, fit_law, law,
+                                  loo_error)
 from baselines.natural import natural_mixture
 from baselines.odm import ODM, ODMConfig, exp3_policy, exploration_rate, update_estimates
 from baselines.regmix import RegMix, RegMixConfig, cross_validated_r2, make_regressor, sample_mixtures, search_optimum, token_prior
@@ -117,7 +118,7 @@ def test_regmix_regression_recovers_a_planted_optimum():
 def small(name: str):
     """A baseline with one-off work small enough for the tiny corpus (in this process: no worker start-up)."""
     if name == "regmix":
-        return RegMix(RegMixConfig(runs=6, proxy_steps=1, workers=1, search_samples=2000, top_k=20, folds=3))
+        return RegMix(RegMixConfig(runs=6, proxy_steps=1, proxy_width=0.5, workers=1, search_samples=2000, top_k=20, folds=3))
     if name == "mixing-laws":
         return MixingLaws(MixingLawsConfig(runs=4, heldout_runs=1, proxy_steps=2, starts=2, search_samples=2000, workers=1))
     return make_baseline(name)
@@ -138,6 +139,10 @@ def test_every_baseline_acts_on_the_simplex_in_the_env(tiny_data):
     regmix = policies["regmix"]
     fit = regmix.fit_result
     assert fit["compute"]["proxy_runs"] == 6 and fit["compute"]["tokens"] > 0
+    assert fit["proxy_model"]["hidden_size"] < env.unwrapped.scenario.model.hidden_size  # RegMix's small proxies
+    laws = policies["mixing-laws"].fit_result  # laws over domains, their shrinkage chosen by leave-one-out error
+    assert {float(p) for p in laws["loo_error"]} == set(MixingLawsConfig().penalties)
+    assert laws["penalty"] in MixingLawsConfig().penalties and len(laws["params"][0]) == 2 + env.unwrapped.domain_space.size
     assert set(fit["r2"]) == {"lightgbm", "linear"}
     laws = policies["mixing-laws"].fit_result
     assert laws["compute"]["proxy_runs"] == 5 and np.isfinite(laws["heldout_error"])
@@ -248,6 +253,29 @@ def test_mixing_laws_recover_a_planted_law_and_its_optimum():
     total = law(planted[0], grid) + law(planted[1], grid)
     best = grid[np.argmin(total)]
     assert 0 < best[1] < 1  # the planted trade-off has an interior optimum the laws can find
+
+
+def test_mixing_laws_over_domains_find_the_target_domain_a_planted_law_favours_from_eight_runs():
+    from dmix_gym.data.domains import DomainSpace, collapse, expand
+
+    space = DomainSpace(("g/a", "g/b", "g/c", "m/x", "m/y", "m/z"), (0, 0, 0, 1, 1, 1), ("g", "m"), ("m",),
+                        (0.5, 0.3, 0.2, 0, 0, 0), (0, 0, 0, 0.5, 0.3, 0.2))
+    rng = np.random.default_rng(0)
+    fields = field_mixtures(2, 8, rng)
+    x = domain_mixtures(fields, space, rng, 0.3, 3.0)
+    assert np.allclose(collapse(x, space), fields) and np.allclose(x.sum(1), 1)
+    assert len({tuple(np.round(row[3:] / max(row[3:].sum(), 1e-9), 2)) for row in x[2:]}) == 6  # splits vary
+    planted = [np.array([4.0, -0.5, -1.0, -1.0, -1.0, 0.0, 0.0, 0.0]),  # source loss: falls with any source data
+               np.array([2.0, 1.0, 0, 0, 0, -2.0, -4.5, -2.0])]  # target loss: falls fastest with domain y
+    loss = np.stack([law(p, x) for p in planted], 1) + rng.normal(0, 1e-3, (8, 2))
+    groups = np.asarray(space.field_of)
+    assert loo_error(x, loss[:, 1], 4, 0, groups, 1e-3) < loo_error(x, loss[:, 1], 4, 0, groups, 1e3)  # per-field misses y
+    params = [fit_law(x, loss[:, i], 4, i, groups, 1e-3) for i in range(2)]
+    candidates = np.concatenate([expand(rng.dirichlet([1, 1], 2000), space),
+                                 domain_mixtures(rng.dirichlet([1, 1], 2000), space, rng, 0.3, 3.0)])
+    found, true = best_mixture(params, np.ones(2), candidates), best_mixture(planted, np.ones(2), candidates)
+    assert np.argmax(found[3:]) == 1 and found[4] > 0.8 * found[3:].sum()  # y carries the target share
+    assert abs(found[3:].sum() - true[3:].sum()) < 0.1
 
 
 def test_aioli_recovers_a_planted_linear_law_and_leans_toward_the_helpful_field():
