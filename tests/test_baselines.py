@@ -9,8 +9,7 @@ from baselines import BASELINES, make_baseline
 from baselines.aioli import aioli_update, estimate_law, probe_mixture
 from baselines.dbl import DBL, DBLConfig, balanced_start, dbl_update, field_losses, reference_losses
 from baselines.doremi import group_dro_update
-from baselines.mixing_laws import (MixingLaws, MixingLawsConfig, best_mixture, domain_mixtures, field_mixtures, fit_law, law,
-                                  loo_error)
+from baselines.mixing_laws import MixingLaws, MixingLawsConfig, best_mixture, domain_mixtures, field_mixtures, fit_law, law, loo_error
 from baselines.natural import natural_mixture
 from baselines.odm import ODM, ODMConfig, exp3_policy, exploration_rate, update_estimates
 from baselines.regmix import RegMix, RegMixConfig, cross_validated_r2, make_regressor, sample_mixtures, search_optimum, token_prior
@@ -256,7 +255,7 @@ def test_mixing_laws_recover_a_planted_law_and_its_optimum():
 
 
 def test_mixing_laws_over_domains_find_the_target_domain_a_planted_law_favours_from_eight_runs():
-    from dmix_gym.data.domains import DomainSpace, collapse, expand
+    from dmix_gym.data.domains import collapse, expand
 
     space = DomainSpace(("g/a", "g/b", "g/c", "m/x", "m/y", "m/z"), (0, 0, 0, 1, 1, 1), ("g", "m"), ("m",),
                         (0.5, 0.3, 0.2, 0, 0, 0), (0, 0, 0, 0.5, 0.3, 0.2))
