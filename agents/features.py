@@ -18,6 +18,12 @@ departures from the paper's [p_t ; f̂_t]:
   `benchmarks/feedback_shift.py` on the dataset's own episodes: lowering the source field's feedback
   by 0.13 nats, the offset of dmix-bench-v1's unseen-model start, moved the absolute-feature CQL
   agent's mean target share from 51% to 80%, and on that task it trained on the target field alone.
+- `features="response"`: f̂_t = (f_t - f_0) / |f_1 - f_0|, the move since the start in units of the episode's own
+  first move, so that a model that learns faster or slower (a larger model, another learning rate) shows the same
+  trajectory for the same mixture. Measured on committed static-policy episodes (`benchmarks/feature_support.py`): at
+  10x, the nearest in-distribution policy by relative features was never the right one (0% of 9 runs, chance 33%), by
+  response features 56%; on another proxy shape relative features did better (91% against 69%). An option, not yet
+  the default: no agent trained on it has been scored.
 - data left l_t (`target_left=True`, from dmix-bench-v2's agents on): where a target corpus is scarce the
   best mixture depends on how much of it is left (the `scarce-target` task), which neither the mixture
   nor the feedback shows. Agents saved before it read tokens without it (`target_left=False`).
@@ -52,7 +58,7 @@ _EDGE = 1.0 - 1e-6
 
 
 REWARDS = ("balanced", "env")
-FEATURES = ("relative", "absolute")
+FEATURES = ("relative", "absolute", "response")
 
 
 def check_features(kind: str) -> str:
@@ -91,9 +97,19 @@ def tokens(observations: np.ndarray, num_domains: int, num_fields: int, mean: np
         raise ValueError(f"tokens read an episode's observations, shape (T, obs_dim); got {obs.shape}")
     k = num_domains + num_fields
     feedback = obs[:, num_domains:k]
-    origin = feedback[:1] if check_features(features) == "relative" else mean
+    kind = check_features(features)
+    origin = mean if kind == "absolute" else feedback[:1]
+    scale = first_move(feedback) if kind == "response" else std
     rest = obs[:, k:] if target_left else obs[:, k:k + 1]
-    return np.concatenate([obs[:, :num_domains], (feedback - origin) / std, rest], axis=-1).astype(np.float32)
+    return np.concatenate([obs[:, :num_domains], (feedback - origin) / scale, rest], axis=-1).astype(np.float32)
+
+
+def first_move(feedback: np.ndarray) -> np.ndarray:
+    """(K,) how far each field's feedback moved in an episode's first step (1 before there is a step: its features
+    are all 0 then); the unit of `features="response"`."""
+    if len(feedback) < 2:
+        return np.ones(feedback.shape[1], np.float32)
+    return np.maximum(np.abs(feedback[1] - feedback[0]), 1e-6).astype(np.float32)
 
 
 def windows(sequence: np.ndarray, window: int) -> np.ndarray:

@@ -224,7 +224,8 @@ def agents_train(
     reward: Annotated[str, typer.Option(help="what RL and DT learn from: balanced (the leaderboard's score, per step) or env "
                                              "(eq. 6, the logged reward)")] = "balanced",
     features: Annotated[str, typer.Option(help="how the state carries the feedback: relative (its change since the episode "
-                                               "began) or absolute (its level, as the paper)")] = "absolute",
+                                               "began), response (that change in units of the episode's first move) or "
+                                               "absolute (its level, as the paper)")] = "absolute",
     progress: Annotated[bool, typer.Option(help="progress bars")] = True,
 ) -> None:
     """Train the Data Mixing Agent on a dmix Minari dataset; print where the saved policy is."""

@@ -89,6 +89,23 @@ def test_relative_features_ignore_the_feedback_level_and_absolute_ones_read_it()
         AgentConfig(features="level")
 
 
+def test_response_features_ignore_how_fast_a_model_learns_and_relative_ones_read_it():
+    from agents.features import tokens
+
+    rng = np.random.default_rng(1)
+    d, k = 4, 2
+    episode = np.concatenate([rng.dirichlet(np.ones(d), 6), -3 - rng.random((6, k)), np.arange(6)[:, None] / 5], 1)
+    faster = episode.copy()  # a larger model: each field moves 2.5x and 1.5x as far from another start, same shape
+    faster[:, d:d + k] = episode[0, d:d + k] - [0.2, 0.4] + (episode[:, d:d + k] - episode[0, d:d + k]) * [2.5, 1.5]
+    mean, std = np.array([-3.5, -3.5]), np.array([0.2, 1.4])
+    response = tokens(episode, d, k, mean, std, "response")
+    assert np.allclose(response, tokens(faster, d, k, mean, std, "response"), atol=1e-5)
+    assert np.allclose(np.abs(response[1, d:d + k]), 1.0) and np.all(response[0, d:d + k] == 0)
+    assert not np.allclose(tokens(episode, d, k, mean, std, "relative"), tokens(faster, d, k, mean, std, "relative"))
+    first = tokens(episode[:1], d, k, mean, std, "response")  # at reset, before any move: zeros, not a division by 0
+    assert np.all(first[0, d:d + k] == 0)
+
+
 def test_agents_refuse_windows_of_other_features_and_old_agents_load_as_absolute(tiny_offline, tmp_path):
     from agents.decision_transformer import DTSettings, train_dt
 
