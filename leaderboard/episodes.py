@@ -21,8 +21,10 @@ from .protocol import Objective, Task
 from .registry import resolve_policy
 
 
-def episode_record(episode: Episode, objective: Objective, source: np.ndarray) -> dict[str, Any]:
-    """What the store keeps of an episode: its score under the protocol's objective plus a trace for the report's plots."""
+def episode_record(episode: Episode, objective: Objective, source: np.ndarray, probe_names: tuple[str, ...] = ()) -> dict[str, Any]:
+    """What the store keeps of an episode: its score under the protocol's objective plus a trace for the report's plots,
+    with every step's probe scores (outside the score: what a mixture gives away elsewhere)."""
+    probes = np.asarray(episode.infos.get("probes", np.zeros((1, 0))), np.float64)
     return {
         "final_feedback": episode.final_feedback.tolist(),
         "balanced": objective.score(episode.final_feedback),
@@ -30,7 +32,8 @@ def episode_record(episode: Episode, objective: Objective, source: np.ndarray) -
         "source_tokens": int(episode.tokens[:, source].sum()) if len(episode.tokens) else 0,
         "seconds": episode.seconds,
         "trace": {"domains": list(episode.domains), "fields": list(episode.fields), "mixtures": episode.mixtures.tolist(),
-                  "feedback": episode.feedback.tolist()},
+                  "feedback": episode.feedback.tolist(),
+                  "probes": {name: probes[:, i].tolist() for i, name in enumerate(probe_names) if i < probes.shape[1]}},
     }
 
 
@@ -38,10 +41,14 @@ def _source_domains(env) -> np.ndarray:
     return np.asarray(env.unwrapped.domain_space.field_of) == 0
 
 
+def _probe_names(env) -> tuple[str, ...]:
+    return tuple(getattr(env.unwrapped, "probe_names", ()))
+
+
 def run_episode(policy: Policy, task: Task, seed: int, objective: Objective, data_dir=None, cache_dir=None,
                 env=None) -> dict[str, Any]:
     env = env or task.make_env(data_dir, cache_dir)
-    return episode_record(rollout(policy, env, seed=seed), objective, _source_domains(env))
+    return episode_record(rollout(policy, env, seed=seed), objective, _source_domains(env), _probe_names(env))
 
 
 _WORKER: dict[str, Any] = {"envs": {}, "venvs": {}, "policies": {}}
@@ -81,8 +88,8 @@ def _episodes(policies: list[Policy | str], task: Task, seeds: list[int], object
         venvs[task, vector] = task.make_vector_env(vector, data_dir, cache_dir)
     venv = venvs[task, vector]
     episodes = rollout_vector([_fresh(p) for p in policies], venv, list(seeds), wrap=task.wrap)
-    source = _source_domains(venv.unwrapped.envs[0])
-    return [episode_record(episode, objective, source) for episode in episodes]
+    source, probes = _source_domains(venv.unwrapped.envs[0]), _probe_names(venv.unwrapped.envs[0])
+    return [episode_record(episode, objective, source, probes) for episode in episodes]
 
 
 def run_episodes(jobs: list[tuple[Policy | str, Task, int]], objective: Objective, envs: dict[str, Any], workers: int, data_dir=None,

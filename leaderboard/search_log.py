@@ -65,15 +65,16 @@ class EpisodeLog:
 
 
 def summary(record: dict[str, Any]) -> dict[str, Any]:
-    """What the log keeps of a leaderboard episode record: score, final feedback, the mean target share and mean
-    mixture over its steps (what a model-based search regresses the score on), seconds."""
+    """What the log keeps of a leaderboard episode record: score, final feedback (and probes), the mean target share and
+    mean mixture over its steps (what a model-based search regresses the score on), seconds."""
     trace = record["trace"]
     source = [f == trace["fields"][0] for f in _fields_of(trace)]
     mixtures = np.asarray(trace["mixtures"][1:], np.float64)
     target_share = float(1.0 - mixtures[:, source].sum(1).mean()) if len(mixtures) else float("nan")
     mean_mixture = [round(float(w), 6) for w in mixtures.mean(0)] if len(mixtures) else []
     return {"score": record["balanced"], "final_feedback": record["final_feedback"], "target_share": target_share,
-            "mixture": mean_mixture, "steps": len(mixtures), "seconds": record["seconds"]}
+            "mixture": mean_mixture, "steps": len(mixtures), "seconds": record["seconds"],
+            **({"final_probes": {k: v[-1] for k, v in trace["probes"].items()}} if trace.get("probes") else {})}
 
 
 def _fields_of(trace: dict[str, Any]) -> list[str]:

@@ -41,6 +41,8 @@ def test_the_search_resumes_and_writes_policies_that_act_in_the_scenario(tiny_da
     done = search_mixture(task, folder, config, data_dir=str(tiny_data), progress=False)
     logged = (folder / "episodes.jsonl").read_text().splitlines()
     assert done["episodes"] == len(logged) > 10  # went on from the 10 it had
+    probes = {tuple(json.loads(line)["final_probes"]) for line in logged}  # what each mixture gives away elsewhere
+    assert probes == {tuple(task.make_env(str(tiny_data)).unwrapped.probe_names)} and probes != {()}
     static = done["recommended"]["static"]
     assert static["mean"] == max(done["static"]["mean"], done["domain"]["mean"])
     # where a domain mixture won, the schedule search ran over its splits too, paired against it
