@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Dataset v2 (Minari ids dmix/<scenario>/domain-space-v1), designed once for both issues: the domain-space dataset of
-# dmix-bench-v3 (#45) on the in-distribution scenario, extended across draws of the training scenario space (#46). Resumable (every finished episode is staged
-# atomically under datasets_builder/collections/, committed as it grows); re-run to continue on any machine.
+# dmix-bench-v3 (#45) on the in-distribution scenario, extended across draws of the training scenario space (#46).
+# Resumable (every finished episode is staged atomically under datasets_builder/collections/, committed as it grows);
+# re-run to continue on any machine.
 #   bash benchmarks/dataset_v2.sh [workers] [draws]
 # Behaviour levels (datasets_builder.behaviours), each with its own quality label:
 #   in-distribution: Dirichlet at concentrations 0.3, 1 and 3 (16 each), Algorithm 1 toward tilted targets (16), and
