@@ -3,10 +3,18 @@ logs (committed as the references run, so this reads a finished or a partial run
 
 - `domain-gain.md`: per task, the line's best static share and the best domain mixture found so far (its mean on the
   search seeds), and, once confirmed, both on the 5 confirmation seeds with their paired difference and 95% interval;
+- beside them, where searched, the best schedule over the domain optimum's splits against the domain optimum, and
+  each confirmed winner's probes (GSM8K test, MMLU STEM: outside the score), so that a domain optimum that wins the
+  rewarded set by giving a probe away shows it;
 - `convergence.png`: each task's best search-seed mean against episodes spent, the line search first, then each
   stage of the domain search (the reference is a ceiling where the curve has flattened).
 
+Reference episodes logged before traces carried probes have none; `--probes TASK` re-runs that task's confirmed line
+and domain winners on their confirmation seeds into `probes/<protocol>/<task>.jsonl` (2 x 5 episodes) and checks
+every score equals the logged one.
+
     python benchmarks/domain_gain.py [--protocol dmix-bench-v3] [--logs benchmarks/results/leaderboard/live/references]
+    python benchmarks/domain_gain.py --probes in-distribution [--workers 2]
 """
 
 from __future__ import annotations
@@ -35,7 +43,14 @@ def read_log(path: Path) -> list[dict]:
 
 
 def static_kind(label: str) -> str | None:
+    """'line' or 'domain' for a static mixture's label; None for schedules and random mixtures."""
+    if ";" in label:  # a schedule over a domain mixture's splits
+        return None
     return "line" if label.startswith("static:target-share=") else "domain" if label.startswith("domains:") else None
+
+
+def schedule_kind(label: str) -> str | None:
+    return "line" if label.startswith("schedule:") else "domain" if label.startswith("domains:") and ";" in label else None
 
 
 def trail(records: list[dict]) -> list[tuple[int, float, str]]:
@@ -56,11 +71,11 @@ def trail(records: list[dict]) -> list[tuple[int, float, str]]:
     return out
 
 
-def best_of(records: list[dict], kind: str) -> tuple[str, float] | None:
+def best_of(records: list[dict], kind: str, kind_of=static_kind) -> tuple[str, float] | None:
     """The label of a kind with the best mean on the search seeds, and that mean."""
     scores: dict[str, list[float]] = {}
     for r in records:
-        if static_kind(r["label"]) == kind and r["seed"] in SEARCH_SEEDS:
+        if kind_of(r["label"]) == kind and r["seed"] in SEARCH_SEEDS:
             scores.setdefault(r["label"], []).append(r["score"])
     if not scores:
         return None
@@ -70,6 +85,72 @@ def best_of(records: list[dict], kind: str) -> tuple[str, float] | None:
 
 def confirmed(records: list[dict], label: str) -> dict[int, float]:
     return {r["seed"]: r["score"] for r in records if r["label"] == label and r["seed"] in CONFIRM_SEEDS}
+
+
+def confirmed_probes(records: list[dict], label: str) -> dict[str, float]:
+    """A label's mean final probes over its confirmation episodes that logged them."""
+    rows = [r["final_probes"] for r in records if r["label"] == label and r["seed"] in CONFIRM_SEEDS and r.get("final_probes")]
+    return {name: float(np.mean([row[name] for row in rows])) for name in rows[0]} if rows else {}
+
+
+def probes_table(logs: dict[str, list[dict]], extra: dict[str, list[dict]]) -> str:
+    """Per task, the confirmed line winner's and domain winner's mean probes (log-prob per answer token)."""
+    rows = ["| task | mixture | " + " | ".join(["probe", "line's best", "domain optimum", "domain − line"]) + " |",
+            "| --- | --- | --- | ---: | ---: | ---: |"]
+    for task, records in logs.items():
+        line, domain = best_of(records, "line"), best_of(records, "domain")
+        if line is None or domain is None:
+            continue
+        every = records + extra.get(task, [])
+        a, b = confirmed_probes(every, line[0]), confirmed_probes(every, domain[0])
+        for name in sorted(set(a) & set(b)):
+            rows.append(f"| {task} | | {name} | {a[name]:.4f} | {b[name]:.4f} | {b[name] - a[name]:+.4f} |")
+    return "\n".join(rows) if len(rows) > 2 else ""
+
+
+def schedule_table(logs: dict[str, list[dict]]) -> str:
+    """Per task that searched them, the best schedule over the domain optimum's splits against the domain optimum."""
+    from leaderboard.scores import paired_difference
+
+    rows = ["| task | best domain schedule (search mean) | confirmed: domain → schedule | schedule − domain [95% CI] |",
+            "| --- | --- | --- | ---: |"]
+    for task, records in logs.items():
+        domain, schedule = best_of(records, "domain"), best_of(records, "domain", schedule_kind)
+        if domain is None or schedule is None:
+            continue
+        a, b = confirmed(records, domain[0]), confirmed(records, schedule[0])
+        seeds = sorted(set(a) & set(b))
+        cells = [task, f"`…{schedule[0][schedule[0].index(';'):]}` ({schedule[1]:.3f})"]
+        if len(seeds) >= 2:
+            d = paired_difference([b[s] for s in seeds], [a[s] for s in seeds])
+            cells += [f"{np.mean([a[s] for s in seeds]):.3f} → {np.mean([b[s] for s in seeds]):.3f}",
+                      f"{d['mean']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}]"]
+        else:
+            cells += ["not confirmed yet", "–"]
+        rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows) if len(rows) > 2 else ""
+
+
+def rerun_probes(protocol: str, task_name: str, logs: Path, out: Path, workers: int) -> Path:
+    """Re-run a task's confirmed line and domain winners on their confirmation seeds, with probes, into their own
+    log; an error if any score differs from the reference log's."""
+    from leaderboard.protocol import get_protocol
+    from leaderboard.registry import spec_policy
+    from leaderboard.search_log import EpisodeLog, evaluate
+
+    records = read_log(logs / protocol / f"{task_name}.jsonl")
+    task = get_protocol(protocol).task(task_name)
+    labels = [found[0] for found in (best_of(records, "line"), best_of(records, "domain")) if found]
+    path = out / "probes" / protocol / f"{task_name}.jsonl"
+    log = EpisodeLog(path)
+    for label in labels:
+        seeds = sorted(confirmed(records, label))
+        scores = evaluate({label: spec_policy(label)}, seeds, task, task.objective, log, workers)[label]
+        logged = np.array([confirmed(records, label)[s] for s in seeds])
+        if not np.array_equal(scores, logged):
+            raise SystemExit(f"{task_name} {label}: re-run scores differ from the reference log by up to "
+                             f"{np.abs(scores - logged).max():.2e}")
+    return path
 
 
 def table(logs: dict[str, list[dict]]) -> str:
@@ -120,10 +201,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--protocol", default="dmix-bench-v3")
     parser.add_argument("--logs", type=Path, default=LOGS)
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--probes", metavar="TASK", help="re-run TASK's confirmed winners with probes (see above)")
+    parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args(argv)
+    if args.probes:
+        print(f"reproduced exactly, with probes: {rerun_probes(args.protocol, args.probes, args.logs, args.out, args.workers)}")
     folder = args.logs / args.protocol
     logs = {path.stem: read_log(path) for path in sorted(folder.glob("*.jsonl"))}
-    text = table(logs)
+    extra = {path.stem: read_log(path) for path in sorted((args.out / "probes" / args.protocol).glob("*.jsonl"))}
+    text = "\n\n".join(part for part in (table(logs), schedule_table(logs), probes_table(logs, extra)) if part)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{args.protocol}.md").write_text(text + "\n")
     print(text)
