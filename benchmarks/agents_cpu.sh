@@ -9,6 +9,10 @@
 # noisy copies of the headroom study's schedule oracle, collected at general-math cpu with target_fraction 0.01).
 # The settings (FEATURES, from v2 on): absolute agents in <out-dir>, relative ones in <out-dir>-relative; the
 # selection chooses each algorithm over both, since the level of the feedback is what moves between tasks.
+# dmix-bench-v3 adds dataset v2's domain-space episodes (benchmarks/dataset_v2.sh) and the response features:
+#   DATASETS="dmix/general-math-cpu/trajectories-v1 dmix/general-math-cpu/scarce-target-v1
+#             dmix/general-math-cpu/domain-space-v1" FEATURES="absolute relative response" \
+#   bash benchmarks/agents_cpu.sh runs/agents-cpu-v3 2 dmix-bench-v3
 set -euo pipefail
 OUT=${1:-runs/agents-cpu-v2}
 WORKERS=${2:-2}
