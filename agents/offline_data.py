@@ -77,6 +77,17 @@ class OfflineData:
         weights = reward_weights(kind, Scenario.from_dict(self.scenario).weights(), self.feedback_std)
         return (self.feedback_change @ weights).astype(np.float32)
 
+    def top_episodes(self, share: float) -> "OfflineData":
+        """The episodes whose balanced return (their final balanced score minus their start's) is in the top `share`,
+        whatever behaviour logged them: the expert level of a dataset that mixes levels (dataset v2)."""
+        if not 0 < share <= 1:
+            raise ConfigError(f"the top share of episodes must lie in (0, 1], got {share}")
+        ids, index = np.unique(self.episode, return_inverse=True)
+        returns = np.bincount(index, weights=self.rewards_for("balanced"), minlength=len(ids))
+        keep = max(1, int(round(share * len(ids))))
+        best = ids[np.argsort(-returns, kind="stable")[:keep]]
+        return self.select(np.isin(self.episode, best))
+
     def of_quality(self, quality: int) -> "OfflineData":
         mask = self.quality == quality
         if not mask.any():

@@ -27,6 +27,7 @@ from .offline_data import OfflineData
 @dataclass(frozen=True)
 class SFTConfig:
     quality: int | None = 10000  # the Algorithm 1 subset to imitate; None: every episode
+    top: float | None = None  # instead, imitate the episodes with the top share of balanced returns, over every level
     epochs: int = 150
     batch_size: int = 64
     lr: float = 3e-4
@@ -58,7 +59,7 @@ def train_sft(data: OfflineData, out: str | Path, agent_config: AgentConfig = Ag
     data.expect_features(agent_config.features, agent_config.target_left, "the SFT agent")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    subset = data if config.quality is None else data.of_quality(config.quality)
+    subset = data.top_episodes(config.top) if config.top else data if config.quality is None else data.of_quality(config.quality)
     train_ids, val_ids = split_episodes(subset.episode, config.val_episodes, config.seed)
     train, val = subset.select(np.isin(subset.episode, train_ids)), subset.select(np.isin(subset.episode, val_ids))
 

@@ -11,8 +11,10 @@
 # selection chooses each algorithm over both, since the level of the feedback is what moves between tasks.
 # dmix-bench-v3 adds dataset v2's domain-space episodes (benchmarks/dataset_v2.sh) and the response features:
 #   DATASETS="dmix/general-math-cpu/trajectories-v1 dmix/general-math-cpu/scarce-target-v1
-#             dmix/general-math-cpu/domain-space-v1" FEATURES="absolute relative response" \
+#             dmix/general-math-cpu/domain-space-v1" FEATURES="absolute relative response" SFT_TOP=0.1 \
 #   bash benchmarks/agents_cpu.sh runs/agents-cpu-v3 2 dmix-bench-v3
+# (SFT_TOP: the warm start imitates the top 10% of episodes by balanced return, which in dataset v2 are the noisy
+# copies of the domain optimum, where v1's N = 10000 level drifts toward p*'s within-field split.)
 set -euo pipefail
 OUT=${1:-runs/agents-cpu-v2}
 WORKERS=${2:-2}
@@ -21,6 +23,7 @@ DATASETS=${DATASETS:-dmix/general-math-cpu/trajectories-v1 dmix/general-math-cpu
 FEATURES=${FEATURES:-absolute relative}
 FLAGS=()
 for dataset in $DATASETS; do FLAGS+=(--dataset "$dataset"); done
+if [[ -n ${SFT_TOP:-} ]]; then FLAGS+=(--sft-top "$SFT_TOP"); fi  # SFT on the top returns, not one Algorithm 1 level
 FOLDERS=()
 for features in $FEATURES; do
   out=$OUT

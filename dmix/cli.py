@@ -219,6 +219,8 @@ def agents_train(
     layers: Annotated[int, typer.Option(help="agent Transformer layers")] = 2,
     epochs: Annotated[int, typer.Option(help="SFT epochs")] = 150,
     quality: Annotated[int, typer.Option(help="SFT imitates the episodes of this Algorithm 1 quality N")] = 10000,
+    sft_top: Annotated[Optional[float], typer.Option(help="SFT imitates instead the episodes with this top share of "
+                                                          "balanced returns, whatever behaviour logged them (e.g. 0.1)")] = None,
     steps: Annotated[int, typer.Option(help="gradient steps of the RL algorithm")] = 1500,
     seed: Annotated[int, typer.Option(help="seed of SFT and the RL algorithm")] = 0,
     reward: Annotated[str, typer.Option(help="what RL and DT learn from: balanced (the leaderboard's score, per step) or env "
@@ -231,7 +233,7 @@ def agents_train(
     """Train the Data Mixing Agent on a dmix Minari dataset; print where the saved policy is."""
     from .pipeline import train_agent
 
-    train_agent(dataset, algo, out, window, d_model, layers, epochs, quality, steps, seed, progress, reward, features)
+    train_agent(dataset, algo, out, window, d_model, layers, epochs, quality, steps, seed, progress, reward, features, sft_top)
 
 
 @agents_app.command("select")

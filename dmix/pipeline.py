@@ -180,7 +180,7 @@ def collect_trajectories(settings: CollectSettings, data_dir: PathLike = None, c
 
 def train_agent(dataset: str | list[str], algo: str, out: Path, window: int = 16, d_model: int = 256, layers: int = 2,
                 epochs: int = 150, quality: int = 10000, steps: int = 1500, seed: int = 0, progress: bool = True,
-                reward: str = "balanced", features: str = "absolute") -> Path:
+                reward: str = "balanced", features: str = "absolute", sft_top: float | None = None) -> Path:
     """Train the Data Mixing Agent on a dmix Minari dataset, or several over one domain space (SFT, then an offline RL
     algorithm from it); return the saved policy's path."""
     from agents.agent import TransformerAgent
@@ -205,7 +205,8 @@ def train_agent(dataset: str | list[str], algo: str, out: Path, window: int = 16
         return Path(out) / "dt.json"
     sft_path = Path(out) / "sft.pt"
     if algo == "sft" or not sft_path.exists():
-        agent, metrics = train_sft(data, out, agent_config, SFTConfig(quality=quality, epochs=epochs, seed=seed), progress)
+        agent, metrics = train_sft(data, out, agent_config, SFTConfig(quality=quality, top=sft_top, epochs=epochs, seed=seed),
+                                   progress)
         chosen = ("no validation episodes, last epoch kept" if metrics["best_val_mse"] is None
                   else f"best validation MSE {metrics['best_val_mse']:.2e} at epoch {metrics['best_epoch']}")
         console.print(f"SFT: {count_parameters(agent.net):,} parameters, {metrics['seconds']:.0f} s, {chosen} -> [bold]{sft_path}[/]")

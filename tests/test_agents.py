@@ -106,6 +106,19 @@ def test_response_features_ignore_how_fast_a_model_learns_and_relative_ones_read
     assert np.all(first[0, d:d + k] == 0)
 
 
+def test_sft_can_imitate_the_top_returns_whatever_behaviour_logged_them(tiny_offline, tmp_path):
+    ids, index = np.unique(tiny_offline.episode, return_inverse=True)
+    returns = np.bincount(index, weights=tiny_offline.rewards_for("balanced"))
+    top = tiny_offline.top_episodes(0.25)
+    kept = np.isin(ids, np.unique(top.episode))
+    assert kept.sum() == 2 and returns[kept].min() >= returns[~kept].max()
+    with pytest.raises(ConfigError, match="top share of episodes must lie in"):
+        tiny_offline.top_episodes(0.0)
+    _, metrics = train_sft(tiny_offline, tmp_path, SMALL, SFTConfig(quality=None, top=0.5, epochs=1), progress=False)
+    imitated = int(np.isin(tiny_offline.episode, ids[np.argsort(-returns)[:4]]).sum())  # the top half's transitions
+    assert metrics["train_transitions"] + metrics["val_transitions"] == imitated
+
+
 def test_agents_refuse_windows_of_other_features_and_old_agents_load_as_absolute(tiny_offline, tmp_path):
     from agents.decision_transformer import DTSettings, train_dt
 
