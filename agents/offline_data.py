@@ -8,13 +8,12 @@ from typing import Any
 import numpy as np
 
 from datasets_builder.publish import dmix_metadata, load_dmix_dataset
-from dmix_gym.data.domains import DomainSpace
+from dmix_gym.data.domains import DomainSpace, collapse, source_space
 from dmix_gym.errors import ConfigError
 from dmix_gym.scenario import Scenario
 
 from .features import check_features, reward_weights, tokens, windows
 
-SPACE_KEYS = ("domains", "field_of", "fields", "target_fields", "p0", "p_star")  # what datasets trained on together share
 JOIN = "+"  # joins the ids of datasets trained on together; Minari's dataset ids never hold it
 ARRAYS = ("windows", "actions", "rewards", "feedback_change", "terminals", "timeouts", "episode", "quality")
 
@@ -101,29 +100,49 @@ def dataset_ids(ident: str) -> list[str]:
     return ident.split(JOIN)
 
 
-def load_offline(dataset, window: int, features: str = "absolute", target_left: bool = True) -> OfflineData:
+def metadata_space(meta: dict[str, Any]) -> DomainSpace:
+    """The domain space a dataset's dmix metadata describes."""
+    return DomainSpace(tuple(meta["domains"]), tuple(meta["field_of"]), tuple(meta["fields"]), tuple(meta["target_fields"]),
+                       tuple(meta["p0"]), tuple(meta["p_star"]))
+
+
+def load_offline(dataset, window: int, features: str = "absolute", target_left: bool = True,
+                 space: str = "fine") -> OfflineData:
     """Windows, actions and rewards of every step of a dmix Minari dataset: an id or a loaded MinariDataset, or a list of
-    them over one domain space (a main dataset and in-regime slices); the first one's feedback standardisation applies."""
+    them over one domain space (a main dataset and in-regime slices); the first one's feedback standardisation applies.
+
+    `space="source"`: every dataset's mixtures (observed and chosen) summed per field, so that datasets of different
+    domain spaces with the same fields (the draws of a scenario space, each clustered its own way) train one agent of
+    the per-field space; it acts in any scenario with those field roles (`dmix_gym.policy.adapt_env`), with a domain
+    mixture's within-field splits where given (`baselines.domains.WithinFieldSplits`)."""
     check_features(features)
+    if space not in ("fine", "source"):
+        raise ConfigError(f"space must be 'fine' (the datasets' own domains) or 'source' (one per field), got {space!r}")
     items = dataset if isinstance(dataset, (list, tuple)) else [dataset]
     datasets = [load_dmix_dataset(d) if isinstance(d, str) else d for d in items]
     metas = [dmix_metadata(d) for d in datasets]
     meta = metas[0]
-    space = DomainSpace(tuple(meta["domains"]), tuple(meta["field_of"]), tuple(meta["fields"]), tuple(meta["target_fields"]),
-                        tuple(meta["p0"]), tuple(meta["p_star"]))
-    d, k = space.size, len(space.fields)
+    own = [metadata_space(m) for m in metas]
+    spaces = [source_space(s) for s in own] if space == "source" else own
+    k = len(spaces[0].fields)
     mean, std = np.asarray(meta["feedback_mean"], np.float32), np.maximum(np.asarray(meta["feedback_std"], np.float32), 1e-6)
     parts: dict[str, list[np.ndarray]] = {key: [] for key in ARRAYS}
     first_id = 0
-    for data, other in zip(datasets, metas):
-        if any(other[key] != meta[key] for key in SPACE_KEYS):
+    for data, other, fine, seen in zip(datasets, metas, own, spaces):
+        if seen != spaces[0]:
             raise ConfigError(f"dataset {data.spec.dataset_id!r} has another domain space than {datasets[0].spec.dataset_id!r}; "
-                              f"datasets trained on together must share domains, fields, p0 and p*")
+                              f"datasets trained on together must share domains, fields, p0 and p* (space='source' "
+                              "trains datasets of other domains on their fields' shares)")
+        d = fine.size
         for episode in data.iterate_episodes():
             steps = len(episode.actions)
-            state = tokens(episode.observations[:steps], d, k, mean, std, features, target_left)
+            observations, actions = np.asarray(episode.observations, np.float64), np.asarray(episode.actions, np.float64)
+            if space == "source":
+                observations = np.concatenate([collapse(observations[:, :d], fine), observations[:, d:]], axis=1)
+                actions = collapse(actions, fine)
+            state = tokens(observations[:steps], seen.size, k, mean, std, features, target_left)
             parts["windows"].append(windows(state, window))
-            parts["actions"].append(np.asarray(episode.actions, np.float32))
+            parts["actions"].append(actions.astype(np.float32))
             parts["rewards"].append(np.asarray(episode.rewards, np.float32))
             parts["feedback_change"].append(np.diff(np.asarray(episode.observations[:steps + 1, d:d + k], np.float64), axis=0))
             parts["terminals"].append(np.asarray(episode.terminations, bool))
@@ -132,5 +151,5 @@ def load_offline(dataset, window: int, features: str = "absolute", target_left: 
             parts["quality"].append(np.full(steps, other["episode_quality"][episode.id]))
         first_id += data.total_episodes
     ident = JOIN.join(data.spec.dataset_id for data in datasets)
-    return OfflineData(ident, meta["scenario"], space, mean, std, features, target_left,
+    return OfflineData(ident, meta["scenario"], spaces[0], mean, std, features, target_left,
                        **{key: np.concatenate(value) for key, value in parts.items()})

@@ -159,3 +159,37 @@ class DomainSchedule(Policy):
     def save(self, path: str | Path) -> Path:
         write_json(path, {"policy": self.name})
         return Path(path)
+
+
+class WithinFieldSplits(Policy):
+    """A policy of a fixed domain space (an agent) whose fields' shares, where the env's domains differ from its own
+    and are bridged through per-field shares (`dmix_gym.policy.adapt_env`), spread over the env's domains like a domain
+    spec rather than like p_0 / p*: e.g. an agent of the per-field space, trained across scenarios, holding the
+    training task's domain optimum within each field while it chooses the fields' shares. Spec
+    `<policy spec>@<domain spec>` (`leaderboard.registry`)."""
+
+    def __init__(self, inner: Policy, splits: dict[str, float] | str):
+        if getattr(inner, "domain_space", None) is None:
+            raise ConfigError(f"{inner.name!r} adapts to any domain space itself; within-field splits apply to a policy of "
+                              "a fixed domain space (an agent)")
+        self.inner = inner
+        self.weights = parse_domain_weights(splits) if isinstance(splits, str) else dict(splits)
+        self.domain_space = inner.domain_space
+        self.name = f"{inner.name}@{domain_spec(self.weights, digits=6)}"
+
+    def field_splits(self, space: DomainSpace) -> np.ndarray:
+        """The (D,) mixture whose within-field proportions spread each field's share in `space`."""
+        return resolve_domain_weights(self.weights, space)
+
+    def prepare(self, env, progress: bool = True) -> None:
+        self.inner.prepare(env, progress)
+
+    def reset(self, info: ScenarioInfo) -> None:
+        super().reset(info)
+        self.inner.reset(info)
+
+    def act(self, history: History) -> np.ndarray:
+        return self.inner.act(history)
+
+    def compute(self) -> dict:
+        return self.inner.compute()

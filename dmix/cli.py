@@ -222,6 +222,8 @@ def agents_train(
     sft_top: Annotated[Optional[float], typer.Option(help="SFT imitates instead the episodes with this top share of "
                                                           "balanced returns, whatever behaviour logged them (e.g. 0.1)")] = None,
     steps: Annotated[int, typer.Option(help="gradient steps of the RL algorithm")] = 1500,
+    space: Annotated[str, typer.Option(help="fine (the datasets' domains) or source (each field's share: datasets of "
+                                            "other domains, e.g. a scenario space's draws, train one agent)")] = "fine",
     seed: Annotated[int, typer.Option(help="seed of SFT and the RL algorithm")] = 0,
     reward: Annotated[str, typer.Option(help="what RL and DT learn from: balanced (the leaderboard's score, per step) or env "
                                              "(eq. 6, the logged reward)")] = "balanced",
@@ -233,7 +235,8 @@ def agents_train(
     """Train the Data Mixing Agent on a dmix Minari dataset; print where the saved policy is."""
     from .pipeline import train_agent
 
-    train_agent(dataset, algo, out, window, d_model, layers, epochs, quality, steps, seed, progress, reward, features, sft_top)
+    train_agent(dataset, algo, out, window, d_model, layers, epochs, quality, steps, seed, progress, reward, features, sft_top,
+                space)
 
 
 @agents_app.command("select")

@@ -173,7 +173,8 @@ class Replay(Policy):
 
 def adapt_env(env, policy: Policy):
     """`env` as a policy of a fixed domain space sees it: unchanged if the spaces match, else bridged
-    through the source-based space (fine -> per-field shares -> the env's domains, by p_0/p*).
+    through the source-based space (fine -> per-field shares -> the env's domains, by p_0/p*, or by the
+    within-field splits `policy.field_splits(env's space)` returns, where the policy has that method).
 
     Fields pair up by role (the source field, then the target fields in order), so a policy trained
     on one target field (math) acts on another (code) by the share it gives each field.
@@ -191,7 +192,8 @@ def adapt_env(env, policy: Policy):
 
     # The policy's space under the env's field names: collapse and expand only read field_of, p0 and p*.
     renamed = replace(wanted, fields=have.fields, target_fields=have.target_fields)
-    coarse = env if have.size == len(have.fields) else CollapseDomains(env, to="source")
+    splits = policy.field_splits(have) if callable(getattr(policy, "field_splits", None)) else None
+    coarse = env if have.size == len(have.fields) else CollapseDomains(env, to="source", splits=splits)
     return CollapseDomains(coarse, to="fine", fine_space=renamed)
 
 

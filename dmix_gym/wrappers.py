@@ -34,16 +34,21 @@ class CollapseDomains(gym.Wrapper):
 
     `to="source"`: the env has the fine space (D domains); the wrapper exposes the source-based
     space (one domain per field). Actions are split over each field's domains like p_0 (source
-    field) or p* (target fields); the observed mixture is summed per field.
+    field) or p* (target fields), or like `splits` (a (D,) mixture of the fine space: a per-field
+    policy then keeps a domain mixture's within-field proportions); the observed mixture is summed
+    per field.
 
     `to="fine"`: the env has the source-based space; the wrapper exposes the fine space given by
     `fine_space`. Actions are summed per field; the observed mixture is split as above.
     """
 
-    def __init__(self, env: gym.Env, to: Literal["source", "fine"] = "source", fine_space: DomainSpace | None = None):
+    def __init__(self, env: gym.Env, to: Literal["source", "fine"] = "source", fine_space: DomainSpace | None = None,
+                 splits: np.ndarray | None = None):
         super().__init__(env)
         if to not in ("source", "fine"):
             raise ValueError(f"to must be 'source' or 'fine', got {to!r}")
+        if splits is not None and to != "source":
+            raise ValueError("splits= say how to='source' spreads a field's share over its domains")
         self.to = to
         inner: DomainSpace = env.get_wrapper_attr("domain_space")  # what `env` exposes, itself maybe a CollapseDomains
         if to == "source":
@@ -54,6 +59,9 @@ class CollapseDomains(gym.Wrapper):
             if len(inner.names) != len(inner.fields) or tuple(fine_space.fields) != tuple(inner.fields):
                 raise ValueError(f"env space {inner.names} is not the source-based space of fields {fine_space.fields}")
             self.fine_space = fine_space
+        self.splits = None if splits is None else np.asarray(splits, np.float64)
+        if self.splits is not None and self.splits.shape != (inner.size,):
+            raise ValueError(f"splits must be a mixture over the env's {inner.size} domains, got shape {self.splits.shape}")
         self.inner_d = len(inner.names)
         self.outer_d = len(self.fine_space.fields) if to == "source" else self.fine_space.size
         # The space a policy acting through this wrapper sees (read by env.get_wrapper_attr("domain_space")).
@@ -71,7 +79,7 @@ class CollapseDomains(gym.Wrapper):
         from .env import normalise_action
 
         p = normalise_action(action, self.outer_d)
-        return expand(p, self.fine_space) if self.to == "source" else collapse(p, self.fine_space)
+        return expand(p, self.fine_space, self.splits) if self.to == "source" else collapse(p, self.fine_space)
 
     def observation(self, obs: np.ndarray) -> np.ndarray:
         mixture, rest = _split_observation(obs, self.inner_d)

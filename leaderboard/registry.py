@@ -17,8 +17,14 @@ from .official import official_agent
 
 
 def load_policy(spec: str | Path) -> Policy:
-    """`baseline:<name>`, `official:<protocol>/<algo>`, a saved agent (.pt), or a saved baseline or DT (.json)."""
+    """`baseline:<name>`, `official:<protocol>/<algo>`, a saved agent (.pt), or a saved baseline or DT (.json); any of
+    them followed by `@domains:...`, within-field splits (`baselines.domains.WithinFieldSplits`)."""
     text = str(spec)
+    inner, at, splits = text.partition("@domains:")
+    if at:
+        from baselines.domains import WithinFieldSplits
+
+        return WithinFieldSplits(load_policy(inner), "domains:" + splits)
     if text.startswith("baseline:"):
         from baselines import make_baseline
 
@@ -72,7 +78,15 @@ def target_schedule(spec: str) -> Policy:
 
 
 def resolve_policy(spec: str) -> tuple[Policy, str]:
-    """(policy, fingerprint) of `package.module:factory`, `baseline:<name>`, or a saved policy file."""
+    """(policy, fingerprint) of `package.module:factory`, `baseline:<name>`, or a saved policy file; `<spec>@domains:...`
+    is that policy with within-field splits (`baselines.domains.WithinFieldSplits`)."""
+    inner, at, splits = spec.partition("@domains:")
+    if at:
+        from baselines.domains import WithinFieldSplits
+
+        policy, fingerprint = resolve_policy(inner)
+        wrapped = WithinFieldSplits(policy, "domains:" + splits)
+        return wrapped, f"{fingerprint}@{wrapped.name.partition('@')[2]}"
     if spec.startswith(SPEC_PREFIXES):
         policy = spec_policy(spec)
         return policy, builtin_fingerprint(spec, policy)

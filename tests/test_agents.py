@@ -119,6 +119,34 @@ def test_sft_can_imitate_the_top_returns_whatever_behaviour_logged_them(tiny_off
     assert metrics["train_transitions"] + metrics["val_transitions"] == imitated
 
 
+@pytest.mark.filterwarnings("ignore:Number of distinct clusters", "ignore:invalid value encountered in divide")
+def test_datasets_of_other_domain_spaces_train_together_on_their_fields_shares(tiny_data, tmp_path, monkeypatch):
+    from dmix_gym.data.domains import collapse
+    from dmix_gym.scenario import Scenario
+    from tests.helpers import tiny_spec
+
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    monkeypatch.setenv("DMIX_CACHE_DIR", str(tmp_path / "cache"))
+    labelled = tiny_scenario(tiny_data)
+    clustered = Scenario(data=tiny_spec(tiny_data, name="tiny-clustered", domains="cluster"), model=labelled.model,
+                         train=labelled.train)
+    ids = [publish(collect(s, name="spaces", total=2, qualities=(1, 50), workers=1, data_dir=str(tiny_data),
+                           progress=False), overwrite=True) for s in (labelled, clustered)]
+    fine = [load_offline(i, SMALL.window, SMALL.features) for i in ids]
+    assert fine[0].domains != fine[1].domains  # each build's own domains
+    with pytest.raises(ConfigError, match="another domain space"):
+        load_offline(ids, SMALL.window, SMALL.features)
+    both = load_offline(ids, SMALL.window, SMALL.features, space="source")
+    assert both.domains == ("general/all", "math/all") and len(both) == len(fine[0]) + len(fine[1])
+    expected = np.concatenate([collapse(f.actions, f.domain_space) for f in fine])
+    np.testing.assert_allclose(both.actions, expected, atol=1e-6)  # each dataset's mixtures summed per field
+    np.testing.assert_allclose(both.windows[:, -1, :2].sum(1), 1.0, atol=1e-5)  # observed mixtures too
+    agent, _ = train_sft(both, tmp_path / "agent", SMALL, SFTConfig(quality=None, epochs=1), progress=False)
+    assert agent.domain_space.names == ("general/all", "math/all")
+    with pytest.raises(ConfigError, match="space must be"):
+        load_offline(ids, SMALL.window, SMALL.features, space="taxonomy")
+
+
 def test_agents_refuse_windows_of_other_features_and_old_agents_load_as_absolute(tiny_offline, tmp_path):
     from agents.decision_transformer import DTSettings, train_dt
 

@@ -64,3 +64,62 @@ def test_a_domain_schedule_whose_spec_gives_a_role_nothing_spreads_that_role_nat
 def test_a_bad_domain_schedule_is_one_clear_error(bad):
     with pytest.raises(ConfigError, match="target share|knots|domain"):
         resolve_policy(bad)
+
+
+def test_a_per_field_policy_with_within_field_splits_keeps_its_shares_and_the_specs_split(tiny_data):
+    import gymnasium as gym
+
+    from baselines.domains import WithinFieldSplits, local_names, role_of_domains
+    from dmix_gym.data.domains import source_space
+    from dmix_gym.policy import Policy, adapt_env, rollout
+    from tests.helpers import tiny_scenario
+
+    class Shares(Policy):
+        """A policy of the per-field space: 0.7 source, 0.3 target."""
+
+        name = "shares"
+
+        def __init__(self, space):
+            self.domain_space = space
+
+        def act(self, history):
+            return np.array([0.7, 0.3])
+
+    env = gym.make("DataMix-v0", scenario=tiny_scenario(tiny_data).to_dict(), data_dir=str(tiny_data), progress=False)
+    space = env.unwrapped.domain_space
+    roles, names = role_of_domains(space), np.asarray(local_names(space))
+    target = names[roles == "target"][-1]
+    at = np.flatnonzero((names == target) & (roles == "target"))[0]
+
+    def carried(policy) -> np.ndarray:  # the fine mixture the env gets for the per-field action [0.7, 0.3]
+        view = adapt_env(env, policy)
+        return view.env.action(view.action(np.array([0.7, 0.3])))
+
+    source = roles == "source"
+    plain = carried(Shares(source_space(space)))
+    policy = WithinFieldSplits(Shares(source_space(space)), f"domains:source=1,target/{target}=1")
+    split = carried(policy)
+    for mixture in (plain, split):  # the per-field shares hold either way, the source spread like p0
+        assert mixture[source].sum() == pytest.approx(0.7) and mixture[~source].sum() == pytest.approx(0.3)
+        np.testing.assert_allclose(mixture[source] / 0.7, np.asarray(space.p0)[source] / sum(space.p0))
+    np.testing.assert_allclose(plain[~source] / 0.3, np.asarray(space.p_star)[~source] / sum(space.p_star))  # p*'s
+    assert split[at] == pytest.approx(0.3)  # the spec's: all of the target share on one domain
+    # end to end: what the env drew at the first step (later ones borrow once the tiny domain's data runs out)
+    drawn = rollout(policy, env, seed=0).infos["mixture"][1]
+    assert np.all(drawn[~source & (np.arange(space.size) != at)] == 0) and drawn[at] > 0
+    assert policy.name.startswith("shares@domains:")
+    with pytest.raises(ConfigError, match="fixed domain space"):
+        WithinFieldSplits(DomainMixture("domains:source=1"), "domains:source=1")
+
+
+def test_any_policy_spec_takes_within_field_splits_in_the_registry():
+    from baselines.domains import WithinFieldSplits
+    from leaderboard.registry import load_policy
+
+    spec = "official:dmix-bench-v2/iql@domains:source=0.85,target/c01-frac-boxed=0.15"
+    policy, fingerprint = resolve_policy(spec)
+    assert isinstance(policy, WithinFieldSplits) and isinstance(load_policy(spec), WithinFieldSplits)
+    assert fingerprint.startswith("file:") and fingerprint.endswith("@domains:source=0.85,target/c01-frac-boxed=0.15")
+    assert policy.domain_space == policy.inner.domain_space
+    with pytest.raises(ConfigError, match="fixed domain space"):  # a baseline adapts to any space by itself
+        resolve_policy("baseline:uniform@domains:source=1")

@@ -120,11 +120,15 @@ def collapse(p: np.ndarray, space: DomainSpace) -> np.ndarray:
     return np.asarray(p, dtype=np.float64) @ space.membership().T
 
 
-def expand(q: np.ndarray, space: DomainSpace) -> np.ndarray:
-    """Source-based mixture (.., K) -> fine mixture (.., D): each field's share split like p0 (source) or p* (targets)."""
-    within = np.where(np.array(space.field_of) == 0, space.p0, space.p_star).astype(np.float64)
+def expand(q: np.ndarray, space: DomainSpace, splits: np.ndarray | None = None) -> np.ndarray:
+    """Source-based mixture (.., K) -> fine mixture (.., D): each field's share split like p0 (source) or p* (targets),
+    or like `splits` (a (D,) mixture; only its proportions within each field count)."""
+    within = np.where(np.array(space.field_of) == 0, space.p0, space.p_star) if splits is None else splits
+    within = np.asarray(within, dtype=np.float64)
     membership = space.membership()
     field_totals = membership @ within
+    if np.any(field_totals <= 0):
+        raise ValueError(f"splits give a field no weight: {dict(zip(space.fields, field_totals.tolist()))}")
     within = within / field_totals[list(space.field_of)]
     return (np.asarray(q, dtype=np.float64) @ membership) * within
 
