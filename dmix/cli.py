@@ -249,6 +249,8 @@ def agents_select(
     out: Annotated[Optional[Path], typer.Option(help="selection JSON (default: <first agents>/selection.json; a re-run resumes)")] = None,
     workers: Annotated[int, typer.Option(help="episodes run in parallel processes")] = 1,
     ship: Annotated[bool, typer.Option(help="copy the chosen checkpoints into the package as official:<protocol>/<algo>")] = False,
+    validation_draws: Annotated[Optional[str], typer.Option(help="also score on draws A..B of a scenario space that no agent "
+                                                                 "trained on, e.g. train-v1:1000-1004")] = None,
     data_dir: DataDir = None,
     cache_dir: CacheDir = None,
 ) -> None:
@@ -258,7 +260,8 @@ def agents_select(
 
     from .views import print_selection
 
-    selection = select_models(agents, _protocol(protocol).version, seeds, every, out, workers, data_dir, cache_dir)
+    selection = select_models(agents, _protocol(protocol).version, seeds, every, out, workers, data_dir, cache_dir,
+                              draws=validation_draws)
     print_selection(selection)
     if ship:
         for algo, spec in ship_agents(selection["chosen"], protocol).items():

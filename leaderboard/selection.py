@@ -32,15 +32,39 @@ from .scores import mean_std
 RL_ALGOS = ("cql", "iql", "td3bc", "bc")
 
 
-def validation_tasks(protocol: Protocol, seeds: int) -> tuple[Task, ...]:
+def draw_tasks(space: str, indices: range, objective) -> tuple[Task, ...]:
+    """Validation tasks from draws of a scenario space (`dmix_gym.scenario_space`): agents trained on a space's draws
+    are chosen on draws they never trained on, as well as on the protocol's tasks."""
+    from dmix_gym.scenario_space import draw_scenarios, load_draw, load_space
+
+    scenario_space = load_space(space)
+    draws = draw_scenarios(scenario_space, len(indices), start=indices.start) if len(indices) else []
+    return tuple(Task(f"draw/{draw['name']}", load_draw(draw, scenario_space.preset).to_json(), scenario_space.preset, (),
+                      objective=objective, description=f"model selection only: draw {draw['name']} of {space}")
+                 for draw in draws)
+
+
+def parse_draws(text: str) -> tuple[str, range]:
+    """`SPACE:A-B` (draws A to B of a scenario space, both included) as (space, range)."""
+    space, sep, span = text.rpartition(":")
+    low, dash, high = span.partition("-")
+    if not sep or not space or not low.isdigit() or (dash and not high.isdigit()):
+        raise ConfigError(f"validation draws are SPACE:A-B (e.g. train-v1:1000-1004), got {text!r}")
+    first, last = int(low), int(high) if dash else int(low)
+    if last < first:
+        raise ConfigError(f"validation draws {text!r}: the last draw comes before the first")
+    return space, range(first, last + 1)
+
+
+def validation_tasks(protocol: Protocol, seeds: int, draws: tuple[Task, ...] = ()) -> tuple[Task, ...]:
     """The tasks model selection runs, each on `seeds` validation seeds: the in-distribution task (v0, v1), or every
-    task and validation scenario of the protocol (v2 on)."""
+    task and validation scenario of the protocol (v2 on), and any validation `draws` (`draw_tasks`)."""
     if seeds < 1:
         raise ConfigError(f"model selection needs at least one validation seed, got {seeds}")
     if protocol.search is None:
         return (replace(protocol.tasks[0], name="validation", seeds=tuple(VALIDATION_SEED_BASE + i for i in range(seeds)),
                         description="model selection: the in-distribution task on validation seeds"),)
-    tasks = protocol.tasks + protocol.validation_scenarios
+    tasks = protocol.tasks + protocol.validation_scenarios + tuple(draws)
     return tuple(replace(t, name=f"validation/{t.name}", seeds=tuple(VALIDATION_SEED_BASE + 1000 * i + j for j in range(seeds)))
                  for i, t in enumerate(tasks))
 
@@ -80,14 +104,14 @@ def find_all_candidates(folders: list[str | Path], every: int = 500) -> dict[str
 
 def select_models(agents: str | Path | list[str | Path], protocol_version: str, seeds: int = 2, every: int = 500,
                   out: str | Path | None = None, workers: int = 1, data_dir=None, cache_dir=None,
-                  progress: bool = True) -> dict[str, Any]:
-    """Score every candidate in `agents` (a folder, or several) on validation seeds; write and return the selection
-    (scores and each algorithm's choice over all the folders)."""
+                  progress: bool = True, draws: str | None = None) -> dict[str, Any]:
+    """Score every candidate in `agents` (a folder, or several) on validation seeds (and on the validation `draws`,
+    `SPACE:A-B`); write and return the selection (scores and each algorithm's choice over all the folders)."""
     from tqdm.auto import tqdm
 
     folders = list(agents) if isinstance(agents, (list, tuple)) else [agents]
     protocol = get_protocol(protocol_version)
-    tasks = validation_tasks(protocol, seeds)
+    tasks = validation_tasks(protocol, seeds, draw_tasks(*parse_draws(draws), protocol.objective) if draws else ())
     out = Path(out) if out else Path(folders[0]) / "selection.json"
     candidates = find_all_candidates(folders, every)
     files = {label: path for group in candidates.values() for label, path in group.items()}

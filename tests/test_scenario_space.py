@@ -87,3 +87,20 @@ def test_a_label_filter_keeps_those_labels_and_every_unlabelled_record(tmp_path)
     assert kept and {d.label for d in kept} <= {labels[0], None} and len(kept) < len(every)
     with pytest.raises(ConfigError, match="labels must be a non-empty list"):
         SourceSpec.from_dict({"files": ["x"], "labels": "Artist"})
+
+
+def test_model_selection_can_also_score_on_draws_no_agent_trained_on():
+    from leaderboard.selection import draw_tasks, parse_draws, validation_tasks
+
+    protocol = PROTOCOLS["dmix-bench-v3"]
+    space, indices = parse_draws("train-v1:1000-1001")
+    assert space == "train-v1" and list(indices) == [1000, 1001]
+    tasks = validation_tasks(protocol, 2, draw_tasks(space, indices, protocol.objective))
+    drawn = [t for t in tasks if "/draw/" in t.name]
+    assert [t.name for t in drawn] == ["validation/draw/train-v1-1000", "validation/draw/train-v1-1001"]
+    assert drawn[0].make_scenario().name == "train-v1-1000-cpu"  # the task builds the draw at its preset
+    seeds = [s for t in tasks for s in t.seeds]
+    assert len(seeds) == len(set(seeds)) == 2 * len(tasks)  # every task on its own validation seeds
+    for bad in ("train-v1", "train-v1:a-b", "train-v1:5-3", ":1-2"):
+        with pytest.raises(ConfigError, match="validation draws"):
+            parse_draws(bad)
