@@ -108,26 +108,29 @@ def probes_table(logs: dict[str, list[dict]], extra: dict[str, list[dict]]) -> s
     return "\n".join(rows) if len(rows) > 2 else ""
 
 
-def schedule_table(logs: dict[str, list[dict]]) -> str:
-    """Per task that searched them, the best schedule over the domain optimum's splits against the domain optimum."""
+def paired_cells(records: list[dict], before: str, after: str | None) -> list[str]:
+    """Two table cells: both labels' means on the confirmation seeds they share, and after − before with its 95% interval."""
     from leaderboard.scores import paired_difference
 
+    a, b = confirmed(records, before), confirmed(records, after) if after else {}
+    seeds = sorted(set(a) & set(b))
+    if len(seeds) < 2:
+        return ["not confirmed yet", "–"]
+    d = paired_difference([b[s] for s in seeds], [a[s] for s in seeds])
+    return [f"{np.mean([a[s] for s in seeds]):.3f} → {np.mean([b[s] for s in seeds]):.3f}",
+            f"{d['mean']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}]"]
+
+
+def schedule_table(logs: dict[str, list[dict]]) -> str:
+    """Per task that searched them, the best schedule over the domain optimum's splits against the domain optimum."""
     rows = ["| task | best domain schedule (search mean) | confirmed: domain → schedule | schedule − domain [95% CI] |",
             "| --- | --- | --- | ---: |"]
     for task, records in logs.items():
         domain, schedule = best_of(records, "domain"), best_of(records, "domain", schedule_kind)
         if domain is None or schedule is None:
             continue
-        a, b = confirmed(records, domain[0]), confirmed(records, schedule[0])
-        seeds = sorted(set(a) & set(b))
         cells = [task, f"`…{schedule[0][schedule[0].index(';'):]}` ({schedule[1]:.3f})"]
-        if len(seeds) >= 2:
-            d = paired_difference([b[s] for s in seeds], [a[s] for s in seeds])
-            cells += [f"{np.mean([a[s] for s in seeds]):.3f} → {np.mean([b[s] for s in seeds]):.3f}",
-                      f"{d['mean']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}]"]
-        else:
-            cells += ["not confirmed yet", "–"]
-        rows.append("| " + " | ".join(cells) + " |")
+        rows.append("| " + " | ".join(cells + paired_cells(records, domain[0], schedule[0])) + " |")
     return "\n".join(rows) if len(rows) > 2 else ""
 
 
@@ -154,8 +157,6 @@ def rerun_probes(protocol: str, task_name: str, logs: Path, out: Path, workers: 
 
 
 def table(logs: dict[str, list[dict]]) -> str:
-    from leaderboard.scores import paired_difference
-
     rows = ["| task | line's best (search mean) | best domain mixture (search mean) | confirmed: line → domain "
             "| domain − line [95% CI] | episodes |", "| --- | --- | --- | --- | ---: | ---: |"]
     for task, records in logs.items():
@@ -163,14 +164,7 @@ def table(logs: dict[str, list[dict]]) -> str:
         if line is None:
             continue
         cells = [task, f"`{line[0]}` ({line[1]:.3f})", "–" if domain is None else f"`{domain[0]}` ({domain[1]:.3f})"]
-        a, b = confirmed(records, line[0]), confirmed(records, domain[0]) if domain else {}
-        seeds = sorted(set(a) & set(b))
-        if len(seeds) >= 2:
-            d = paired_difference([b[s] for s in seeds], [a[s] for s in seeds])
-            cells += [f"{np.mean([a[s] for s in seeds]):.3f} → {np.mean([b[s] for s in seeds]):.3f}",
-                      f"{d['mean']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}]"]
-        else:
-            cells += ["not confirmed yet", "–"]
+        cells += paired_cells(records, line[0], domain[0] if domain else None)
         rows.append("| " + " | ".join(cells + [str(len(records))]) + " |")
     return "\n".join(rows)
 
