@@ -44,6 +44,12 @@ class RegMixConfig:
     workers: int = 2
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        if self.runs < 2 or (self.proxy_steps is not None and self.proxy_steps < 1):
+            raise ConfigError(f"RegMixConfig needs runs >= 2 and proxy_steps >= 1, got {self.runs}, {self.proxy_steps}")
+        if self.proxy_width is not None and not 0 < self.proxy_width <= 1:
+            raise ConfigError(f"RegMixConfig.proxy_width is a fraction of the scenario's width in (0, 1], got {self.proxy_width}")
+
 
 def token_prior(train_sequences: np.ndarray, temperature: float) -> np.ndarray:
     """RegMix's prior: each domain's share of the training tokens, raised to `temperature` and renormalised."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -286,3 +288,19 @@ def test_aioli_recovers_a_planted_linear_law_and_leans_toward_the_helpful_field(
     assert np.allclose(estimate_law(mixtures, drops), law, atol=1e-4)
     moved = aioli_update(p, law, eta=5.0, weights=np.ones(2))
     assert moved[1] > p[1] and np.isclose(moved.sum(), 1)
+
+
+def test_regmix_trains_narrower_proxies_of_any_scenario_and_refuses_a_bad_width(tiny_data):
+    from baselines.proxy_runs import narrower_proxy
+
+    scenario = tiny_scenario(tiny_data)
+    narrow = narrower_proxy(scenario, 0.5)
+    model = scenario.model
+    assert narrow["hidden_size"] // narrow["num_heads"] == model.hidden_size // model.num_heads  # head size kept
+    assert narrow["hidden_size"] <= model.hidden_size // 2 + model.hidden_size // model.num_heads
+    assert narrower_proxy(dataclasses.replace(scenario, hf_model="some/model-dir"), 0.5) == {}  # a user's model: as is
+    for width in (0.0, 1.5):
+        with pytest.raises(ConfigError, match="width"):
+            narrower_proxy(scenario, width)
+        with pytest.raises(ConfigError, match="proxy_width"):
+            RegMixConfig(proxy_width=width)
