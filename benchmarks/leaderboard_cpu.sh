@@ -68,6 +68,8 @@ for algo in td3bc iql bc dt; do if [[ $algo != "$BEST" ]]; then agent "$algo" "$
 submit baseline:aioli Aioli
 submit baseline:doremi DoReMi
 submit baseline:mixing-laws "Mixing laws"
+# v3 on: the row that asks what RL adds over regression on the agents' own data (no proxy runs).
+if [[ $PROTOCOL != dmix-bench-v2* ]]; then submit baseline:logged-regression "Logged regression"; fi
 dmix leaderboard show --protocol "$PROTOCOL" --db "$DB"
 dmix leaderboard report --protocol "$PROTOCOL" --db "$DB" --out "runs/leaderboard-$PROTOCOL"
 dmix leaderboard export --protocol "$PROTOCOL" --db "$DB"
