@@ -59,7 +59,10 @@ def train_sft(data: OfflineData, out: str | Path, agent_config: AgentConfig = Ag
     data.expect_features(agent_config.features, agent_config.target_left, "the SFT agent")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    subset = data.top_episodes(config.top) if config.top else data if config.quality is None else data.of_quality(config.quality)
+    if config.top:
+        subset = data.top_episodes(config.top)
+    else:
+        subset = data if config.quality is None else data.of_quality(config.quality)
     train_ids, val_ids = split_episodes(subset.episode, config.val_episodes, config.seed)
     train, val = subset.select(np.isin(subset.episode, train_ids)), subset.select(np.isin(subset.episode, val_ids))
 

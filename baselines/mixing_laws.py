@@ -92,8 +92,11 @@ def fit_law(r: np.ndarray, loss: np.ndarray, starts: int = 8, seed: int = 0, gro
     size = (n_groups + r.shape[1]) if hierarchical else r.shape[1]
     best = None
     for _ in range(starts):
-        x0 = np.concatenate([[loss.min() - spread * rng.uniform(0.05, 1.0), np.log(spread) + rng.normal(0, 0.5)],
-                             rng.normal(0, 1.0, size) * (np.arange(size) < (n_groups if hierarchical else size))])
+        level = [loss.min() - spread * rng.uniform(0.05, 1.0), np.log(spread) + rng.normal(0, 0.5)]
+        slopes = rng.normal(0, 1.0, size)
+        if hierarchical:
+            slopes[n_groups:] = 0.0  # every domain starts at its group's exponent
+        x0 = np.concatenate([level, slopes])
         result = least_squares(residuals, x0, method="trf", max_nfev=2000)
         if best is None or result.cost < best.cost:
             best = result
@@ -186,7 +189,7 @@ def fit_mixing_laws(env, config: MixingLawsConfig, progress: bool = True) -> dic
     penalties = config.penalties if by_domain else (0.0,)
     errors = {p: np.mean([loo_error(x[fit], loss[fit, i], config.starts, config.seed + i, groups, p) for i in range(k)])
               for p in penalties} if len(penalties) > 1 else {penalties[0]: None}
-    penalty = min(errors, key=lambda p: np.inf if errors[p] is None else errors[p])
+    penalty = min(errors, key=errors.get) if len(penalties) > 1 else penalties[0]
     params = [fit_law(x[fit], loss[fit, i], config.starts, config.seed + i, groups, penalty) for i in range(k)]
     predicted = np.stack([law(p, x) for p in params], axis=1)
     weights = np.asarray(base.scenario.weights())

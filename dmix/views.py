@@ -248,10 +248,12 @@ def print_search(result: dict, folder: Path) -> None:
 
 def print_references(store, protocol) -> None:
     """Each task's references: ref_min, ref_max and every confirmed oracle with its seeds."""
+    from leaderboard.table import REFERENCE_ROWS
+
     for task in protocol.tasks:
         ref = store.reference(protocol.version, task.name)
         parts = [f"ref_min {ref['ref_min']:.4f}", f"ref_max {ref['ref_max']:.4f}"]
-        for kind in ("static", "domain", "schedule", "domain_schedule"):
+        for kind in REFERENCE_ROWS:
             if kind in ref:
                 parts.append(f"{ref[kind]['label']} {ref[kind]['mean']:.4f} ± {ref[kind]['std']:.4f} "
                              f"(seeds {ref[kind]['seeds'][0]}..{ref[kind]['seeds'][-1]})")

@@ -38,10 +38,6 @@ def share_label(share: float) -> str:
     return TargetSchedule((share,)).name
 
 
-def schedule_label(knots: tuple[float, ...]) -> str:
-    return TargetSchedule(knots).name
-
-
 def lasting_share(task: Task, data_dir=None, cache_dir=None) -> float | None:
     """The largest static target share (to 4 decimals) that lasts the task's whole horizon where the target corpus
     runs out and ends the episode; None where every share lasts. A share just above it ends a step early and scores
@@ -129,14 +125,24 @@ def schedule_search(task: Task, objective: Objective, log: EpisodeLog, config: S
     means: dict[tuple[float, ...], float] = {}
     for _ in range(config.generations):
         asked = es.ask()
-        policies = {k: schedule_policy(k, split) for k in map(_knots, asked)}
+        knots = [_knots(x) for x in asked]
+        policies = {k: schedule_policy(k, split) for k in knots}
         scores = evaluate({p.name: p for p in policies.values()}, seeds, task, objective, log, workers, data_dir,
                           cache_dir, progress)
         means.update({k: float(scores[p.name].mean()) for k, p in policies.items()})
-        es.tell(asked, [-means[_knots(x)] for x in asked])
+        es.tell(asked, [-means[k] for k in knots])
     best = max(means, key=means.get)
     return {"knots": list(best), "seeds": seeds, "candidates": len(means), "split": split,
             "means": {schedule_policy(k, split).name: m for k, m in sorted(means.items(), key=lambda item: -item[1])}}
+
+
+def schedule_oracle(task: Task, objective: Objective, log: EpisodeLog, config: SearchConfig, start_share: float,
+                    workers: int, data_dir, cache_dir, progress: bool,
+                    split: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the schedule search from `start_share`, its confirmed best): on the line, or over the domain spec `split`."""
+    search = schedule_search(task, objective, log, config, start_share, workers, data_dir, cache_dir, progress, split)
+    best = schedule_policy(tuple(search["knots"]), split)
+    return search, confirmed(best.name, best, task, objective, log, config, workers, data_dir, cache_dir, progress)
 
 
 def confirmed(label: str, policy: Policy, task: Task, objective: Objective, log: EpisodeLog, config: SearchConfig,
@@ -191,18 +197,12 @@ def oracles(task: Task, objective: Objective, log: EpisodeLog, config: SearchCon
             result["domain_search"], result["domain"] = domain
             result["domain_gain"] = paired_difference(result["domain"]["scores"], result["static"]["scores"])
     if schedules:
-        search = schedule_search(task, objective, log, config, static["share"], *args)
-        result["schedule_search"] = search
-        result["schedule"] = confirmed(schedule_label(tuple(search["knots"])), TargetSchedule(tuple(search["knots"])), task,
-                                       objective, log, config, *args)
+        result["schedule_search"], result["schedule"] = schedule_oracle(task, objective, log, config, static["share"], *args)
         result["headroom"] = paired_difference(result["schedule"]["scores"], result["static"]["scores"])
     if schedules and "domain" in result and result["domain"]["label"].startswith("domains:"):
         split = result["domain"]["label"]
-        search = schedule_search(task, objective, log, config, target_share(parse_domain_weights(split)), *args,
-                                 split=split)
-        best = schedule_policy(tuple(search["knots"]), split)
-        result["domain_schedule_search"] = search
-        result["domain_schedule"] = confirmed(best.name, best, task, objective, log, config, *args)
+        result["domain_schedule_search"], result["domain_schedule"] = schedule_oracle(
+            task, objective, log, config, target_share(parse_domain_weights(split)), *args, split=split)
         result["domain_headroom"] = paired_difference(result["domain_schedule"]["scores"], result["domain"]["scores"])
     result["episodes"] = len(log.records)
     result["episode_seconds"] = round(sum(r.get("seconds", 0.0) for r in log.records.values()), 1)

@@ -19,6 +19,7 @@ from .registry import resolve_policy
 from .scores import mean_std
 from .search_log import EpisodeLog
 from .store import Store
+from .table import REFERENCE_ROWS
 
 
 def default_db(cache_dir=None) -> Path:
@@ -115,9 +116,6 @@ def compute_references(protocol: Protocol, store: Store, data_dir=None, cache_di
                             {"grid": grid, "best_static": best, "random": random})
 
 
-REFERENCE_KINDS = ("static", "domain", "schedule", "domain_schedule")  # the confirmed winners ref_max is the best of
-
-
 def reference_log(store: Store, protocol: Protocol, task: Task) -> Path:
     """Where a task's reference episodes are logged: beside the results database, one JSONL file per task (commit
     them with a database kept in a repository: a re-run on another machine runs only the missing episodes)."""
@@ -137,7 +135,7 @@ def search_references(protocol: Protocol, store: Store, data_dir=None, cache_dir
         log = EpisodeLog(reference_log(store, protocol, task))
         found = oracles(task, protocol.objective, log, protocol.search, task.name in protocol.schedule_tasks, workers,
                         data_dir, cache_dir, progress)
-        best = max(REFERENCE_KINDS, key=lambda kind: found[kind]["mean"] if kind in found else -np.inf)
+        best = max(REFERENCE_ROWS, key=lambda kind: found[kind]["mean"] if kind in found else -np.inf)
         detail = {key: found[key] for key in ("random", "static", "schedule", "headroom", "static_search", "schedule_search",
                                               "domain", "domain_search", "domain_gain", "domain_schedule",
                                               "domain_schedule_search", "domain_headroom") if key in found}
