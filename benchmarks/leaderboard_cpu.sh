@@ -38,13 +38,7 @@ snapshot
 if [[ -n ${REFERENCES_ONLY:-} ]]; then exit 0; fi
 # static-transfer (v2 on): the training task's best confirmed static mixture (v3 on: a domain mixture, by role and
 # domain name), held unchanged on every task.
-TRANSFER=$(python3 -c "
-from leaderboard.protocol import get_protocol
-from leaderboard.store import Store
-p = get_protocol('$PROTOCOL')
-ref = Store('$DB').reference(p.version, p.training_task) if p.search else None
-best = max((k for k in ('static', 'domain') if ref and k in ref), key=lambda k: ref[k]['mean'], default=None)
-print(ref[best]['label'] if best else '')")
+TRANSFER=$(dmix leaderboard static-transfer --protocol "$PROTOCOL" --db "$DB" 2> /dev/null || true)
 if [[ -n "$TRANSFER" ]]; then submit "$TRANSFER" "Static-transfer"; fi
 # The core rows (five baselines, the model selection's best algorithm, SFT and CQL), then the rest.
 declare -A AGENT_NAMES=([sft]="SFT agent" [cql]="CQL agent" [iql]="IQL agent" [td3bc]="TD3+BC agent" [bc]="BC agent"

@@ -20,30 +20,28 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 OUT = ROOT / "benchmarks" / "results" / "unseen_scale"
-LOGS = ROOT / "benchmarks" / "results" / "leaderboard" / "live" / "references"
+RESULTS = ROOT / "benchmarks" / "results" / "leaderboard"  # committed snapshots, <protocol>.sqlite
 MODEL = {"hidden_size": 384, "num_layers": 8, "num_heads": 6, "intermediate_size": 1024}  # held out by train-v1
 SEED_OFFSET = 600  # rows' seeds: EVAL_SEED_BASE + 600 + i, apart from every protocol task's offsets (0..500)
 ROWS = ("static-transfer", "baseline:uniform", "baseline:mixing-laws")
 
 
 def static_transfer(protocol: str) -> str:
-    """The training task's best confirmed static mixture in the protocol's committed reference logs."""
-    from domain_gain import best_of, confirmed, read_log
+    """Static-transfer's mixture in the protocol's committed results snapshot (its training task's confirmed best)."""
+    from leaderboard.protocol import get_protocol
+    from leaderboard.recommend import static_transfer as transfer
+    from leaderboard.store import Store
 
-    records = read_log(LOGS / protocol / "in-distribution.jsonl")
-    found = [best_of(records, kind) for kind in ("line", "domain")]
-    means = {label: np.mean(list(confirmed(records, label).values())) for label, _ in filter(None, found)
-             if confirmed(records, label)}
-    if not means:
-        raise SystemExit(f"{protocol}'s in-distribution references have no confirmed static mixture yet")
-    return max(means, key=means.get)
+    resolved = get_protocol(protocol)
+    spec = transfer(Store(RESULTS / f"{protocol}.sqlite").reference(resolved.version, resolved.training_task))
+    if spec is None:
+        raise SystemExit(f"{protocol}'s {resolved.training_task} references have no confirmed static mixture yet")
+    return spec
 
 
 def main() -> None:

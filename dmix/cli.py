@@ -424,6 +424,22 @@ def leaderboard_references(
     print_references(store, resolved)
 
 
+@leaderboard_app.command("static-transfer")
+def leaderboard_static_transfer(protocol: Protocol = "dmix-bench-v2", db: Db = None, cache_dir: CacheDir = None) -> None:
+    """Print Static-transfer's policy spec: the protocol's training task's confirmed best static mixture."""
+    from dmix_gym.errors import MissingFileError
+    from leaderboard.official import open_store
+    from leaderboard.recommend import static_transfer
+
+    resolved = _protocol(protocol)
+    spec = static_transfer(open_store(_db(db, cache_dir), resolved.version).reference(resolved.version,
+                                                                                       resolved.training_task))
+    if spec is None:
+        raise MissingFileError(f"{resolved.version} has no confirmed static reference on {resolved.training_task} yet: "
+                         "run `dmix leaderboard references` first")
+    print(spec)
+
+
 @leaderboard_app.command("backup")
 def leaderboard_backup(
     out: Annotated[Path, typer.Option(help="where to write the copy (e.g. the repository's results folder)")],

@@ -68,6 +68,14 @@ def recommended(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {"static": static, **({"schedule": max(schedules, key=lambda r: r["mean"])} if schedules else {})}
 
 
+def static_transfer(reference: dict[str, Any] | None) -> str | None:
+    """Static-transfer's policy: the training task's recommended static mixture (the line's or a domain mixture, by
+    role and domain name), held unchanged on every task; None while that task has no confirmed static reference."""
+    if not reference or not any(kind in reference for kind in ("static", "domain")):
+        return None
+    return recommended(reference)["static"]["label"]
+
+
 def search_mixture(task: Task, folder: str | Path, config: SearchConfig, schedules: bool = True, workers: int = 1,
                    budget: int | None = None, data_dir=None, cache_dir=None, progress: bool = True,
                    extra: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -20,11 +20,11 @@ def load_policy(spec: str | Path) -> Policy:
     """`baseline:<name>`, `official:<protocol>/<algo>`, a saved agent (.pt), or a saved baseline or DT (.json); any of
     them followed by `@domains:...`, within-field splits (`baselines.domains.WithinFieldSplits`)."""
     text = str(spec)
-    inner, at, splits = text.partition("@domains:")
-    if at:
+    inner, splits = split_off_domains(text)
+    if splits:
         from baselines.domains import WithinFieldSplits
 
-        return WithinFieldSplits(load_policy(inner), "domains:" + splits)
+        return WithinFieldSplits(load_policy(inner), splits)
     if text.startswith("baseline:"):
         from baselines import make_baseline
 
@@ -49,6 +49,12 @@ def load_policy(spec: str | Path) -> Policy:
     from agents.agent import TransformerAgent
 
     return TransformerAgent.load(path)
+
+
+def split_off_domains(spec: str) -> tuple[str, str | None]:
+    """(the policy, its `domains:...` within-field splits) of `<policy>@domains:...`; (spec, None) without them."""
+    inner, at, splits = spec.partition("@domains:")
+    return (inner, "domains:" + splits) if at else (spec, None)
 
 
 SPEC_PREFIXES = ("static:target-share=", "schedule:target-share=", "domains:")  # policies written out in full in the spec
@@ -80,12 +86,12 @@ def target_schedule(spec: str) -> Policy:
 def resolve_policy(spec: str) -> tuple[Policy, str]:
     """(policy, fingerprint) of `package.module:factory`, `baseline:<name>`, or a saved policy file; `<spec>@domains:...`
     is that policy with within-field splits (`baselines.domains.WithinFieldSplits`)."""
-    inner, at, splits = spec.partition("@domains:")
-    if at:
+    inner, splits = split_off_domains(spec)
+    if splits:
         from baselines.domains import WithinFieldSplits
 
         policy, fingerprint = resolve_policy(inner)
-        wrapped = WithinFieldSplits(policy, "domains:" + splits)
+        wrapped = WithinFieldSplits(policy, splits)
         return wrapped, f"{fingerprint}@{wrapped.name.partition('@')[2]}"
     if spec.startswith(SPEC_PREFIXES):
         policy = spec_policy(spec)

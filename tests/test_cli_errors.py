@@ -78,3 +78,9 @@ def test_a_bug_keeps_its_traceback(monkeypatch):
     monkeypatch.setattr(dmix.pipeline, "build", broken)
     with pytest.raises(ZeroDivisionError):
         main(["data", "build", "--preset", "smoke"])
+
+
+def test_static_transfer_before_its_reference_says_which_task_and_what_to_run(capsys, tmp_path):
+    line = one_line_error(capsys, ["leaderboard", "static-transfer", "--protocol", "dmix-bench-v3",
+                                   "--db", str(tmp_path / "results.sqlite")])
+    assert "in-distribution" in line and "dmix leaderboard references" in line

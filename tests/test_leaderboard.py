@@ -752,3 +752,14 @@ def test_compare_pairs_two_submissions_by_seed_and_a_reference_without(tmp_path)
     assert welch_difference([1, 2, 3], [1, 2, 3])["mean"] == 0.0
     with pytest.raises(ConfigError, match="no row 'nobody'"):
         compare_rows(store, protocol, "ahead", "nobody")
+
+
+def test_static_transfer_is_the_training_tasks_better_confirmed_static_mixture():
+    from leaderboard.recommend import static_transfer
+
+    line = {"label": "static:target-share=0.15", "mean": 1.2}
+    domain = {"label": "domains:target/c01=0.2", "mean": 1.3}
+    assert static_transfer({"static": line, "domain": domain}) == domain["label"]
+    assert static_transfer({"static": line, "domain": {**domain, "mean": 1.1}}) == line["label"]
+    assert static_transfer({"static": line}) == line["label"]
+    assert static_transfer({"ref_min": 0.8, "ref_max": 1.2}) is None and static_transfer(None) is None
