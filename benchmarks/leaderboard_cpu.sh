@@ -40,6 +40,8 @@ if [[ -n ${REFERENCES_ONLY:-} ]]; then exit 0; fi
 # domain name), held unchanged on every task.
 TRANSFER=$(dmix leaderboard static-transfer --protocol "$PROTOCOL" --db "$DB" 2> /dev/null || true)
 if [[ -n "$TRANSFER" ]]; then submit "$TRANSFER" "Static-transfer"; fi
+# A row whose policy (same fingerprint) finished an earlier protocol on tasks this one shares unchanged takes those
+# episodes instead of re-running them (leaderboard.submit.shared_episodes): v3's unchanged baselines take v2's.
 # The core rows (five baselines, the model selection's best algorithm, SFT and CQL), then the rest.
 declare -A AGENT_NAMES=([sft]="SFT agent" [cql]="CQL agent" [iql]="IQL agent" [td3bc]="TD3+BC agent" [bc]="BC agent"
                         [dt]="DT agent")
@@ -64,6 +66,8 @@ submit baseline:doremi DoReMi
 submit baseline:mixing-laws "Mixing laws"
 # v3 on: the row that asks what RL adds over regression on the agents' own data (no proxy runs).
 if [[ $PROTOCOL != dmix-bench-v2* ]]; then submit baseline:logged-regression "Logged regression"; fi
+# v3 on: v2's shipped best agent, as it shipped (its episodes are v2's: the tasks are unchanged, so none re-runs).
+if [[ $PROTOCOL == dmix-bench-v3 ]]; then submit official:dmix-bench-v2/iql "IQL agent (v2)"; fi
 dmix leaderboard show --protocol "$PROTOCOL" --db "$DB"
 dmix leaderboard report --protocol "$PROTOCOL" --db "$DB" --out "runs/leaderboard-$PROTOCOL"
 dmix leaderboard export --protocol "$PROTOCOL" --db "$DB"

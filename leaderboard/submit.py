@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from contextlib import closing
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +13,9 @@ from dmix_gym.errors import ConfigError
 from dmix_gym.utils.paths import resolve_cache_dir
 
 from .episodes import EpisodeFailure, run_episodes
-from .official import open_store, ranking_objective
+from .official import load_official, open_store, ranking_objective
 from .oracle import oracles
-from .protocol import DEFAULT_PROTOCOL, Protocol, Task, get_protocol
+from .protocol import DEFAULT_PROTOCOL, PROTOCOLS, Protocol, Task, get_protocol
 from .registry import resolve_policy
 from .scores import mean_std
 from .search_log import EpisodeLog
@@ -153,6 +154,38 @@ def refuse_frozen(protocol: Protocol) -> None:
         raise FrozenProtocol(f"protocol {protocol.version} is frozen: {protocol.frozen}")
 
 
+def shared_tasks(protocol: Protocol, other: Protocol) -> set[str]:
+    """The tasks `protocol` shares unchanged with `other` (scenario, preset, seeds, overrides, space, objective and
+    threads; the description aside), when both rank by the same shipped objective: the same episodes, by the env's
+    determinism."""
+    if protocol.objective is None or other.objective != protocol.objective:
+        return set()
+    theirs = [replace(task, description="") for task in other.tasks]
+    return {task.name for task in protocol.tasks if replace(task, description="") in theirs}
+
+
+def shared_episodes(protocol: Protocol, fingerprint: str, store: Store) -> tuple[str, list[dict[str, Any]], dict]:
+    """(other protocol, episodes, compute) of the same policy (same fingerprint) finished under another protocol, in
+    `store` or its shipped official results, on the tasks the two share unchanged; ("", [], {}) when there are none.
+    A submission takes these instead of re-running them (v3's unchanged baselines take v2's episodes)."""
+    for other in PROTOCOLS.values():
+        tasks = shared_tasks(protocol, other) if other.version != protocol.version else set()
+        if not tasks:
+            continue
+        official = load_official(other.version) or {"submissions": []}
+        stored = [{**sub, "episodes": store.episodes(other.version, sub["name"])} for sub in store.submissions(other.version)
+                  if sub["status"] == "done"]
+        for sub in stored + official["submissions"]:
+            if sub["fingerprint"] == fingerprint:
+                episodes = [e for e in sub["episodes"] if e["task"] in tasks]
+                compute = {task: spent for task, spent in (sub["compute"] or {}).items() if task in tasks}
+                return other.version, episodes, compute
+    return "", [], {}
+
+
+EPISODE_FIELDS = ("final_feedback", "balanced", "episode_return", "source_tokens", "seconds", "trace")
+
+
 def submit(spec: str, name: str, protocol: Protocol | str = DEFAULT_PROTOCOL, db: str | Path | None = None, data_dir=None,
            cache_dir=None, workers: int = 1, progress: bool = True, vector: int | None = None) -> str:
     """Run `spec` through the protocol (resuming a crashed run) and store its results; return 'done' or 'failed'.
@@ -174,11 +207,19 @@ def submit(spec: str, name: str, protocol: Protocol | str = DEFAULT_PROTOCOL, db
         return "done"
     stats = ranking_objective(protocol)
     done = store.begin(name, protocol.version, spec, fingerprint)
-    compute: dict[str, Any] = {}
+    source, shared, shared_compute = shared_episodes(protocol, fingerprint, store)
+    for episode in shared:
+        if (episode["task"], episode["seed"]) not in done:
+            store.add_episode(name, protocol.version, episode["task"], episode["seed"],
+                              **{key: episode[key] for key in EPISODE_FIELDS})
+            done.add((episode["task"], episode["seed"]))
+    compute: dict[str, Any] = {task: {**spent, "episodes_from": source} for task, spent in shared_compute.items()}
     pending: list[tuple[Task, int]] = []
     envs: dict[str, Any] = {}
     try:
         for task in protocol.tasks:
+            if task.name in compute and all((task.name, seed) in done for seed in task.seeds):
+                continue  # every episode taken from the other protocol: nothing to build or fit
             env = envs[task.name] = task.make_env(data_dir, cache_dir, progress=progress)
             policy.prepare(env, progress=progress)  # one-off fits run here once, so workers find them cached
             compute[task.name] = policy.compute()

@@ -133,6 +133,8 @@ def compute_cell(row: Row) -> str:
         parts.append(f"training {_duration(spent['train_seconds'])}" + (f" on {spent['device']}" if "device" in spent else ""))
     if spent.get("proxy_runs"):
         parts.append(f"{spent['proxy_runs']:.0f} proxy runs, {_duration(spent.get('proxy_seconds', 0))}")
+    if "episodes_from" in spent:  # the same policy's episodes on unchanged tasks, taken rather than re-run
+        parts.append(f"episodes shared with {spent['episodes_from']}")
     return "; ".join(parts) or "none"
 
 

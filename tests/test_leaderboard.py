@@ -763,3 +763,38 @@ def test_static_transfer_is_the_training_tasks_better_confirmed_static_mixture()
     assert static_transfer({"static": line, "domain": {**domain, "mean": 1.1}}) == line["label"]
     assert static_transfer({"static": line}) == line["label"]
     assert static_transfer({"ref_min": 0.8, "ref_max": 1.2}) is None and static_transfer(None) is None
+
+
+def test_a_policy_takes_its_episodes_from_another_protocol_on_the_tasks_they_share(tiny_protocol, tiny_data, tmp_path,
+                                                                                    monkeypatch):
+    """v3 re-ranks v2's tasks: an unchanged policy's episodes there are the same, so they are taken, not re-run; a task
+    that changed (other seeds) runs, and another policy takes nothing."""
+    from leaderboard import episodes as episodes_module
+    from leaderboard.table import compute_cell
+
+    objective = Objective((-5.0, -5.0), (1.0, 1.0))
+    tasks = tuple(dataclasses.replace(task, objective=objective) for task in tiny_protocol.tasks)
+    older = dataclasses.replace(tiny_protocol, version="test-tiny-older", tasks=tasks, objective=objective)
+    changed = dataclasses.replace(tasks[1], seeds=(EVAL_SEED_BASE + 150,), description="a new description")
+    newer = dataclasses.replace(older, version="test-tiny-newer", tasks=(tasks[0], changed, *tasks[2:]))
+    for protocol in (older, newer):
+        monkeypatch.setitem(PROTOCOLS, protocol.version, protocol)
+    db = tmp_path / "lb.sqlite"
+    store = Store(db)
+    assert run("baseline:uniform", "uniform", older, tiny_data, db) == "done"
+    ran = []
+    real = episodes_module.run_episode
+    monkeypatch.setattr(episodes_module, "run_episode", lambda policy, task, *a, **k: ran.append(task.name) or
+                        real(policy, task, *a, **k))
+    assert run("baseline:uniform", "uniform", newer, tiny_data, db) == "done"
+    assert ran == ["unseen-model"]  # the changed task only
+    def episodes(protocol):
+        return {(e["task"], e["seed"]): e for e in store.episodes(protocol.version, "uniform")}
+    old, new = episodes(older), episodes(newer)
+    assert set(new) == set(old) - {("unseen-model", EVAL_SEED_BASE + 100)} | {("unseen-model", EVAL_SEED_BASE + 150)}
+    assert all(new[key] == {**old[key], "protocol": newer.version} for key in old if key in new)
+    row = ranked(store, newer.version)[0]
+    assert "episodes shared with test-tiny-older" in compute_cell(row)
+    ran.clear()
+    assert run("baseline:naive", "naive", newer, tiny_data, db) == "done"
+    assert len(ran) == sum(len(task.seeds) for task in newer.tasks)  # another policy: every episode its own
