@@ -7,7 +7,10 @@ logs (committed as the references run, so this reads a finished or a partial run
   each confirmed winner's probes (GSM8K test, MMLU STEM: outside the score), so that a domain optimum that wins the
   rewarded set by giving a probe away shows it;
 - `convergence.png`: each task's best search-seed mean against episodes spent, the line search first, then each
-  stage of the domain search (the reference is a ceiling where the curve has flattened).
+  stage of the domain search (the reference is a ceiling where the curve has flattened);
+- `tradeoff.png` and a table: every searched static mixture whose episodes logged probes, its score against its
+  GSM8K probe on the same search seeds, and the Pareto front of the two (what a mixture near the optimum's score
+  keeps of the benchmark the score does not reward).
 
 Reference episodes logged before traces carried probes have none; `--probes TASK` re-runs that task's confirmed line
 and domain winners on their confirmation seeds into `probes/<protocol>/<task>.jsonl` (2 x 5 episodes) and checks
@@ -108,6 +111,68 @@ def probes_table(logs: dict[str, list[dict]], extra: dict[str, list[dict]]) -> s
     return "\n".join(rows) if len(rows) > 2 else ""
 
 
+TRADEOFF_PROBE = "math/gsm8k"
+
+
+def tradeoff(records: list[dict], probe: str = TRADEOFF_PROBE) -> list[tuple[str, float, float]]:
+    """(label, mean score, mean probe) of every static mixture logged with `probe` on the two search seeds most
+    mixtures ran on, so that every point averages the same seeds."""
+    runs = [r for r in records if static_kind(r["label"]) and r["seed"] in SEARCH_SEEDS and probe in r.get("final_probes", {})]
+    seeds = sorted({r["seed"] for r in runs}, key=lambda seed: -sum(r["seed"] == seed for r in runs))[:2]
+    by_label: dict[str, dict[int, dict]] = {}
+    for r in runs:
+        if r["seed"] in seeds:
+            by_label.setdefault(r["label"], {})[r["seed"]] = r
+    return [(label, float(np.mean([r["score"] for r in found.values()])),
+             float(np.mean([r["final_probes"][probe] for r in found.values()])))
+            for label, found in by_label.items() if len(found) == len(seeds)]
+
+
+def pareto_front(points: list[tuple[str, float, float]]) -> list[tuple[str, float, float]]:
+    """The points no other point beats on both score and probe, best score first."""
+    front, best_probe = [], -np.inf
+    for point in sorted(points, key=lambda p: (-p[1], -p[2])):
+        if point[2] > best_probe:
+            front.append(point)
+            best_probe = point[2]
+    return front
+
+
+def tradeoff_table(logs: dict[str, list[dict]]) -> str:
+    rows = [f"| task | mixture on the score/{TRADEOFF_PROBE} Pareto front | score (search seeds) | − best | "
+            f"{TRADEOFF_PROBE} | − best's |", "| --- | --- | ---: | ---: | ---: | ---: |"]
+    for task, records in logs.items():
+        front = pareto_front(tradeoff(records))
+        for label, score, probe in front[:6]:
+            rows.append(f"| {task} | `{label}` | {score:.3f} | {score - front[0][1]:+.3f} | {probe:.3f} | "
+                        f"{probe - front[0][2]:+.3f} |")
+    return "\n".join(rows) if len(rows) > 2 else ""
+
+
+def plot_tradeoff(logs: dict[str, list[dict]], path: Path) -> Path | None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    found = {task: tradeoff(records) for task, records in logs.items()}
+    found = {task: points for task, points in found.items() if points}
+    if not found:
+        return None
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for task, points in found.items():
+        dots = ax.scatter([p[1] for p in points], [p[2] for p in points], s=12, alpha=0.5, label=task)
+        front = pareto_front(points)
+        ax.plot([p[1] for p in front], [p[2] for p in front], color=dots.get_facecolor()[0], lw=1)
+    ax.set_xlabel("balanced score (mean over the search seeds)")
+    ax.set_ylabel(f"{TRADEOFF_PROBE} probe (log-prob per answer token, not rewarded)")
+    ax.set_title("dmix-bench-v3 searched mixtures: what the score gives away (line: Pareto front)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    return path
+
+
 def paired_cells(records: list[dict], before: str, after: str | None) -> list[str]:
     """Two table cells: both labels' means on the confirmation seeds they share, and after − before with its 95% interval."""
     from leaderboard.scores import paired_difference
@@ -203,11 +268,13 @@ def main(argv: list[str] | None = None) -> None:
     folder = args.logs / args.protocol
     logs = {path.stem: read_log(path) for path in sorted(folder.glob("*.jsonl"))}
     extra = {path.stem: read_log(path) for path in sorted((args.out / "probes" / args.protocol).glob("*.jsonl"))}
-    text = "\n\n".join(part for part in (table(logs), schedule_table(logs), probes_table(logs, extra)) if part)
+    parts = (table(logs), schedule_table(logs), probes_table(logs, extra), tradeoff_table(logs))
+    text = "\n\n".join(part for part in parts if part)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{args.protocol}.md").write_text(text + "\n")
     print(text)
     print(f"drawn: {plot(logs, args.out / f'{args.protocol}-convergence.png')}")
+    print(f"drawn: {plot_tradeoff(logs, args.out / f'{args.protocol}-tradeoff.png')}")
 
 
 if __name__ == "__main__":
