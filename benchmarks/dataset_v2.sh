@@ -11,9 +11,12 @@
 #   (benchmarks/leaderboard_cpu.sh ... dmix-bench-v3); no Algorithm 1 episodes: dataset v1 holds 128 of this
 #   scenario, and agents train on v1 + v2 together (same scenario, same domain space). Plan seed 2, so no episode
 #   repeats one of v1's env seeds;
-#   each draw of train-v1: Algorithm 1 at N = 1 and 1000 (4), Dirichlet at 0.3 and 3 (2 each), tilted (2).
-# Cost at cpu: about 75 s an episode on one core; 104 in-distribution episodes (about 65 min on 2 cores), ~10 per
-# draw plus its data build and base proxy (1-3 min).
+#   each draw of train-v1, cheapest first (`dmix scenarios draw --by-cost`: an episode's training FLOPs against the
+#   cpu preset's), so the breadth lands first and the ladder's large proxies last: Algorithm 1 at N = 1 and 1000
+#   (4), Dirichlet at 0.3 and 3 (2 each), tilted (2); a draw whose episode costs over 2 cpu episodes gets half of
+#   each level (5 episodes: 38 draws x 10 + 12 x 5 = 440 episodes, about 570 cpu episodes of compute).
+# Cost at cpu: about 75 s an episode on one core; 104 in-distribution episodes (about 65 min on 2 cores), then the
+# draws, each with its data build and base proxy (1-3 min).
 set -euo pipefail
 WORKERS=${1:-2}
 DRAWS=${2:-50}
@@ -38,8 +41,10 @@ PY
 dmix collect --scenario general-math --preset cpu --name domain-space --trajectories 0 --seed 2 --workers "$WORKERS" \
   --behaviours runs/dataset-v2/in-distribution.json --publish
 echo '{"dirichlet": {"0.3": 2, "3": 2}, "tilted": 2}' > runs/dataset-v2/draw.json
-dmix scenarios draw --space train-v1 --count "$DRAWS" --out runs/dataset-v2/scenarios
-for scenario in runs/dataset-v2/scenarios/*.json; do
-  dmix collect --scenario "$scenario" --name domain-space --trajectories 4 --qualities 1,1000 --workers "$WORKERS" \
-    --behaviours runs/dataset-v2/draw.json --publish
-done
+echo '{"dirichlet": {"0.3": 1, "3": 1}, "tilted": 1}' > runs/dataset-v2/draw-costly.json
+dmix scenarios draw --space train-v1 --count "$DRAWS" --out runs/dataset-v2/scenarios --by-cost > runs/dataset-v2/draws.tsv
+while IFS=$'\t' read -r -u 3 scenario cost; do
+  if awk -v cost="$cost" 'BEGIN { exit !(cost <= 2) }'; then plan=(--trajectories 4 --behaviours runs/dataset-v2/draw.json)
+  else plan=(--trajectories 2 --behaviours runs/dataset-v2/draw-costly.json); fi
+  dmix collect --scenario "$scenario" --name domain-space "${plan[@]}" --qualities 1,1000 --workers "$WORKERS" --publish
+done 3< runs/dataset-v2/draws.tsv

@@ -124,14 +124,18 @@ def scenarios_draw(
     count: Annotated[int, typer.Option(min=1, help="draws to write")] = 8,
     start: Annotated[int, typer.Option(min=0, help="index of the first draw (draw i is always the same scenario)")] = 0,
     out: Annotated[Path, typer.Option(help="folder for the scenario files")] = Path("runs/scenarios"),
+    cost: Annotated[bool, typer.Option("--by-cost", help="print the files cheapest first, each with its episode's "
+                                       "training compute relative to the space's base scenario")] = False,
     data_dir: DataDir = None,
 ) -> None:
     """Write draws of a scenario space as scenario JSON files, which every dmix command takes as --scenario."""
-    from dmix_gym.scenario_space import draw_scenarios, load_space, write_draws
+    from dmix_gym.scenario_space import by_cost, draw_scenarios, load_space, write_draws
 
-    paths = write_draws(draw_scenarios(load_space(space), count, data_dir, start), out)
-    for path in paths:
-        console.print(str(path))
+    scenario_space = load_space(space)
+    draws = draw_scenarios(scenario_space, count, data_dir, start)
+    paths = dict(zip((draw["name"] for draw in draws), write_draws(draws, out)))
+    for draw, relative in by_cost(draws, scenario_space) if cost else ((draw, None) for draw in draws):
+        print(paths[draw["name"]] if relative is None else f"{paths[draw['name']]}\t{relative:.3g}")
 
 
 @app.command("collect")

@@ -222,6 +222,23 @@ def load_draw(draw: dict[str, Any], preset: str) -> Scenario:
         return make_scenario(str(path), preset)
 
 
+def episode_flops(scenario: Scenario) -> float:
+    """Training FLOPs of one full-horizon episode of a proxy scenario (FLOPs per token x tokens per step x steps): what
+    a draw's episodes cost against another's, so a collection can run the cheap ones first."""
+    from .model import llama_config, train_flops_per_token
+
+    preset = scenario.data.preset
+    config = llama_config(scenario.model, preset.vocab_size, preset.seq_len)
+    return train_flops_per_token(config, preset.seq_len) * scenario.train.tokens_per_step * scenario.train.max_steps
+
+
+def by_cost(draws: list[dict[str, Any]], space: ScenarioSpace) -> list[tuple[dict[str, Any], float]]:
+    """(draw, its episode's cost relative to the space's base scenario's) for every draw, cheapest first."""
+    base = episode_flops(make_scenario(space.base, space.preset))
+    costs = [episode_flops(load_draw(draw, space.preset)) / base for draw in draws]
+    return sorted(zip(draws, costs), key=lambda pair: pair[1])
+
+
 def write_draws(draws: list[dict[str, Any]], out: str | Path) -> list[Path]:
     """Each draw as `<out>/<name>.json`, a scenario file any dmix command takes."""
     folder = Path(out)

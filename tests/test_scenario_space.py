@@ -104,3 +104,18 @@ def test_model_selection_can_also_score_on_draws_no_agent_trained_on():
     for bad in ("train-v1", "train-v1:a-b", "train-v1:5-3", ":1-2"):
         with pytest.raises(ConfigError, match="validation draws"):
             parse_draws(bad)
+
+
+def test_draws_by_cost_cheapest_first_with_compute_in_proportion_to_steps_tokens_and_size(draws):
+    from dmix_gym.scenario import make_scenario
+    from dmix_gym.scenario_space import by_cost, episode_flops
+
+    space = load_space("train-v1")
+    ordered = by_cost(draws[:8], space)
+    assert sorted(d["name"] for d, _ in ordered) == sorted(d["name"] for d in draws[:8])
+    assert [cost for _, cost in ordered] == sorted(cost for _, cost in ordered)
+    base = make_scenario(space.base, space.preset)
+    longer = dataclasses.replace(base, train=dataclasses.replace(base.train, max_steps=2 * base.train.max_steps))
+    assert episode_flops(longer) == pytest.approx(2 * episode_flops(base))
+    wider = dataclasses.replace(base, model=dataclasses.replace(base.model, hidden_size=2 * base.model.hidden_size))
+    assert episode_flops(wider) > 2 * episode_flops(base)
