@@ -64,8 +64,9 @@ for algo in td3bc iql bc dt; do if [[ $algo != "$BEST" ]]; then agent "$algo" "$
 submit baseline:aioli Aioli
 submit baseline:doremi DoReMi
 submit baseline:mixing-laws "Mixing laws"
-# v3 on: the row that asks what RL adds over regression on the agents' own data (no proxy runs).
-if [[ $PROTOCOL != dmix-bench-v2* ]]; then submit baseline:logged-regression "Logged regression"; fi
+# v3 on: the row that asks what RL adds over regression on the agents' own data (no proxy runs): v3's agents' data,
+# dataset v2's domain-space episodes included (benchmarks/policies/logged-regression-v3.json).
+if [[ $PROTOCOL != dmix-bench-v2* ]]; then submit benchmarks/policies/logged-regression-v3.json "Logged regression"; fi
 # v3 on: v2's shipped best agent, as it shipped (its episodes are v2's: the tasks are unchanged, so none re-runs).
 if [[ $PROTOCOL == dmix-bench-v3 ]]; then submit official:dmix-bench-v2/iql "IQL agent (v2)"; fi
 dmix leaderboard show --protocol "$PROTOCOL" --db "$DB"

@@ -43,8 +43,9 @@ def load_policy(spec: str | Path) -> Policy:
         if "policy" not in saved:
             raise ConfigError(f"{path} is not a saved dmix policy (no 'policy' key)")
         policy = load_policy(saved["policy"])
-        if "config" in saved:
-            policy.config = type(policy.config)(**saved["config"])
+        if "config" in saved:  # JSON lists back to the tuples a frozen config holds
+            settings = {key: tuple(v) if isinstance(v, list) else v for key, v in saved["config"].items()}
+            policy.config = type(policy.config)(**settings)
         return policy
     from agents.agent import TransformerAgent
 

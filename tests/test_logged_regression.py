@@ -48,3 +48,15 @@ def test_the_fit_reads_every_logged_episode_and_the_objective_steers_the_mixture
 def test_it_is_a_built_in_baseline_with_a_fingerprint():
     policy, fingerprint = resolve_policy("baseline:logged-regression")
     assert isinstance(policy, LoggedRegression) and fingerprint.startswith("builtin:baseline:logged-regression:")
+
+
+def test_a_saved_configuration_names_its_datasets_and_loads_as_the_frozen_config():
+    """v3's row is a saved policy file over more datasets than the default; its JSON list comes back a tuple."""
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "policies" / "logged-regression-v3.json"
+    policy, fingerprint = resolve_policy(str(path))
+    assert isinstance(policy, LoggedRegression) and fingerprint.startswith("file:")
+    assert policy.config.datasets[-1] == "dmix/general-math-cpu/domain-space-v1"
+    assert policy.config == dataclasses.replace(LoggedRegressionConfig(), datasets=policy.config.datasets)
+    hash(policy.config)  # a frozen config again, not one holding a list
