@@ -66,7 +66,12 @@ submit baseline:doremi DoReMi
 submit baseline:mixing-laws "Mixing laws"
 # v3 on: the row that asks what RL adds over regression on the agents' own data (no proxy runs): v3's agents' data,
 # dataset v2's domain-space episodes included (benchmarks/policies/logged-regression-v3.json).
-if [[ $PROTOCOL != dmix-bench-v2* ]]; then submit benchmarks/policies/logged-regression-v3.json "Logged regression"; fi
+# Its conditioned twin plays that mixture for 2 of the 20 steps (set a priori, not tuned), then the mixture a second
+# regression predicts best from what those steps moved: a schedule read off the task's response, as an agent's.
+if [[ $PROTOCOL != dmix-bench-v2* ]]; then
+  submit benchmarks/policies/logged-regression-v3.json "Logged regression"
+  submit benchmarks/policies/logged-regression-conditioned-v3.json "Logged regression (conditioned)"
+fi
 # v3 on: v2's shipped best agent, as it shipped (its episodes are v2's: the tasks are unchanged, so none re-runs).
 if [[ $PROTOCOL == dmix-bench-v3 ]]; then submit official:dmix-bench-v2/iql "IQL agent (v2)"; fi
 dmix leaderboard show --protocol "$PROTOCOL" --db "$DB"

@@ -60,3 +60,38 @@ def test_a_saved_configuration_names_its_datasets_and_loads_as_the_frozen_config
     assert policy.config.datasets[-1] == "dmix/general-math-cpu/domain-space-v1"
     assert policy.config == dataclasses.replace(LoggedRegressionConfig(), datasets=policy.config.datasets)
     hash(policy.config)  # a frozen config again, not one holding a list
+
+
+def test_conditioned_on_the_first_steps_it_plays_static_then_rechooses_once_from_the_feedback_they_moved(tiny_dataset,
+                                                                                                          tiny_data):
+    from dmix_gym.policy import History
+
+    ident, _ = tiny_dataset
+    data = logged_episodes((ident,), condition_steps=1)
+    assert data.responses.shape == data.final_feedback.shape and not np.isnan(data.responses).any()  # 4-step episodes
+    assert np.allclose(data.first_mixtures.sum(1), 1.0) and np.allclose(data.later_mixtures.sum(1), 1.0)
+    info = _space(tiny_data)
+    config = LoggedRegressionConfig(datasets=(ident,), search_samples=4000, top_k=20, condition_steps=1)
+    later = {}
+    for name, response in (("target rose", (0.0, 2.0)), ("source fell", (-2.0, 0.0)), ("as logged", data.responses[0])):
+        policy = LoggedRegression(config)
+        policy.reset(info)
+        start = np.asarray(data.final_feedback[0]) * 0 - 5.0
+        history = History([np.zeros(1)], [{"feedback": start}])
+        static = policy.act(history)
+        assert np.array_equal(static, policy.mixture)  # the first c steps: the static regression's mixture
+        history.append(np.zeros(1), {"feedback": start + np.asarray(response)})
+        later[name] = policy.act(history)
+        assert np.isclose(later[name].sum(), 1.0) and np.all(later[name] >= 0)
+        history.append(np.zeros(1), {"feedback": start})
+        assert np.array_equal(policy.act(history), later[name])  # chosen once, then held
+    assert not all(np.allclose(later[name], later["as logged"]) for name in later)  # what the steps moved matters
+    with pytest.raises(ValueError, match="condition_steps"):
+        LoggedRegressionConfig(condition_steps=-1)
+
+
+def test_a_saved_row_keeps_its_configuration(tmp_path):
+    from leaderboard.registry import load_policy
+
+    config = LoggedRegressionConfig(datasets=("a", "b"), condition_steps=2)
+    assert load_policy(LoggedRegression(config).save(tmp_path / "row.json")).config == config
