@@ -243,6 +243,20 @@ def agents_train(
                 space)
 
 
+@agents_app.command("guard")
+def agents_guard(
+    agent: Annotated[Path, typer.Option(help="a trained agent (.pt)")],
+    dataset: Annotated[list[str], typer.Option(help="the Minari datasets it trained on (repeatable), in the same order")],
+    out: Annotated[Path, typer.Option(help="the guarded policy file to write (.json; its support beside it, .support.npz)")],
+    space: Annotated[str, typer.Option(help="the space it trained in: fine or source")] = "fine",
+) -> None:
+    """Guard an agent with its training data's support: outside it, the data's best episodes' mean mixture
+    (`agents.support`); the file is a policy spec like any other."""
+    from .pipeline import guard_agent
+
+    guard_agent(agent, dataset, out, space)
+
+
 @agents_app.command("select")
 def agents_select(
     agents: Annotated[list[Path], typer.Option(help="agents folder of `dmix agents train` (sft.pt, <algo>-steps/*.pt, dt.json); "

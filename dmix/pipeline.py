@@ -222,6 +222,26 @@ def train_agent(dataset: str | list[str], algo: str, out: Path, window: int = 16
     return Path(out) / f"{algo}.pt"
 
 
+def guard_agent(agent_path: Path, dataset: str | list[str], out: Path, space: str = "fine") -> Path:
+    """Fit an agent's training-data support and save the guarded agent as a policy file; return its path."""
+    from agents.agent import TransformerAgent
+    from agents.offline_data import load_offline
+    from agents.support import SupportGuard, fit_support
+
+    agent = TransformerAgent.load(agent_path)
+    data = load_offline(dataset, agent.config.window, agent.config.features, agent.config.target_left, space)
+    if data.domain_space != agent.domain_space:
+        raise ConfigError(f"{agent_path} acts in another domain space than {data.dataset_id!r} in the {space!r} space: "
+                          "pass the datasets and --space it trained on")
+    support = fit_support(data)
+    path = SupportGuard(agent, support, str(agent_path)).save(out)
+    inside = support.inside(data.windows[:, -1]).mean()
+    console.print(f"support: {len(support.tokens)} states, radius {support.radius:.3f} ({inside:.1%} of the data's states "
+                  f"inside), fallback target share {1 - support.fallback[np.asarray(data.domain_space.field_of) == 0].sum():.3f}"
+                  f" -> [bold]{path}[/]")
+    return path
+
+
 def rollout_policy(spec: str, scenario: str, preset: str, seed: int = 0, device: str = "auto", plot: PathLike = None,
                    json_out: PathLike = None, data_dir: PathLike = None, cache_dir: PathLike = None) -> None:
     """One DataMix-v0 episode of a policy: print its trajectory and final feedback, save the mixture plot (and,

@@ -36,6 +36,8 @@ def load_policy(spec: str | Path) -> Policy:
         raise ConfigError(f"no policy {text!r}: not a baseline:<name> and no such file")
     if path.suffix == ".json":
         saved = json.loads(path.read_text())
+        if saved.get("policy") == "guard":
+            return guarded_policy(path, saved)
         if saved.get("policy") == "dt":
             from agents.decision_transformer import DTAgent
 
@@ -56,6 +58,19 @@ def split_off_domains(spec: str) -> tuple[str, str | None]:
     """(the policy, its `domains:...` within-field splits) of `<policy>@domains:...`; (spec, None) without them."""
     inner, at, splits = spec.partition("@domains:")
     return (inner, "domains:" + splits) if at else (spec, None)
+
+
+def guarded_policy(path: Path, saved: dict) -> Policy:
+    """A saved `agents.support.SupportGuard`: its agent (a path relative to the file's folder, or any spec) and its
+    support, each checked against the digest the file recorded."""
+    from agents.support import Support, SupportGuard
+
+    support = path.parent / saved["support"]
+    agent = path.parent / saved["agent"] if (path.parent / saved["agent"]).is_file() else Path(saved["agent"])
+    for file, digest in ((support, saved.get("support_sha256")), (agent, saved.get("agent_sha256"))):
+        if digest and file.is_file() and sha256_file(file) != digest:
+            raise ConfigError(f"{file} changed since {path} was written (its digest differs): guard the agent again")
+    return SupportGuard(load_policy(agent if agent.is_file() else saved["agent"]), Support.load(support), saved["agent"])
 
 
 SPEC_PREFIXES = ("static:target-share=", "schedule:target-share=", "domains:")  # policies written out in full in the spec

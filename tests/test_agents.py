@@ -534,3 +534,35 @@ def test_the_balanced_reward_is_the_v2_objective_increment():
 
     std = load_official("dmix-bench-v1")["feedback_std"]  # dataset v1's, which v2 ships as constants
     assert np.allclose(reward_weights("balanced", (0.5, 0.5), std), V2_OBJECTIVE.reward_weights(), rtol=1e-12)
+
+
+def test_the_support_guard_acts_as_the_agent_inside_and_holds_the_fallback_from_the_first_state_outside(
+        tiny_offline, tiny_data, tmp_path):
+    import gymnasium as gym
+
+    from agents.support import SupportConfig, SupportGuard, fit_support
+    from leaderboard.registry import load_policy
+
+    support = fit_support(tiny_offline, SupportConfig(neighbours=2))
+    assert support.inside(tiny_offline.windows[:, -1]).mean() >= 0.95  # the data's own states, by construction
+    best = tiny_offline.top_episodes(0.1).actions.mean(0)
+    assert np.allclose(support.fallback, best / best.sum())
+    env = gym.make("DataMix-v0", scenario=tiny_offline.scenario, data_dir=str(tiny_data), progress=False)
+    start, _ = env.reset(seed=0)
+    agent = small_agent(tiny_offline)
+    guard = SupportGuard(agent, support, str(agent.save(tmp_path / "agent.pt")))
+    guard.reset(ScenarioInfo.from_env(env))
+    history = History([start], [{}])
+    assert np.array_equal(guard.act(history), agent.act(history)) and guard.fired_at is None  # every episode starts here
+    far = start.copy()
+    far[len(tiny_offline.domains):len(tiny_offline.domains) + 2] += 100.0  # 100 nats better on both fields: never seen
+    history.append(far, {})
+    assert np.array_equal(guard.act(history), support.fallback) and guard.fired_at == 1
+    history.append(start, {})
+    assert np.array_equal(guard.act(history), support.fallback)  # held, though this state is inside again
+    saved = load_policy(guard.save(tmp_path / "guarded.json"))  # a policy file like any other
+    saved.reset(ScenarioInfo.from_env(env))
+    assert np.array_equal(saved.act(History([start], [{}])), agent.act(History([start], [{}])))
+    (tmp_path / "guarded.support.npz").write_bytes(b"not the support it was saved with")
+    with pytest.raises(ConfigError, match="changed since"):
+        load_policy(tmp_path / "guarded.json")

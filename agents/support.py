@@ -1,0 +1,160 @@
+"""Where an agent's training data has been, and a guard that hands the episode to a safe mixture once it leaves.
+
+The v2 agents failed off their training scenario one way (issue #46): at 9.4x the proxy's size the IQL agent left its
+data's states after one step and climbed to 0.99 target; on another source corpus it went target-heavy. Offline RL
+has a standard answer where the data cannot vouch for the learned policy: follow a policy it can (SPIBB's safe policy
+improvement with a baseline). Here:
+
+- **support**: the state tokens the agent trained on (each window's last token, without the data-left tail, which
+  recorded episodes do not carry), each dimension divided by its spread over the data. A state is inside when its
+  distance to its k-th nearest training token is within the radius that holds `coverage` of the training tokens
+  themselves (leave-one-out), so about 1% of the data's own states count as outside at the default.
+- **fallback**: the mean mixture of the data's best episodes by balanced return (the expert level: in dataset v2,
+  near copies of the searched optimum), in the agent's action space. No per-task compute.
+- **guard**: the agent acts while its state is inside; from the first state outside, the fallback, for the rest of
+  the episode (a drift does not come back into support by itself, and switching back and forth would be a policy
+  no data describes).
+
+The settings are set a priori (k = 5, coverage 0.99, the top 10% of episodes), never tuned on evaluation tasks.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from dmix_gym.errors import ConfigError, MissingFileError
+from dmix_gym.policy import History, Policy, ScenarioInfo
+from dmix_gym.utils.atomic import atomic_path, sha256_file, write_json
+
+from .offline_data import OfflineData
+
+
+@dataclass(frozen=True)
+class SupportConfig:
+    neighbours: int = 5  # k of the k-th nearest training token
+    coverage: float = 0.99  # the share of the training tokens the radius holds
+    top: float = 0.1  # the fallback: the mean mixture of this share of episodes, by balanced return
+    max_tokens: int = 20_000  # training tokens kept (a seeded subsample beyond this)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.neighbours < 1 or not 0 < self.coverage < 1 or not 0 < self.top <= 1 or self.max_tokens <= self.neighbours:
+            raise ConfigError(f"support settings out of range: {self}")
+
+
+@dataclass(frozen=True)
+class Support:
+    """The training tokens (scaled), the radius that counts as seen, and the mixture to fall back to."""
+
+    tokens: np.ndarray  # (N, F) training state tokens, each dimension divided by `scale`
+    scale: np.ndarray  # (F,)
+    radius: float
+    neighbours: int
+    fallback: np.ndarray  # (D,) a mixture
+
+    def distances(self, states: np.ndarray) -> np.ndarray:
+        """(T,) each state's distance (scaled) to its k-th nearest training token."""
+        x = torch.from_numpy(np.asarray(states, np.float32)[:, :self.scale.size] / self.scale)
+        return kth_distances(x, torch.from_numpy(self.tokens), self.neighbours).numpy()
+
+    def inside(self, states: np.ndarray) -> np.ndarray:
+        """(T,) whether each state lies within the data's support."""
+        return self.distances(states) <= self.radius
+
+    def save(self, path: str | Path) -> Path:
+        with atomic_path(Path(path), suffix=".npz") as tmp:
+            with open(tmp, "wb") as handle:
+                np.savez(handle, tokens=self.tokens, scale=self.scale, radius=self.radius, neighbours=self.neighbours,
+                         fallback=self.fallback)
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Support":
+        if not Path(path).is_file():
+            raise MissingFileError(f"no support file at {path}")
+        with np.load(path) as saved:
+            return cls(saved["tokens"], saved["scale"], float(saved["radius"]), int(saved["neighbours"]), saved["fallback"])
+
+
+def kth_distances(x: torch.Tensor, tokens: torch.Tensor, k: int, exclude_self: bool = False) -> torch.Tensor:
+    """(T,) distance from each row of x to its k-th nearest row of `tokens` (the nearest skipped when x is tokens)."""
+    out = []
+    for chunk in torch.split(x, 1024):
+        d = torch.cdist(chunk, tokens)
+        out.append(d.topk(k + int(exclude_self), largest=False).values[:, -1])
+    return torch.cat(out) if out else torch.zeros(0)
+
+
+def state_dims(data: OfflineData) -> int:
+    """How many leading token dimensions the support reads: mixture, feedback features and progress (D + K + 1)."""
+    return len(data.domains) + len(data.fields) + 1
+
+
+def fit_support(data: OfflineData, config: SupportConfig = SupportConfig()) -> Support:
+    """The support of the states `data` holds and its best episodes' mean mixture."""
+    states = data.windows[:, -1, :state_dims(data)].astype(np.float32)
+    if len(states) > config.max_tokens:
+        keep = np.random.default_rng(config.seed).choice(len(states), config.max_tokens, replace=False)
+        states = states[np.sort(keep)]
+    if len(states) <= config.neighbours:
+        raise ConfigError(f"a support needs more than {config.neighbours} states, the data has {len(states)}")
+    scale = np.maximum(states.std(0), 1e-2).astype(np.float32)
+    tokens = states / scale
+    own = kth_distances(torch.from_numpy(tokens), torch.from_numpy(tokens), config.neighbours, exclude_self=True)
+    fallback = data.top_episodes(config.top).actions.astype(np.float64).mean(0)
+    return Support(tokens, scale, float(np.quantile(own.numpy(), config.coverage)), config.neighbours,
+                   fallback / fallback.sum())
+
+
+class SupportGuard(Policy):
+    """A policy (an agent) while its state lies in its training data's support; the data's best mixture from the first
+    state outside it, for the rest of the episode."""
+
+    def __init__(self, inner: Policy, support: Support, inner_spec: str = "", support_path: str = ""):
+        self.inner, self.support = inner, support
+        self.inner_spec, self.support_path = inner_spec, support_path
+        self.name = f"{getattr(inner, 'name', 'policy')}+guard"
+        self.fired_at: int | None = None
+
+    @property
+    def domain_space(self):
+        """The agent's own domain space (`dmix_gym.policy.adapt_env` bridges the env to it)."""
+        return self.inner.domain_space
+
+    def reset(self, info: ScenarioInfo) -> None:
+        super().reset(info)
+        self.inner.reset(info)
+        self.fired_at = None
+        if len(self.support.fallback) != info.num_domains:
+            raise ConfigError(f"the support's fallback has {len(self.support.fallback)} domains, the env "
+                              f"{info.num_domains}; guard an agent of this domain space")
+
+    def act(self, history: History) -> np.ndarray:
+        if self.fired_at is None:
+            state = self.inner.state_tokens(history.stacked())[-1:]
+            if not self.support.inside(state)[0]:
+                self.fired_at = len(history) - 1
+        if self.fired_at is not None:
+            return self.support.fallback
+        return self.inner.act(history)
+
+    def compute(self) -> dict[str, Any]:
+        return self.inner.compute()
+
+    def save(self, path: str | Path) -> Path:
+        """`path` (JSON) naming the agent and the support file, saved beside it as `<stem>.support.npz`, with both
+        files' digests: the JSON's own digest (the leaderboard's fingerprint) then covers all three."""
+        path = Path(path)
+        support = self.support.save(path.with_suffix(".support.npz"))
+        agent = Path(self.inner_spec)
+        spec = os.path.relpath(agent, path.parent) if agent.is_file() else self.inner_spec  # the folder moves as one
+        write_json(path, {"policy": "guard", "agent": spec,
+                          "agent_sha256": sha256_file(agent) if agent.is_file() else None,
+                          "support": support.name, "support_sha256": sha256_file(support)})
+        return path
