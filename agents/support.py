@@ -11,9 +11,14 @@ improvement with a baseline). Here:
   themselves (leave-one-out), so about 1% of the data's own states count as outside at the default.
 - **fallback**: the mean mixture of the data's best episodes by balanced return (the expert level: in dataset v2,
   near copies of the searched optimum), in the agent's action space. No per-task compute.
-- **guard**: the agent acts while its state is inside; from the first state outside, the fallback, for the rest of
-  the episode (a drift does not come back into support by itself, and switching back and forth would be a policy
-  no data describes).
+- **dynamics**: what the first step moved, f_1 - f_0 per field, against what the data's first steps moved for the
+  same first mixture (a least-squares fit over the data's episodes; each field's residual in units of its spread
+  over the data). A first move outside the residuals that hold `coverage` of the data's own episodes says the task
+  learns or forgets at another speed than any logged one (another model size or shape, another corpus): the
+  learned policy's reading of the feedback is then unvouched for, wherever its states lie.
+- **guard**: the agent acts while its state is inside and its first move matched; from the first step either
+  fails, the fallback, for the rest of the episode (a drift does not come back into support by itself, and
+  switching back and forth would be a policy no data describes).
 
 The settings are set a priori (k = 5, coverage 0.99, the top 10% of episodes), never tuned on evaluation tasks.
 """
@@ -57,6 +62,14 @@ class Support:
     radius: float
     neighbours: int
     fallback: np.ndarray  # (D,) a mixture
+    first_move: np.ndarray  # (D + 1, K) least squares: [first mixture, 1] -> f_1 - f_0
+    first_move_scale: np.ndarray  # (K,) each field's residual spread over the data's episodes
+    first_move_radius: float  # the largest scaled residual (over fields) that `coverage` of the episodes stay within
+
+    def first_move_residual(self, first_mixture: np.ndarray, move: np.ndarray) -> float:
+        """The largest (over fields) scaled gap between a first step's move and what the data predicts for its mixture."""
+        predicted = np.append(np.asarray(first_mixture, np.float64), 1.0) @ self.first_move
+        return float(np.max(np.abs(np.asarray(move, np.float64) - predicted) / self.first_move_scale))
 
     def distances(self, states: np.ndarray) -> np.ndarray:
         """(T,) each state's distance (scaled) to its k-th nearest training token."""
@@ -71,7 +84,8 @@ class Support:
         with atomic_path(Path(path), suffix=".npz") as tmp:
             with open(tmp, "wb") as handle:
                 np.savez(handle, tokens=self.tokens, scale=self.scale, radius=self.radius, neighbours=self.neighbours,
-                         fallback=self.fallback)
+                         fallback=self.fallback, first_move=self.first_move, first_move_scale=self.first_move_scale,
+                         first_move_radius=self.first_move_radius)
         return Path(path)
 
     @classmethod
@@ -79,7 +93,8 @@ class Support:
         if not Path(path).is_file():
             raise MissingFileError(f"no support file at {path}")
         with np.load(path) as saved:
-            return cls(saved["tokens"], saved["scale"], float(saved["radius"]), int(saved["neighbours"]), saved["fallback"])
+            return cls(saved["tokens"], saved["scale"], float(saved["radius"]), int(saved["neighbours"]), saved["fallback"],
+                       saved["first_move"], saved["first_move_scale"], float(saved["first_move_radius"]))
 
 
 def kth_distances(x: torch.Tensor, tokens: torch.Tensor, k: int, exclude_self: bool = False) -> torch.Tensor:
@@ -108,8 +123,23 @@ def fit_support(data: OfflineData, config: SupportConfig = SupportConfig()) -> S
     tokens = states / scale
     own = kth_distances(torch.from_numpy(tokens), torch.from_numpy(tokens), config.neighbours, exclude_self=True)
     fallback = data.top_episodes(config.top).actions.astype(np.float64).mean(0)
+    weights, move_scale, move_radius = fit_first_move(data, config.coverage)
     return Support(tokens, scale, float(np.quantile(own.numpy(), config.coverage)), config.neighbours,
-                   fallback / fallback.sum())
+                   fallback / fallback.sum(), weights, move_scale, move_radius)
+
+
+def fit_first_move(data: OfflineData, coverage: float) -> tuple[np.ndarray, np.ndarray, float]:
+    """Least squares from each episode's first mixture to its first move f_1 - f_0, each field's spread of the
+    leave-one-out residuals, and the largest scaled one that `coverage` of the episodes stay within."""
+    _, first = np.unique(data.episode, return_index=True)
+    x = np.concatenate([data.actions[first].astype(np.float64), np.ones((len(first), 1))], axis=1)
+    y = data.feedback_change[first].astype(np.float64)
+    weights = np.linalg.lstsq(x, y, rcond=None)[0]
+    # leave-one-out residuals (r / (1 - h)): how far a first move the fit has not seen lands from its prediction
+    leverage = np.einsum("ij,ji->i", x, np.linalg.pinv(x))
+    residual = (y - x @ weights) / np.maximum(1.0 - leverage, 1e-3)[:, None]
+    scale = np.maximum(residual.std(0), 1e-6)
+    return weights, scale, float(np.quantile(np.max(np.abs(residual) / scale, axis=1), coverage))
 
 
 class SupportGuard(Policy):
@@ -136,13 +166,22 @@ class SupportGuard(Policy):
                               f"{info.num_domains}; guard an agent of this domain space")
 
     def act(self, history: History) -> np.ndarray:
-        if self.fired_at is None:
-            state = self.inner.state_tokens(history.stacked())[-1:]
-            if not self.support.inside(state)[0]:
-                self.fired_at = len(history) - 1
+        if self.fired_at is None and not self.vouched(history.stacked()):
+            self.fired_at = len(history) - 1
         if self.fired_at is not None:
             return self.support.fallback
         return self.inner.act(history)
+
+    def vouched(self, observations: np.ndarray) -> bool:
+        """Whether the data vouches for the agent at the last of these raw observations: its state lies in the
+        support and (from the first step on) the first step moved the feedback as the data's did."""
+        if not self.support.inside(self.inner.state_tokens(observations)[-1:])[0]:
+            return False
+        if len(observations) < 2:
+            return True
+        d, k = self.support.first_move.shape[0] - 1, self.support.first_move.shape[1]
+        move = observations[1, d:d + k] - observations[0, d:d + k]
+        return self.support.first_move_residual(observations[1, :d], move) <= self.support.first_move_radius
 
     def compute(self) -> dict[str, Any]:
         return self.inner.compute()

@@ -73,7 +73,13 @@ if [[ $PROTOCOL != dmix-bench-v2* ]]; then
   submit benchmarks/policies/logged-regression-conditioned-v3.json "Logged regression (conditioned)"
 fi
 # v3 on: v2's shipped best agent, as it shipped (its episodes are v2's: the tasks are unchanged, so none re-runs).
-if [[ $PROTOCOL == dmix-bench-v3 ]]; then submit official:dmix-bench-v2/iql "IQL agent (v2)"; fi
+# And guarded by its training data's support (agents.support, benchmarks/policies/iql-v2-guarded.json): the agent
+# while its states and first move are ones the data has, the data's best episodes' mean mixture from the first step
+# they are not.
+if [[ $PROTOCOL == dmix-bench-v3 ]]; then
+  submit official:dmix-bench-v2/iql "IQL agent (v2)"
+  submit benchmarks/policies/iql-v2-guarded.json "IQL agent (v2), guarded"
+fi
 dmix leaderboard show --protocol "$PROTOCOL" --db "$DB"
 dmix leaderboard report --protocol "$PROTOCOL" --db "$DB" --out "runs/leaderboard-$PROTOCOL"
 dmix leaderboard export --protocol "$PROTOCOL" --db "$DB"

@@ -1,7 +1,7 @@
 """When would the support guard have handed the v2 agent's episodes to its fallback? Measured on committed episodes.
 
-`agents.support` guards an agent with its training data's support: from the first state outside it, the data's best
-episodes' mean mixture. This replays the states of every committed episode of dmix-bench-v2's shipped IQL agent (its
+`agents.support` guards an agent with its training data's support: from the first state outside it, or from a first
+step that moved the feedback unlike the data's first steps for that mixture, the data's best episodes' mean mixture. This replays the states of every committed episode of dmix-bench-v2's shipped IQL agent (its
 official rows on the tasks that share the training domain space, and its 10x runs of `benchmarks/cpt_scale.py`)
 through the guard fitted on the agent's own training data, and reports, per setting, how many episodes it would have
 stopped, at which step, and what the agent was playing by then. No env step runs: what the fallback would have
@@ -63,11 +63,12 @@ def cpt_episodes(p0: np.ndarray) -> list[np.ndarray]:
 def main() -> None:
     from agents.agent import TransformerAgent
     from agents.offline_data import load_offline
-    from agents.support import fit_support
+    from agents.support import SupportGuard, fit_support
 
     agent = TransformerAgent.load(AGENT)
     data = load_offline(DATASETS, agent.config.window, agent.config.features, agent.config.target_left)
     support = fit_support(data)
+    guard = SupportGuard(agent, support)
     source = np.asarray(agent.domain_space.field_of) == 0
     settings = {**official_episodes(), "llama-10x": cpt_episodes(np.asarray(agent.domain_space.p0))}
     result = {"agent": str(AGENT.relative_to(ROOT)), "datasets": DATASETS, "radius": support.radius,
@@ -77,8 +78,8 @@ def main() -> None:
     for name, episodes in settings.items():
         fired, shares, finals = [], [], []
         for obs in episodes:
-            inside = support.inside(agent.state_tokens(obs))
-            first = int(np.argmin(inside)) if not inside.all() else None
+            vouched = [guard.vouched(obs[:t + 1]) for t in range(len(obs))]
+            first = vouched.index(False) if False in vouched else None
             fired.append(first)
             finals.append(float(1 - obs[-1, :source.size][source].sum()))
             if first is not None:
@@ -93,7 +94,8 @@ def main() -> None:
     (OUT / "result.json").write_text(json.dumps(result, indent=1) + "\n")
     note = (f"\nGuard fitted on {' + '.join(DATASETS)} ({len(support.tokens)} states, radius {support.radius:.2f}); "
             f"fallback: the top 10% of episodes' mean mixture, target share {result['fallback_target_share']:.3f}. "
-            "Step t's state is the one after t steps (0: reset); a stopped episode plays the fallback from there on.\n")
+            f"First-move radius {support.first_move_radius:.2f} (scaled residual). Step t's state is the one after t steps "
+            "(0: reset); a stopped episode plays the fallback from there on.\n")
     (OUT / "table.md").write_text("\n".join(rows) + "\n" + note)
     print("\n".join(rows) + "\n" + note)
 

@@ -566,3 +566,28 @@ def test_the_support_guard_acts_as_the_agent_inside_and_holds_the_fallback_from_
     (tmp_path / "guarded.support.npz").write_bytes(b"not the support it was saved with")
     with pytest.raises(ConfigError, match="changed since"):
         load_policy(tmp_path / "guarded.json")
+
+
+def test_the_guard_also_stops_where_the_first_step_moved_the_feedback_unlike_any_logged_first_step(tiny_offline, tiny_data):
+    """Another model's dynamics can keep every state in support; the first move for the first mixture shows them."""
+    import gymnasium as gym
+
+    from agents.support import SupportConfig, SupportGuard, fit_support
+
+    support = fit_support(tiny_offline, SupportConfig(neighbours=2))
+    _, first = np.unique(tiny_offline.episode, return_index=True)
+    own = [support.first_move_residual(tiny_offline.actions[i], tiny_offline.feedback_change[i]) for i in first]
+    assert np.mean(np.asarray(own) <= support.first_move_radius) >= 0.85  # the data's own first steps
+    env = gym.make("DataMix-v0", scenario=tiny_offline.scenario, data_dir=str(tiny_data), progress=False)
+    start, _ = env.reset(seed=0)
+    d, k = len(tiny_offline.domains), len(tiny_offline.fields)
+    mixture = tiny_offline.actions[first[0]]
+    for speed, fires in ((1.0, False), (10.0, True)):  # the logged first move, and one ten times as fast
+        guard = SupportGuard(small_agent(tiny_offline), dataclasses.replace(support, radius=np.inf))  # states all in
+        guard.reset(ScenarioInfo.from_env(env))
+        step = start.copy()
+        step[:d] = mixture
+        step[d:d + k] = start[d:d + k] + speed * tiny_offline.feedback_change[first[0]]
+        history = History([start, step], [{}, {}])
+        guard.act(history)
+        assert (guard.fired_at == 1) == fires
