@@ -1,10 +1,11 @@
 """When would the support guard have handed the v2 agent's episodes to its fallback? Measured on committed episodes.
 
 `agents.support` guards an agent with its training data's support: from the first state outside it, or from a first
-step that moved the feedback unlike the data's first steps for that mixture, the data's best episodes' mean mixture. This replays the states of every committed episode of dmix-bench-v2's shipped IQL agent (its
-official rows on the tasks that share the training domain space, and its 10x runs of `benchmarks/cpt_scale.py`)
-through the guard fitted on the agent's own training data, and reports, per setting, how many episodes it would have
-stopped, at which step, and what the agent was playing by then. No env step runs: what the fallback would have
+step that moved the feedback unlike the data's first steps for that mixture, the data's best episodes' mean mixture.
+This replays the states of every committed episode of dmix-bench-v2's shipped IQL agent (its official rows on the
+tasks that share the training domain space, and its 10x runs of `benchmarks/cpt_scale.py`) through the guard fitted
+on the agent's own training data, and reports, per setting, how many episodes it would have stopped, at which step,
+and what the agent was playing by then. No env step runs: what the fallback would have
 scored is for the leaderboard to measure.
 
     python benchmarks/support_guard.py      # writes benchmarks/results/support_guard/{result.json,table.md}
