@@ -15,6 +15,10 @@
 #   bash benchmarks/agents_cpu.sh runs/agents-cpu-v3 2 dmix-bench-v3
 # (SFT_TOP: the warm start imitates the top 10% of episodes by balanced return, which in dataset v2 are the noisy
 # copies of the domain optimum, where v1's N = 10000 level drifts toward p*'s within-field split.)
+# Across a scenario space's draws (issue #46): SPACE=source trains per-field agents on datasets of different domain
+# spaces, and TRAIN_ONLY=1 stops before the selection, so that one selection later chooses over every folder:
+#   DATASETS="$(ls datasets_builder/collections | sed -n 's|^\(train-v1-[0-9]*-cpu\)-domain-space-v1$|dmix/\1/domain-space-v1|p')" \
+#   SPACE=source TRAIN_ONLY=1 FEATURES="relative response" SFT_TOP=0.1 bash benchmarks/agents_cpu.sh runs/agents-cpu-draws
 set -euo pipefail
 OUT=${1:-runs/agents-cpu-v2}
 WORKERS=${2:-2}
@@ -24,6 +28,7 @@ FEATURES=${FEATURES:-absolute relative}
 FLAGS=()
 for dataset in $DATASETS; do FLAGS+=(--dataset "$dataset"); done
 if [[ -n ${SFT_TOP:-} ]]; then FLAGS+=(--sft-top "$SFT_TOP"); fi  # SFT on the top returns, not one Algorithm 1 level
+FLAGS+=(--space "${SPACE:-fine}")
 FOLDERS=()
 for features in $FEATURES; do
   out=$OUT
@@ -34,6 +39,7 @@ for features in $FEATURES; do
   done
   FOLDERS+=(--agents "$out")
 done
+if [[ -n ${TRAIN_ONLY:-} ]]; then exit 0; fi
 # The selection is kept beside the benchmark's results, so the choice is reproducible and reviewable. SEEDS per task:
 # v2's 7 validation tasks x 1 seed = 7 episodes per candidate (28 candidates: ~1.7 h on 2 cores); SEEDS=2 doubles
 # that and keeps the episodes already scored.
