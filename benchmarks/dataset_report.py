@@ -1,0 +1,77 @@
+"""Dataset v2's behaviour levels against the benchmark's ceiling: does the data's support hold the optimum?
+
+Reads a collection's staged episodes (`datasets_builder/collections/<name>/`, so a collection still running reports
+what it has) and scores every episode's final feedback by a protocol's objective, the score its references use. Per
+behaviour level (the quality labels of `datasets_builder.behaviours` and Algorithm 1's N): episodes, mean and best
+balanced score, the best against the training task's `ref_max`, and the GSM8K probe the score does not reward.
+
+    python benchmarks/dataset_report.py [--collection general-math-cpu-domain-space-v1] [--protocol dmix-bench-v3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+COLLECTIONS = ROOT / "datasets_builder" / "collections"
+SNAPSHOTS = ROOT / "benchmarks" / "results" / "leaderboard"
+OUT = ROOT / "benchmarks" / "results" / "dataset_report"
+
+
+def level(quality: int) -> str:
+    """A quality label's behaviour level, in words."""
+    from datasets_builder.behaviours import DIRICHLET_BASE, NEAR_BASE, TILTED_QUALITY
+
+    if quality == TILTED_QUALITY:
+        return "tilted"
+    if NEAR_BASE - 100 < quality <= NEAR_BASE:
+        return f"near copies of searched mixture {NEAR_BASE - quality}"
+    if DIRICHLET_BASE - 100 < quality <= DIRICHLET_BASE:
+        return f"dirichlet-{(DIRICHLET_BASE - quality) / 10:g}"
+    return f"Algorithm 1, N = {quality}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--collection", default="general-math-cpu-domain-space-v1")
+    parser.add_argument("--protocol", default="dmix-bench-v3")
+    args = parser.parse_args()
+
+    from leaderboard.protocol import get_protocol
+    from leaderboard.store import Store
+
+    protocol = get_protocol(args.protocol)
+    folder = COLLECTIONS / args.collection
+    probes = json.loads((folder / "plan.json").read_text())["scenario"]
+    probe_names = [f"{f['name']}/{p['name']}" for f in probes["data"]["fields"] for p in (f.get("probes") or [])]
+    reference = Store(SNAPSHOTS / f"{args.protocol}.sqlite").reference(protocol.version, protocol.training_task)
+    ref_max = reference["ref_max"] if reference else None
+    levels: dict[str, list[tuple[float, float]]] = {}
+    for path in sorted(folder.glob("episode-*.npz")):
+        with np.load(path) as episode:
+            score = protocol.objective.score(episode["info/feedback"][-1])
+            gsm8k = float(episode["info/probes"][-1][probe_names.index("math/gsm8k")]) if "math/gsm8k" in probe_names else np.nan
+            levels.setdefault(level(int(episode["quality"])), []).append((score, gsm8k))
+    rows = [f"| level | episodes | mean | best | best − ref_max ({ref_max:.3f}) | GSM8K probe (mean) |" if ref_max else
+            "| level | episodes | mean | best | best − ref_max | GSM8K probe (mean) |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    for name, found in sorted(levels.items()):
+        scores = np.array([s for s, _ in found])
+        gap = f"{scores.max() - ref_max:+.3f}" if ref_max else "–"
+        rows.append(f"| {name} | {len(found)} | {scores.mean():.3f} | {scores.max():.3f} | {gap} | "
+                    f"{np.nanmean([g for _, g in found]):.3f} |")
+    text = "\n".join(rows) + f"\n\n{sum(len(v) for v in levels.values())} episodes of {args.collection}, scored by " \
+                             f"{args.protocol}'s objective.\n"
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / f"{args.collection}.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
