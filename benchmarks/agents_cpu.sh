@@ -43,5 +43,11 @@ if [[ -n ${TRAIN_ONLY:-} ]]; then exit 0; fi
 # The selection is kept beside the benchmark's results, so the choice is reproducible and reviewable. SEEDS per task:
 # v2's 7 validation tasks x 1 seed = 7 episodes per candidate (28 candidates: ~1.7 h on 2 cores); SEEDS=2 doubles
 # that and keeps the episodes already scored.
+# EXTRA_AGENTS: more folders to choose over (e.g. the per-field agents of the draws, trained with TRAIN_ONLY=1);
+# VALIDATION_DRAWS (e.g. train-v1:1000-1004) and SPLITS (a domains: spec, e.g. `dmix leaderboard static-transfer`'s)
+# pass through to the selection.
+for extra in ${EXTRA_AGENTS:-}; do FOLDERS+=(--agents "$extra"); done
+if [[ -n ${VALIDATION_DRAWS:-} ]]; then FOLDERS+=(--validation-draws "$VALIDATION_DRAWS"); fi
+if [[ -n ${SPLITS:-} ]]; then FOLDERS+=(--splits "$SPLITS"); fi
 dmix agents select "${FOLDERS[@]}" --protocol "$PROTOCOL" --seeds "${SEEDS:-1}" --workers "$WORKERS" --ship \
   --out "benchmarks/results/model_selection/$PROTOCOL.json"

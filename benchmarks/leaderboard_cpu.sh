@@ -22,8 +22,11 @@ snapshot() { dmix leaderboard backup --db "$DB" --out "$SNAPSHOT" > /dev/null; }
 submit() { /usr/bin/time -f "$2: wall %e s" dmix leaderboard submit --protocol "$PROTOCOL" --db "$DB" --workers "$WORKERS" \
   --policy "$1" --name "$2" | tail -n 3; snapshot; }
 # An agent row waits until its checkpoint ships (benchmarks/agents_cpu.sh); re-run this script after that.
+# An agent chosen with within-field splits (dmix agents select --splits) acts with them: <algo>.splits beside it.
 agent() {
-  if compgen -G "leaderboard/official/agents/$PROTOCOL/$1.*" > /dev/null; then submit "official:$PROTOCOL/$1" "$2"
+  local shipped=leaderboard/official/agents/$PROTOCOL/$1 splits=""
+  if [[ -f $shipped.splits ]]; then splits="@$(cat "$shipped.splits")"; fi
+  if compgen -G "$shipped.*" > /dev/null; then submit "official:$PROTOCOL/$1$splits" "$2"
   else echo "$2: skipped, official:$PROTOCOL/$1 is not shipped yet (bash benchmarks/agents_cpu.sh)"; fi
 }
 # The references first (from v2 on a search: several hours at cpu, resumable episode by episode).

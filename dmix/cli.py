@@ -269,17 +269,24 @@ def agents_select(
     ship: Annotated[bool, typer.Option(help="copy the chosen checkpoints into the package as official:<protocol>/<algo>")] = False,
     validation_draws: Annotated[Optional[str], typer.Option(help="also score on draws A..B of a scenario space that no agent "
                                                                  "trained on, e.g. train-v1:1000-1004")] = None,
+    splits: Annotated[Optional[str], typer.Option(help="within-field splits every candidate acts with where its domains are "
+                                                       "not the task's, a domains: spec (e.g. `dmix leaderboard "
+                                                       "static-transfer`'s)")] = None,
     data_dir: DataDir = None,
     cache_dir: CacheDir = None,
 ) -> None:
     """Choose each algorithm's checkpoint by its balanced score on validation seeds; print the scores and the choices."""
+    from dmix_gym.errors import ConfigError
     from leaderboard.official import ship_agents
     from leaderboard.selection import select_models
 
     from .views import print_selection
 
+    if splits is not None and not splits.startswith("domains:"):
+        raise ConfigError(f"--splits must be a domains: spec (e.g. domains:source=0.85,target/c01-frac-boxed=0.15), "
+                          f"got {splits!r}")
     selection = select_models(agents, _protocol(protocol).version, seeds, every, out, workers, data_dir, cache_dir,
-                              draws=validation_draws)
+                              draws=validation_draws, splits=splits)
     print_selection(selection)
     if ship:
         for algo, spec in ship_agents(selection["chosen"], protocol).items():

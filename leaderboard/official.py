@@ -53,7 +53,12 @@ def ship_agents(chosen: dict[str, dict[str, Any]], version: str) -> dict[str, st
         for file in files:
             with atomic_path(folder / f"{algo}{file.suffix}", suffix=file.suffix) as tmp:
                 shutil.copyfile(file, tmp)
-        specs[algo] = f"official:{version}/{algo}"
+        splits = folder / f"{algo}.splits"  # the within-field splits it was chosen with, if any
+        if choice.get("splits"):
+            splits.write_text(choice["splits"] + "\n")
+        else:
+            splits.unlink(missing_ok=True)
+        specs[algo] = f"official:{version}/{algo}" + (f"@{choice['splits']}" if choice.get("splits") else "")
     return specs
 
 

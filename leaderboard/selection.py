@@ -104,9 +104,13 @@ def find_all_candidates(folders: list[str | Path], every: int = 500) -> dict[str
 
 def select_models(agents: str | Path | list[str | Path], protocol_version: str, seeds: int = 2, every: int = 500,
                   out: str | Path | None = None, workers: int = 1, data_dir=None, cache_dir=None,
-                  progress: bool = True, draws: str | None = None) -> dict[str, Any]:
+                  progress: bool = True, draws: str | None = None, splits: str | None = None) -> dict[str, Any]:
     """Score every candidate in `agents` (a folder, or several) on validation seeds (and on the validation `draws`,
-    `SPACE:A-B`); write and return the selection (scores and each algorithm's choice over all the folders)."""
+    `SPACE:A-B`); write and return the selection (scores and each algorithm's choice over all the folders).
+
+    `splits` (a `domains:` spec): every candidate acts with those within-field splits wherever its domain space is
+    not the task's (`<agent>@domains:...`, `baselines.domains.WithinFieldSplits`), as it will be submitted: per-field
+    agents trained across a scenario space's draws are chosen as they will act."""
     from tqdm.auto import tqdm
 
     folders = list(agents) if isinstance(agents, (list, tuple)) else [agents]
@@ -115,7 +119,8 @@ def select_models(agents: str | Path | list[str | Path], protocol_version: str, 
     out = Path(out) if out else Path(folders[0]) / "selection.json"
     candidates = find_all_candidates(folders, every)
     files = {label: path for group in candidates.values() for label, path in group.items()}
-    digests = {label: sha256_file(path)[:16] for label, path in files.items()}
+    suffix = "" if splits is None else "@" + splits
+    digests = {label: sha256_file(path)[:16] + suffix for label, path in files.items()}  # other splits: scored anew
 
     header = ({"protocol": protocol.version, "scenario": tasks[0].scenario, "preset": tasks[0].preset,
                "seeds": list(tasks[0].seeds)} if protocol.search is None else
@@ -131,7 +136,8 @@ def select_models(agents: str | Path | list[str | Path], protocol_version: str, 
 
     def save() -> dict[str, Any]:
         counted = {label: run_episodes_of(header, s) for label, s in scores.items()}
-        chosen = _choose(candidates, counted)
+        chosen = {algo: {**choice, **({"splits": splits} if splits else {})}
+                  for algo, choice in _choose(candidates, counted).items()}
         selection = {**header, "every": every, "scores": scores, "chosen": chosen, "margin": selection_margin(chosen, counted)}
         write_json(out, selection)
         return selection
@@ -142,7 +148,7 @@ def select_models(agents: str | Path | list[str | Path], protocol_version: str, 
                    unit="episode", disable=not progress)
         for task in tasks:  # builds each task's data and base proxy once, before any worker
             task.make_env(data_dir, cache_dir)
-        jobs = [(str(files[label]), task, seed) for label, task, seed in pending]
+        jobs = [(str(files[label]) + suffix, task, seed) for label, task, seed in pending]
         for index, record in run_episodes(jobs, stats, {}, workers, data_dir, cache_dir):
             label, task, seed = pending[index]
             scores[label]["balanced"][episode_key(task, seed)] = record["balanced"]

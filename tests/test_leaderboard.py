@@ -798,3 +798,38 @@ def test_a_policy_takes_its_episodes_from_another_protocol_on_the_tasks_they_sha
     ran.clear()
     assert run("baseline:naive", "naive", newer, tiny_data, db) == "done"
     assert len(ran) == sum(len(task.seeds) for task in newer.tasks)  # another policy: every episode its own
+
+
+def test_model_selection_scores_per_field_agents_with_the_splits_they_will_act_with(tiny_protocol, tiny_data, tmp_path,
+                                                                                    monkeypatch):
+    from agents.agent import TransformerAgent
+    from agents.networks import AgentConfig
+    from agents.offline_data import load_offline
+    from dmix_gym.data.domains import source_space
+    from leaderboard import official, selection
+
+    data = load_offline(tiny_protocol.dataset, window=4, space="source")
+    TransformerAgent.create(data.domain_space, data.feedback_mean, data.feedback_std,
+                            AgentConfig(window=4, d_model=16, layers=1, heads=2, ffn=32), 0, name="sft").save(tmp_path / "sft.pt")
+    fine = load_offline(tiny_protocol.dataset, window=4).domain_space
+    assert data.domain_space == source_space(fine)
+    target = next(n for n, f in zip(fine.names, fine.field_of) if f != 0)
+    splits = f"domains:source=0.9,target/{target.split('/', 1)[1]}=0.1"
+    jobs = []
+
+    def record(batch, *args, **kwargs):
+        jobs.extend(batch)
+        return ((i, {"balanced": 1.0}) for i in range(len(batch)))
+
+    monkeypatch.setattr(selection, "run_episodes", record)
+    plain = selection.select_models(tmp_path, tiny_protocol.version, seeds=1, data_dir=str(tiny_data), progress=False)
+    split = selection.select_models(tmp_path, tiny_protocol.version, seeds=1, data_dir=str(tiny_data), progress=False,
+                                    splits=splits)
+    assert [spec for spec, _, _ in jobs] == [str(tmp_path / "sft.pt"), f"{tmp_path / 'sft.pt'}@{splits}"]  # scored anew
+    assert "splits" not in plain["chosen"]["sft"] and split["chosen"]["sft"]["splits"] == splits
+    monkeypatch.setattr(official, "OFFICIAL", tmp_path / "official")
+    spec = official.ship_agents(split["chosen"], "test-tiny-v0")["sft"]
+    assert spec == f"official:test-tiny-v0/sft@{splits}"
+    assert (tmp_path / "official" / "agents" / "test-tiny-v0" / "sft.splits").read_text().strip() == splits
+    official.ship_agents(plain["chosen"], "test-tiny-v0")  # shipped again without: no stale splits file
+    assert not (tmp_path / "official" / "agents" / "test-tiny-v0" / "sft.splits").exists()
