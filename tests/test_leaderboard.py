@@ -798,6 +798,11 @@ def test_a_policy_takes_its_episodes_from_another_protocol_on_the_tasks_they_sha
     ran.clear()
     assert run("baseline:naive", "naive", newer, tiny_data, db) == "done"
     assert len(ran) == sum(len(task.seeds) for task in newer.tasks)  # another policy: every episode its own
+    same = dataclasses.replace(older, version="test-tiny-same")
+    monkeypatch.setitem(PROTOCOLS, same.version, same)
+    ran.clear()
+    assert run("baseline:uniform", "uniform", same, tiny_data, db) == "done" and ran == []  # every task shared
+    assert len(store.episodes(same.version, "uniform")) == len(old)
 
 
 def test_model_selection_scores_per_field_agents_with_the_splits_they_will_act_with(tiny_protocol, tiny_data, tmp_path,
