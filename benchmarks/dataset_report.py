@@ -3,7 +3,8 @@
 Reads a collection's staged episodes (`datasets_builder/collections/<name>/`, so a collection still running reports
 what it has) and scores every episode's final feedback by a protocol's objective, the score its references use. Per
 behaviour level (the quality labels of `datasets_builder.behaviours` and Algorithm 1's N): episodes, mean and best
-balanced score, the best against the training task's `ref_max`, and the GSM8K probe the score does not reward.
+balanced score, the best against the training task's `ref_max` (for a collection of that task's scenario), and the
+GSM8K probe the score does not reward.
 
     python benchmarks/dataset_report.py [--collection general-math-cpu-domain-space-v1] [--protocol dmix-bench-v3]
 """
@@ -52,7 +53,8 @@ def main() -> None:
     probes = json.loads((folder / "plan.json").read_text())["scenario"]
     probe_names = [f"{f['name']}/{p['name']}" for f in probes["data"]["fields"] for p in (f.get("probes") or [])]
     reference = Store(SNAPSHOTS / f"{args.protocol}.sqlite").reference(protocol.version, protocol.training_task)
-    ref_max = reference["ref_max"] if reference else None
+    training = protocol.task(protocol.training_task).scenario == probes["data"]["name"]  # ref_max is that task's
+    ref_max = reference["ref_max"] if reference and training else None
     levels: dict[str, list[tuple[float, float]]] = {}
     for path in sorted(folder.glob("episode-*.npz")):
         with np.load(path) as episode:
