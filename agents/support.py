@@ -143,12 +143,11 @@ def fit_first_move(data: OfflineData, coverage: float) -> tuple[np.ndarray, np.n
 
 
 class SupportGuard(Policy):
-    """A policy (an agent) while its state lies in its training data's support; the data's best mixture from the first
-    state outside it, for the rest of the episode."""
+    """A policy (an agent) while its data vouches for it (`vouched`: its state in the support, its first move like the
+    data's); the data's best mixture from the first step it does not, for the rest of the episode."""
 
-    def __init__(self, inner: Policy, support: Support, inner_spec: str = "", support_path: str = ""):
-        self.inner, self.support = inner, support
-        self.inner_spec, self.support_path = inner_spec, support_path
+    def __init__(self, inner: Policy, support: Support, inner_spec: str = ""):
+        self.inner, self.support, self.inner_spec = inner, support, inner_spec
         self.name = f"{getattr(inner, 'name', 'policy')}+guard"
         self.fired_at: int | None = None
 

@@ -77,10 +77,11 @@ def logged_episodes(datasets: tuple[str, ...], condition_steps: int = 0) -> Logg
             mixtures.append(actions.mean(0))
             shares.append(1.0 - actions[:, source].sum(1).mean())
             finals.append(feedback[-1])
-            long_enough = 0 < c < len(actions)
-            firsts.append(actions[:c].mean(0) if long_enough else np.full(actions.shape[1], np.nan))
-            laters.append(actions[c:].mean(0) if long_enough else np.full(actions.shape[1], np.nan))
-            responses.append(feedback[c] - feedback[0] if long_enough else np.full(feedback.shape[1], np.nan))
+            if c:
+                long_enough = c < len(actions)
+                firsts.append(actions[:c].mean(0) if long_enough else np.full(actions.shape[1], np.nan))
+                laters.append(actions[c:].mean(0) if long_enough else np.full(actions.shape[1], np.nan))
+                responses.append(feedback[c] - feedback[0] if long_enough else np.full(feedback.shape[1], np.nan))
     if not c:
         return LoggedEpisodes(np.stack(mixtures), np.asarray(shares), np.stack(finals))
     return LoggedEpisodes(np.stack(mixtures), np.asarray(shares), np.stack(finals), np.stack(firsts), np.stack(laters),
@@ -130,6 +131,7 @@ class LoggedRegression(Policy):
         self.later = None
         rng = np.random.default_rng(self.config.seed)
         space = info.domain_space
+        self.rechoose = bool(self.config.condition_steps) and info.num_domains == len(fitted["prior"])  # the data's space
         if info.num_domains == len(fitted["prior"]):
             candidates = self._candidates(rng)
             score = sum(w * m.predict(candidates) for w, m in zip(self.weights, fitted["fine"]))
@@ -147,15 +149,14 @@ class LoggedRegression(Policy):
 
     def act(self, history: History) -> np.ndarray:
         c = self.config.condition_steps
-        conditioned = c and "conditioned" in self._fit() and self.info.num_domains == len(self._fit()["prior"])
-        if conditioned and len(history) == c + 1:  # c steps played: choose the rest from what they moved
+        if self.rechoose and len(history) == c + 1:  # c steps played: choose the rest from what they moved
             response = np.asarray(history.infos[c]["feedback"], np.float64) - np.asarray(history.infos[0]["feedback"])
             candidates = self._candidates(np.random.default_rng([self.config.seed, 1]))
             x = conditioned_features(self.mixture, response, candidates)
             score = sum(w * m.predict(x) for w, m in zip(self.weights, self._fit()["conditioned"]))
             later = candidates[np.argsort(score)[-self.config.top_k:]].mean(0)
             self.later = later / later.sum()
-        return self.later if self.later is not None and len(history) > c else self.mixture
+        return self.mixture if self.later is None else self.later
 
     def save(self, path: str | Path) -> Path:
         write_json(path, {"policy": self.name, "config": asdict(self.config)})

@@ -50,10 +50,10 @@ def main() -> None:
 
     protocol = get_protocol(args.protocol)
     folder = COLLECTIONS / args.collection
-    probes = json.loads((folder / "plan.json").read_text())["scenario"]
-    probe_names = [f"{f['name']}/{p['name']}" for f in probes["data"]["fields"] for p in (f.get("probes") or [])]
+    scenario = json.loads((folder / "plan.json").read_text())["scenario"]
+    probe_names = [f"{f['name']}/{p['name']}" for f in scenario["data"]["fields"] for p in (f.get("probes") or [])]
     reference = Store(SNAPSHOTS / f"{args.protocol}.sqlite").reference(protocol.version, protocol.training_task)
-    training = protocol.task(protocol.training_task).scenario == probes["data"]["name"]  # ref_max is that task's
+    training = protocol.task(protocol.training_task).scenario == scenario["data"]["name"]  # ref_max is that task's
     ref_max = reference["ref_max"] if reference and training else None
     levels: dict[str, list[tuple[float, float]]] = {}
     for path in sorted(folder.glob("episode-*.npz")):

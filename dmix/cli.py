@@ -461,7 +461,7 @@ def leaderboard_static_transfer(protocol: Protocol = "dmix-bench-v2", db: Db = N
                                                                                        resolved.training_task))
     if spec is None:
         raise MissingFileError(f"{resolved.version} has no confirmed static reference on {resolved.training_task} yet: "
-                         "run `dmix leaderboard references` first")
+                               "run `dmix leaderboard references` first")
     print(spec)
 
 

@@ -53,12 +53,12 @@ def ship_agents(chosen: dict[str, dict[str, Any]], version: str) -> dict[str, st
         for file in files:
             with atomic_path(folder / f"{algo}{file.suffix}", suffix=file.suffix) as tmp:
                 shutil.copyfile(file, tmp)
-        splits = folder / f"{algo}.splits"  # the within-field splits it was chosen with, if any
-        if choice.get("splits"):
-            splits.write_text(choice["splits"] + "\n")
+        splits, splits_file = choice.get("splits"), folder / f"{algo}.splits"  # the splits it was chosen with, if any
+        if splits:
+            splits_file.write_text(splits + "\n")
         else:
-            splits.unlink(missing_ok=True)
-        specs[algo] = f"official:{version}/{algo}" + (f"@{choice['splits']}" if choice.get("splits") else "")
+            splits_file.unlink(missing_ok=True)
+        specs[algo] = f"official:{version}/{algo}" + (f"@{splits}" if splits else "")
     return specs
 
 

@@ -65,8 +65,9 @@ def guarded_policy(path: Path, saved: dict) -> Policy:
     support, each checked against the digest the file recorded."""
     from agents.support import Support, SupportGuard
 
-    support = path.parent / saved["support"]
-    agent = path.parent / saved["agent"] if (path.parent / saved["agent"]).is_file() else Path(saved["agent"])
+    support, agent = path.parent / saved["support"], path.parent / saved["agent"]
+    if not agent.is_file():  # not a file beside it: any other spec (official:..., a path from here)
+        agent = Path(saved["agent"])
     for file, digest in ((support, saved.get("support_sha256")), (agent, saved.get("agent_sha256"))):
         if digest and file.is_file() and sha256_file(file) != digest:
             raise ConfigError(f"{file} changed since {path} was written (its digest differs): guard the agent again")

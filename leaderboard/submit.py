@@ -172,14 +172,14 @@ def shared_episodes(protocol: Protocol, fingerprint: str, store: Store) -> tuple
         tasks = shared_tasks(protocol, other) if other.version != protocol.version else set()
         if not tasks:
             continue
-        official = load_official(other.version) or {"submissions": []}
         stored = [{**sub, "episodes": store.episodes(other.version, sub["name"])} for sub in store.submissions(other.version)
-                  if sub["status"] == "done"]
-        for sub in stored + official["submissions"]:
-            if sub["fingerprint"] == fingerprint:
-                episodes = [e for e in sub["episodes"] if e["task"] in tasks]
-                compute = {task: spent for task, spent in (sub["compute"] or {}).items() if task in tasks}
-                return other.version, episodes, compute
+                  if sub["status"] == "done" and sub["fingerprint"] == fingerprint]
+        official = [sub for sub in (load_official(other.version) or {"submissions": []})["submissions"]
+                    if sub["fingerprint"] == fingerprint]
+        for sub in stored + official:
+            episodes = [e for e in sub["episodes"] if e["task"] in tasks]
+            compute = {task: spent for task, spent in (sub["compute"] or {}).items() if task in tasks}
+            return other.version, episodes, compute
     return "", [], {}
 
 
