@@ -100,8 +100,12 @@ def publish(folder: str | Path, name: str | None = None, author: str = "dmix", d
     name = name or plan.name
     ident = dataset_id(scenario.name, name)
     if ident in minari.list_local_datasets():
+        existing = minari.load_dataset(ident)
+        if not overwrite and is_published(existing, plan, episodes, folder):
+            return existing  # a finished collection re-run (a resumed script) republishes nothing
         if not overwrite:
-            raise FileExistsError(f"Minari dataset {ident} exists; pass overwrite=True (--overwrite) to replace it")
+            raise FileExistsError(f"Minari dataset {ident} exists and differs from {folder}; pass overwrite=True "
+                                  "(--overwrite) to replace it")
         minari.delete_dataset(ident)
 
     buffers = [
@@ -156,6 +160,20 @@ def publish(folder: str | Path, name: str | None = None, author: str = "dmix", d
         "plan_index": [int(e["index"]) for e in episodes],
     }})
     return minari.load_dataset(ident)
+
+
+def is_published(dataset, plan: Plan, episodes: list[dict], folder: Path) -> bool:
+    """Whether a published dataset holds exactly this collection: its scenario, episodes and reference scores."""
+    meta = dataset.storage.metadata
+    dmix = meta.get(METADATA_KEY, {})
+    same = (dmix.get("scenario") == plan.scenario
+            and dmix.get("plan_index") == [int(e["index"]) for e in episodes]
+            and dmix.get("episode_seed") == [int(e["seed"]) for e in episodes])
+    references = folder / REFERENCES_FILE
+    if same and references.is_file():
+        refs = json.loads(references.read_text())
+        same = all(meta.get(key) == refs[key] for key in ("ref_min_score", "ref_max_score"))
+    return same
 
 
 # --- what consumers use ------------------------------------------------------------------------

@@ -76,15 +76,16 @@ def test_minari_round_trip(staged, minari_root, tiny_data):
     assert dataset_scenario(again) == scenario
     recovered = again.recover_environment(eval_env=True)
     assert recovered.unwrapped.scenario == scenario
-    # Re-publishing refuses to overwrite silently.
-    with pytest.raises(FileExistsError, match="overwrite"):
-        publish(folder)
+    # Re-publishing the same collection (a resumed script) keeps the dataset; a changed one is never overwritten silently.
+    assert publish(folder).total_episodes == 4
     # Measured reference returns ride along with the collection and make Minari's normalised score work.
     with pytest.raises(ValueError, match="Reference score not provided"):
         minari.get_normalized_score(again, np.array([1.0]))
     with pytest.raises(ValueError, match="must exceed"):
         write_references(folder, 2.0, 1.0, 3, {})
     write_references(folder, -1.0, 3.0, 3, {"ref_min_score": "test", "ref_max_score": "test"})
+    with pytest.raises(FileExistsError, match="differs"):
+        publish(folder)
     scored = publish(folder, overwrite=True)
     assert minari.get_normalized_score(scored, np.array([-1.0, 1.0, 3.0])).tolist() == [0.0, 0.5, 1.0]
     # d3rlpy reads it as any Minari dataset: every transition, and the env rebuilt from the dataset.
