@@ -8,7 +8,8 @@
 # 3. per-field agents across the draws (SPACE=source), trained only;
 # 4. agents on v1 + v2's in-distribution episodes, then one selection over both kinds, on validation seeds, v3's
 #    validation task and validation draws nobody trained on, every candidate acting with Static-transfer's
-#    within-field splits where its domains are not the task's; the chosen ones ship as official:dmix-bench-v3/<algo>;
+#    within-field splits where its domains are not the task's, each algorithm's best 3 on the protocol's tasks going
+#    on to the draws (SHORTLIST); the chosen ones ship as official:dmix-bench-v3/<algo>;
 # 5. v3's rows (unchanged baselines take v2's episodes; benchmarks/leaderboard_cpu.sh);
 # 6. the unseen-scale task: its references and rows, the best agent among them (benchmarks/unseen_scale.py).
 # At 2 cores: 1 is ~6 h from where session 27 left it, 2 ~14 h, 3-4 several hours of training and ~3 h of
@@ -25,7 +26,7 @@ DATASETS="$DRAWS" SPACE=source TRAIN_ONLY=1 FEATURES="relative response" SFT_TOP
 SPLITS=$(dmix leaderboard static-transfer --protocol "$PROTOCOL" --db "$DB")
 if [[ $SPLITS != domains:* ]]; then SPLITS=""; fi  # a line mixture: the agents keep p0 / p* within each field
 DATASETS="dmix/general-math-cpu/trajectories-v1 dmix/general-math-cpu/scarce-target-v1 dmix/general-math-cpu/domain-space-v1" \
-  FEATURES="relative response" SFT_TOP=0.1 SPLITS="$SPLITS" VALIDATION_DRAWS=train-v1:1000-1004 \
+  FEATURES="relative response" SFT_TOP=0.1 SPLITS="$SPLITS" VALIDATION_DRAWS=train-v1:1000-1004 SHORTLIST=3 \
   EXTRA_AGENTS="runs/agents-cpu-v3-draws-relative runs/agents-cpu-v3-draws-response" \
   bash benchmarks/agents_cpu.sh runs/agents-cpu-v3 "$WORKERS" "$PROTOCOL"
 bash benchmarks/leaderboard_cpu.sh "$WORKERS" "$PROTOCOL"

@@ -272,6 +272,9 @@ def agents_select(
     splits: Annotated[Optional[str], typer.Option(help="within-field splits every candidate acts with where its domains are "
                                                        "not the task's, a domains: spec (e.g. `dmix leaderboard "
                                                        "static-transfer`'s)")] = None,
+    shortlist: Annotated[Optional[int], typer.Option(help="score every candidate on each task's first validation seed, "
+                                                          "then only each algorithm's best SHORTLIST on the rest "
+                                                          "(more seeds, the draws)")] = None,
     data_dir: DataDir = None,
     cache_dir: CacheDir = None,
 ) -> None:
@@ -286,7 +289,7 @@ def agents_select(
         raise ConfigError(f"--splits must be a domains: spec (e.g. domains:source=0.85,target/c01-frac-boxed=0.15), "
                           f"got {splits!r}")
     selection = select_models(agents, _protocol(protocol).version, seeds, every, out, workers, data_dir, cache_dir,
-                              draws=validation_draws, splits=splits)
+                              draws=validation_draws, splits=splits, shortlist=shortlist)
     print_selection(selection)
     if ship:
         for algo, spec in ship_agents(selection["chosen"], protocol).items():

@@ -10,7 +10,9 @@ training scenario is not chosen. A candidate's score is the protocol's objective
 (every task is scored in the same standardised units); ties go to the earlier checkpoint.
 
 Every finished episode is written to the selection JSON at once, keyed by the candidate file's hash,
-so an interrupted selection resumes and a retrained checkpoint is scored again.
+so an interrupted selection resumes and a retrained checkpoint is scored again. With a shortlist, every candidate
+plays a first rung (each protocol task's first validation seed) and only each algorithm's best few play the rest:
+successive halving with one cut, for candidate sets whose full validation would cost more than their training.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ import re
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from dmix_gym.errors import ConfigError, MissingFileError
 from dmix_gym.utils.atomic import sha256_file, write_json
@@ -104,9 +108,14 @@ def find_all_candidates(folders: list[str | Path], every: int = 500) -> dict[str
 
 def select_models(agents: str | Path | list[str | Path], protocol_version: str, seeds: int = 2, every: int = 500,
                   out: str | Path | None = None, workers: int = 1, data_dir=None, cache_dir=None,
-                  progress: bool = True, draws: str | None = None, splits: str | None = None) -> dict[str, Any]:
+                  progress: bool = True, draws: str | None = None, splits: str | None = None,
+                  shortlist: int | None = None) -> dict[str, Any]:
     """Score every candidate in `agents` (a folder, or several) on validation seeds (and on the validation `draws`,
     `SPACE:A-B`); write and return the selection (scores and each algorithm's choice over all the folders).
+
+    `shortlist` (successive halving, one cut): every candidate plays the first rung, the first validation seed of
+    each protocol task; only each algorithm's best `shortlist` there play the rest (more seeds, the draws, whose
+    larger proxies cost most), and the choice is made among those, on every episode.
 
     `splits` (a `domains:` spec): every candidate acts with those within-field splits wherever its domain space is
     not the task's (`<agent>@domains:...`, `baselines.domains.WithinFieldSplits`), as it will be submitted: per-field
@@ -115,7 +124,11 @@ def select_models(agents: str | Path | list[str | Path], protocol_version: str, 
 
     folders = list(agents) if isinstance(agents, (list, tuple)) else [agents]
     protocol = get_protocol(protocol_version)
-    tasks = validation_tasks(protocol, seeds, draw_tasks(*parse_draws(draws), protocol.objective) if draws else ())
+    if shortlist is not None and shortlist < 1:
+        raise ConfigError(f"a shortlist keeps at least one candidate per algorithm, got {shortlist}")
+    validation_draws = draw_tasks(*parse_draws(draws), protocol.objective) if draws else ()
+    tasks = validation_tasks(protocol, seeds, validation_draws)
+    first_rung = {episode_key(task, task.seeds[0]) for task in tasks[:len(tasks) - len(validation_draws)]}
     out = Path(out) if out else Path(folders[0]) / "selection.json"
     candidates = find_all_candidates(folders, every)
     files = {label: path for group in candidates.values() for label, path in group.items()}
@@ -131,31 +144,49 @@ def select_models(agents: str | Path | list[str | Path], protocol_version: str, 
     for label in files:
         scores.setdefault(label, {"sha256": digests[label], "path": str(files[label]), "balanced": {}})
 
-    pending = [(label, task, seed) for label in files for task in tasks for seed in task.seeds
-               if episode_key(task, seed) not in scores[label]["balanced"]]
+    def pending(labels, rung: bool) -> list[tuple[str, Task, int]]:
+        """The unscored episodes of `labels` in the first rung (`rung`) or after it."""
+        return [(label, task, seed) for label in labels for task in tasks for seed in task.seeds
+                if (episode_key(task, seed) in first_rung) == rung and episode_key(task, seed) not in scores[label]["balanced"]]
 
     def save() -> dict[str, Any]:
         counted = {label: run_episodes_of(header, s) for label, s in scores.items()}
         chosen = {algo: {**choice, **({"splits": splits} if splits else {})}
                   for algo, choice in _choose(candidates, counted).items()}
         selection = {**header, "every": every, "scores": scores, "chosen": chosen, "margin": selection_margin(chosen, counted)}
+        if shortlist is not None:
+            selection["shortlist"] = shortlist
         write_json(out, selection)
         return selection
 
-    if pending:
-        stats = ranking_objective(protocol)
-        bar = tqdm(total=len(pending), desc=f"model selection on {len(tasks)} task(s) x {seeds} validation seeds",
-                   unit="episode", disable=not progress)
+    def play(batch: list[tuple[str, Task, int]], what: str) -> None:
+        if not batch:
+            return
+        bar = tqdm(total=len(batch), desc=f"model selection, {what}", unit="episode", disable=not progress)
         for task in tasks:  # builds each task's data and base proxy once, before any worker
             task.make_env(data_dir, cache_dir)
-        jobs = [(str(files[label]) + suffix, task, seed) for label, task, seed in pending]
-        for index, record in run_episodes(jobs, stats, {}, workers, data_dir, cache_dir):
-            label, task, seed = pending[index]
+        jobs = [(str(files[label]) + suffix, task, seed) for label, task, seed in batch]
+        for index, record in run_episodes(jobs, ranking_objective(protocol), {}, workers, data_dir, cache_dir):
+            label, task, seed = batch[index]
             scores[label]["balanced"][episode_key(task, seed)] = record["balanced"]
             save()
             bar.update(1)
         bar.close()
+
+    play(pending(files, True), f"{len(first_rung)} first-rung episode(s) per candidate")
+    finalists = list(files) if shortlist is None else shortlisted(candidates, scores, first_rung, shortlist)
+    play(pending(finalists, False), f"{len(tasks)} task(s) x {seeds} validation seed(s), {len(finalists)} candidates")
     return save()
+
+
+def shortlisted(candidates: dict[str, dict[str, Path]], scores: dict[str, dict[str, Any]], keys: set[str],
+                keep: int) -> list[str]:
+    """Each algorithm's `keep` best candidates by their mean score on the episodes `keys` (the earlier on a tie)."""
+    chosen = []
+    for group in candidates.values():
+        means = {label: float(np.mean([scores[label]["balanced"][k] for k in keys])) for label in group}
+        chosen += sorted(group, key=lambda label: -means[label])[:keep]
+    return chosen
 
 
 def _same_tasks(state: dict[str, Any], header: dict[str, Any]) -> bool:

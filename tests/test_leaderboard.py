@@ -838,3 +838,38 @@ def test_model_selection_scores_per_field_agents_with_the_splits_they_will_act_w
     assert (tmp_path / "official" / "agents" / "test-tiny-v0" / "sft.splits").read_text().strip() == splits
     official.ship_agents(plain["chosen"], "test-tiny-v0")  # shipped again without: no stale splits file
     assert not (tmp_path / "official" / "agents" / "test-tiny-v0" / "sft.splits").exists()
+
+
+def test_model_selection_shortlist_plays_the_rest_with_each_algorithms_best_of_the_first_rung(tiny_protocol, tiny_data,
+                                                                                             tmp_path, monkeypatch):
+    from agents.agent import TransformerAgent
+    from agents.networks import AgentConfig
+    from agents.offline_data import load_offline
+    from agents.offline_rl import snapshot_path
+    from leaderboard import selection
+
+    data = load_offline(tiny_protocol.dataset, window=4)
+    config = AgentConfig(window=4, d_model=16, layers=1, heads=2, ffn=32)
+    for steps in (500, 1000, 1500):
+        TransformerAgent.create(data.domain_space, data.feedback_mean, data.feedback_std, config, steps, name="cql").save(
+            snapshot_path(tmp_path, "cql", steps))
+    first_rung = {"500.pt": 1.0, "1000.pt": 3.0, "1500.pt": 2.0}
+    played = []
+
+    def score(batch, *args, **kwargs):  # 1500 would win the second seed: the cut keeps only 1000
+        played.extend((Path(spec).name, seed) for spec, _, seed in batch)
+        return ((i, {"balanced": first_rung[Path(spec).name] if seed == VALIDATION_SEED_BASE else float(Path(spec).stem)})
+                for i, (spec, _, seed) in enumerate(batch))
+
+    monkeypatch.setattr(selection, "run_episodes", score)
+    with pytest.raises(selection.ConfigError, match="at least one"):
+        selection.select_models(tmp_path, tiny_protocol.version, seeds=2, data_dir=str(tiny_data), progress=False, shortlist=0)
+    result = selection.select_models(tmp_path, tiny_protocol.version, seeds=2, data_dir=str(tiny_data), progress=False,
+                                     shortlist=1)
+    second = VALIDATION_SEED_BASE + 1
+    assert sorted(played) == sorted([(f"{s}.pt", VALIDATION_SEED_BASE) for s in (500, 1000, 1500)] + [("1000.pt", second)])
+    assert result["chosen"]["cql"]["label"] == "cql@1000" and result["shortlist"] == 1
+    assert result["chosen"]["cql"]["balanced_mean"] == pytest.approx((3.0 + 1000.0) / 2)
+    played.clear()  # without the cut every candidate plays the rest, and the second seed's best wins
+    result = selection.select_models(tmp_path, tiny_protocol.version, seeds=2, data_dir=str(tiny_data), progress=False)
+    assert sorted(played) == [("1500.pt", second), ("500.pt", second)] and result["chosen"]["cql"]["label"] == "cql@1500"
