@@ -84,5 +84,6 @@ if [[ $PROTOCOL == dmix-bench-v3 ]]; then
   submit benchmarks/policies/iql-v2-guarded.json "IQL agent (v2), guarded"
 fi
 dmix leaderboard show --protocol "$PROTOCOL" --db "$DB"
+dmix leaderboard ceilings --protocol "$PROTOCOL" --db "$DB" | tail -n 1  # a row above ref_max: the reference moves
 dmix leaderboard report --protocol "$PROTOCOL" --db "$DB" --out "runs/leaderboard-$PROTOCOL"
 dmix leaderboard export --protocol "$PROTOCOL" --db "$DB"

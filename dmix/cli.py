@@ -432,6 +432,23 @@ def leaderboard_compare(
         print_comparison(version, row, other, differences)
 
 
+@leaderboard_app.command("ceilings")
+def leaderboard_ceilings(
+    protocol: Protocol = "dmix-bench-v2",
+    db: Db = None,
+    cache_dir: CacheDir = None,
+) -> None:
+    """Is any row above its task's ref_max beyond seed noise? Then the search missed a better mixture: the reference
+    moves (every finished row, every task, Welch's 95% interval against the best oracle's confirmation episodes)."""
+    from leaderboard.compare import against_ceiling
+    from leaderboard.official import open_store
+
+    from .views import print_ceilings
+
+    resolved = _protocol(protocol)
+    print_ceilings(resolved.version, against_ceiling(open_store(_db(db, cache_dir), resolved.version), resolved))
+
+
 @leaderboard_app.command("references")
 def leaderboard_references(
     protocol: Protocol = "dmix-bench-v2",

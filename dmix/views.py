@@ -136,6 +136,21 @@ def print_comparison(protocol: str, row: str, other: str, differences: list) -> 
     console.print(f"{row} is ahead of {other} beyond noise on {ahead} of {len(differences)} tasks")
 
 
+def print_ceilings(protocol: str, differences: list) -> None:
+    """Every finished row against each task's ref_max (`leaderboard.compare.against_ceiling`), the breaches first."""
+    table = Table(title=f"{protocol}: each row − its task's ref_max (100), normalised points, Welch's 95% interval")
+    for column in ("row", "task", "row's score", "difference [95% CI]", "verdict"):
+        table.add_column(column, justify="right")
+    ordered = sorted(differences, key=lambda pair: -pair[1].low)
+    for name, d in ordered:
+        verdict = "[red]above the ceiling: the reference moves[/]" if d.verdict == "ahead" else d.verdict
+        table.add_row(name, d.task, f"{d.row:.1f}", f"{d.mean:+.1f} [{d.low:+.1f}, {d.high:+.1f}]", verdict)
+    console.print(table)
+    above = [f"{name} on {d.task}" for name, d in ordered if d.verdict == "ahead"]
+    console.print(f"{len(above)} of {len(differences)} (row, task) pairs above their task's ref_max beyond noise"
+                  + (f": {', '.join(above)}" if above else ""))
+
+
 def print_cpt_records(records: list[dict], title: str) -> None:
     """Per step of a `dmix cpt` run: the top of the mixture, reward, train loss, tokens/s and feedback."""
     table = Table(title=title)

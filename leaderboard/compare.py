@@ -1,8 +1,10 @@
-"""Is one row ahead of another beyond seed noise? Two leaderboard rows compared task by task.
+"""Is one row ahead of another beyond seed noise? Two leaderboard rows compared task by task, and every row against
+each task's ceiling.
 
 Two submissions run on the same evaluation seeds, so their difference is paired by seed. A reference row (the
 static or schedule oracle) was confirmed on reference seeds instead, so a submission against it is compared
-unpaired (Welch's interval). Differences are in normalised points, the table's unit.
+unpaired (Welch's interval). Differences are in normalised points, the table's unit. A row ahead of its task's
+`ref_max` beyond noise means the search missed a better mixture: the reference moves.
 """
 
 from __future__ import annotations
@@ -74,3 +76,27 @@ def compare_rows(store: Store, protocol: Protocol, name: str, other: str) -> lis
         differences.append(Difference(task.name, row=row, other=other_row, mean=d["mean"] * scale,
                                       low=d["low"] * scale, high=d["high"] * scale, n=d["n"], paired=paired))
     return differences
+
+
+def against_ceiling(store: Store, protocol: Protocol) -> list[tuple[str, Difference]]:
+    """(row, its difference from the task's ceiling) for every finished submission and every task whose reference
+    says which confirmed oracle gave `ref_max` (`ref_max_from`): unpaired, against that oracle's confirmation
+    episodes, in normalised points (the ceiling is 100)."""
+    references = {task.name: store.reference(protocol.version, task.name) for task in protocol.tasks}
+    found = []
+    for submission in store.submissions(protocol.version):
+        if submission["status"] != "done":
+            continue
+        mine = row_scores(store, protocol, submission["name"])
+        for task in protocol.tasks:
+            ref, scores = references[task.name], list(mine.get(task.name, {}).values())
+            best = ref.get(ref.get("ref_max_from", ""), {}).get("scores", []) if ref else []
+            if len(scores) < 2 or len(best) < 2 or not ref["ref_max"] > ref["ref_min"]:
+                continue
+            scale = 100.0 / (ref["ref_max"] - ref["ref_min"])
+            d = welch_difference(scores, best)
+            row, ceiling = (normalised_score(mean_std(x)[0], ref["ref_min"], ref["ref_max"]) for x in (scores, best))
+            found.append((submission["name"], Difference(task.name, row=row, other=ceiling, mean=d["mean"] * scale,
+                                                         low=d["low"] * scale, high=d["high"] * scale, n=d["n"],
+                                                         paired=False)))
+    return found

@@ -873,3 +873,28 @@ def test_model_selection_shortlist_plays_the_rest_with_each_algorithms_best_of_t
     played.clear()  # without the cut every candidate plays the rest, and the second seed's best wins
     result = selection.select_models(tmp_path, tiny_protocol.version, seeds=2, data_dir=str(tiny_data), progress=False)
     assert sorted(played) == [("1500.pt", second), ("500.pt", second)] and result["chosen"]["cql"]["label"] == "cql@1500"
+
+
+def test_against_ceiling_flags_a_row_above_ref_max_beyond_noise_only(tmp_path):
+    from leaderboard.compare import against_ceiling
+
+    protocol = PROTOCOLS["dmix-bench-v2"]
+    first, second = protocol.tasks[:2]
+    store = Store(tmp_path / "results.sqlite")
+    rows = {"above": [1.30, 1.32, 1.29, 1.31], "level": [1.20, 1.25, 1.15, 1.22], "running": [2.0, 2.0]}
+    for name, scores in rows.items():
+        store.begin(name, protocol.version, name, name)
+        for seed, score in zip(first.seeds, scores):
+            store.add_episode(name, protocol.version, first.name, seed, [0.0, 0.0], score, 0.0, 0, 0.0, {})
+        if name != "running":
+            store.finish(name, protocol.version)
+    oracle = {"label": "domains:target=1", "seeds": [5_001_000, 5_001_001, 5_001_002], "scores": [1.19, 1.21, 1.20]}
+    line = {"label": "static:target-share=0.15", "seeds": oracle["seeds"], "scores": [1.0, 1.02, 0.98]}
+    store.set_reference(protocol.version, first.name, 0.2, 1.2, {"static": line, "domain": oracle, "ref_max_from": "domain"})
+    store.set_reference(protocol.version, second.name, 0.2, 1.2, {"static": line})  # no ref_max_from: not checked
+
+    found = dict(against_ceiling(store, protocol))
+    assert set(found) == {"above", "level"}  # a running row is not checked yet
+    assert found["above"].verdict == "ahead" and found["level"].verdict == "within noise"
+    assert found["above"].other == pytest.approx(100.0) and found["above"].task == first.name
+    assert found["above"].mean == pytest.approx(100 * (np.mean(rows["above"]) - 1.2))
