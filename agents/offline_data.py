@@ -106,6 +106,12 @@ def metadata_space(meta: dict[str, Any]) -> DomainSpace:
                        tuple(meta["p0"]), tuple(meta["p_star"]))
 
 
+def field_roles(space: DomainSpace) -> tuple:
+    """What per-field datasets must share: the fields and which are targets. Each draw of a scenario space keeps its
+    own natural field shares (p0, p*), so those may differ; the agent's space takes the first dataset's."""
+    return space.names, space.field_of, space.fields, space.target_fields
+
+
 def load_offline(dataset, window: int, features: str = "absolute", target_left: bool = True,
                  space: str = "fine") -> OfflineData:
     """Windows, actions and rewards of every step of a dmix Minari dataset: an id or a loaded MinariDataset, or a list of
@@ -114,7 +120,8 @@ def load_offline(dataset, window: int, features: str = "absolute", target_left: 
     `space="source"`: every dataset's mixtures (observed and chosen) summed per field, so that datasets of different
     domain spaces with the same fields (the draws of a scenario space, each clustered its own way) train one agent of
     the per-field space; it acts in any scenario with those field roles (`dmix_gym.policy.adapt_env`), with a domain
-    mixture's within-field splits where given (`baselines.domains.WithinFieldSplits`)."""
+    mixture's within-field splits where given (`baselines.domains.WithinFieldSplits`). Their natural field shares
+    may differ (`field_roles`)."""
     check_features(features)
     if space not in ("fine", "source"):
         raise ConfigError(f"space must be 'fine' (the datasets' own domains) or 'source' (one per field), got {space!r}")
@@ -129,10 +136,14 @@ def load_offline(dataset, window: int, features: str = "absolute", target_left: 
     parts: dict[str, list[np.ndarray]] = {key: [] for key in ARRAYS}
     first_id = 0
     for data, other, fine, seen in zip(datasets, metas, own, spaces):
-        if seen != spaces[0]:
+        if space == "fine" and seen != spaces[0]:
             raise ConfigError(f"dataset {data.spec.dataset_id!r} has another domain space than {datasets[0].spec.dataset_id!r}; "
                               f"datasets trained on together must share domains, fields, p0 and p* (space='source' "
                               "trains datasets of other domains on their fields' shares)")
+        if space == "source" and field_roles(seen) != field_roles(spaces[0]):
+            raise ConfigError(f"dataset {data.spec.dataset_id!r} has fields {list(seen.fields)} (targets "
+                              f"{list(seen.target_fields)}), {datasets[0].spec.dataset_id!r} has {list(spaces[0].fields)} "
+                              f"(targets {list(spaces[0].target_fields)}): per-field agents need the same fields")
         d = fine.size
         for episode in data.iterate_episodes():
             steps = len(episode.actions)

@@ -121,7 +121,8 @@ def test_sft_can_imitate_the_top_returns_whatever_behaviour_logged_them(tiny_off
 
 @pytest.mark.filterwarnings("ignore:Number of distinct clusters", "ignore:invalid value encountered in divide")
 def test_datasets_of_other_domain_spaces_train_together_on_their_fields_shares(tiny_data, tmp_path, monkeypatch):
-    from dmix_gym.data.domains import collapse
+    from datasets_builder.publish import dmix_metadata
+    from dmix_gym.data.domains import collapse, source_space
     from dmix_gym.scenario import Scenario
     from tests.helpers import tiny_spec
 
@@ -136,8 +137,21 @@ def test_datasets_of_other_domain_spaces_train_together_on_their_fields_shares(t
     assert fine[0].domains != fine[1].domains  # each build's own domains
     with pytest.raises(ConfigError, match="another domain space"):
         load_offline(ids, SMALL.window, SMALL.features)
+    # Another draw has its own natural field shares (p0, p*): per-field training takes it, fine training does not.
+    meta = dmix_metadata(ids[1])
+    fields = np.asarray(meta["field_of"])
+    p0 = 0.8 * np.asarray(meta["p0"]) + 0.2 * (fields == fields.max()) / (fields == fields.max()).sum()
+    p_star = 0.5 * np.asarray(meta["p_star"]) + 0.5 * (fields == 0) / (fields == 0).sum()
+    ids[1].storage.update_metadata({"dmix": {**meta, "p0": p0.tolist(), "p_star": p_star.tolist()}})
+    with pytest.raises(ConfigError, match="another domain space"):
+        load_offline(ids, SMALL.window, SMALL.features)
     both = load_offline(ids, SMALL.window, SMALL.features, space="source")
     assert both.domains == ("general/all", "math/all") and len(both) == len(fine[0]) + len(fine[1])
+    assert both.domain_space == source_space(fine[0].domain_space)  # the first dataset's field shares
+    renamed = {**dmix_metadata(ids[1]), "fields": ["general", "code"], "target_fields": ["code"]}
+    ids[1].storage.update_metadata({"dmix": renamed})
+    with pytest.raises(ConfigError, match="need the same fields"):
+        load_offline(ids, SMALL.window, SMALL.features, space="source")
     expected = np.concatenate([collapse(f.actions, f.domain_space) for f in fine])
     np.testing.assert_allclose(both.actions, expected, atol=1e-6)  # each dataset's mixtures summed per field
     np.testing.assert_allclose(both.windows[:, -1, :2].sum(1), 1.0, atol=1e-5)  # observed mixtures too
