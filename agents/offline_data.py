@@ -15,7 +15,7 @@ from dmix_gym.scenario import Scenario
 from .features import check_features, reward_weights, tokens, windows
 
 JOIN = "+"  # joins the ids of datasets trained on together; Minari's dataset ids never hold it
-ARRAYS = ("windows", "actions", "rewards", "feedback_change", "terminals", "timeouts", "episode", "quality")
+ARRAYS = ("windows", "actions", "rewards", "feedback_change", "terminals", "timeouts", "episode", "quality", "scenario_index")
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,7 @@ class OfflineData:
     timeouts: np.ndarray  # (N,) the env truncated after this step
     episode: np.ndarray  # (N,) episode id
     quality: np.ndarray  # (N,) the episode's Algorithm 1 candidate count N
+    scenario_index: np.ndarray  # (N,) which of the datasets' distinct scenarios the episode ran (0: the first's)
 
     def __len__(self) -> int:
         return len(self.actions)
@@ -77,15 +78,21 @@ class OfflineData:
         return (self.feedback_change @ weights).astype(np.float32)
 
     def top_episodes(self, share: float) -> "OfflineData":
-        """The episodes whose balanced return (their final balanced score minus their start's) is in the top `share`,
-        whatever behaviour logged them: the expert level of a dataset that mixes levels (dataset v2)."""
+        """The episodes whose balanced return (their final balanced score minus their start's) is in the top `share`
+        of their scenario's, whatever behaviour logged them: the expert level of a dataset that mixes levels (dataset
+        v2). Returns compare within a scenario only: another draw's model, corpus or data budget moves the feedback at
+        another pace, as Procgen normalises returns per game."""
         if not 0 < share <= 1:
             raise ConfigError(f"the top share of episodes must lie in (0, 1], got {share}")
-        ids, index = np.unique(self.episode, return_inverse=True)
+        ids, first, index = np.unique(self.episode, return_index=True, return_inverse=True)
         returns = np.bincount(index, weights=self.rewards_for("balanced"), minlength=len(ids))
-        keep = max(1, int(round(share * len(ids))))
-        best = ids[np.argsort(-returns, kind="stable")[:keep]]
-        return self.select(np.isin(self.episode, best))
+        scenarios = self.scenario_index[first]
+        best = []
+        for scenario in np.unique(scenarios):
+            mine = np.flatnonzero(scenarios == scenario)
+            keep = max(1, int(round(share * len(mine))))
+            best.append(ids[mine[np.argsort(-returns[mine], kind="stable")[:keep]]])
+        return self.select(np.isin(self.episode, np.concatenate(best)))
 
     def of_quality(self, quality: int) -> "OfflineData":
         mask = self.quality == quality
@@ -113,7 +120,7 @@ def field_roles(space: DomainSpace) -> tuple:
 
 
 def load_offline(dataset, window: int, features: str = "absolute", target_left: bool = True,
-                 space: str = "fine") -> OfflineData:
+                 space: str = "fine", standardise: tuple | None = None) -> OfflineData:
     """Windows, actions and rewards of every step of a dmix Minari dataset: an id or a loaded MinariDataset, or a list of
     them over one domain space (a main dataset and in-regime slices); the first one's feedback standardisation applies.
 
@@ -121,7 +128,11 @@ def load_offline(dataset, window: int, features: str = "absolute", target_left: 
     domain spaces with the same fields (the draws of a scenario space, each clustered its own way) train one agent of
     the per-field space; it acts in any scenario with those field roles (`dmix_gym.policy.adapt_env`), with a domain
     mixture's within-field splits where given (`baselines.domains.WithinFieldSplits`). Their natural field shares
-    may differ (`field_roles`)."""
+    may differ (`field_roles`).
+
+    `standardise` (mean, std per field): the feedback standardisation of the features and the balanced reward, by
+    default the first dataset's. Pass the objective the agent will be scored by (a benchmark's shipped one), so that
+    across draws, none of which has the benchmark's statistics, the reward weighs the fields as the score does."""
     check_features(features)
     if space not in ("fine", "source"):
         raise ConfigError(f"space must be 'fine' (the datasets' own domains) or 'source' (one per field), got {space!r}")
@@ -132,10 +143,16 @@ def load_offline(dataset, window: int, features: str = "absolute", target_left: 
     own = [metadata_space(m) for m in metas]
     spaces = [source_space(s) for s in own] if space == "source" else own
     k = len(spaces[0].fields)
-    mean, std = np.asarray(meta["feedback_mean"], np.float32), np.maximum(np.asarray(meta["feedback_std"], np.float32), 1e-6)
+    mean, std = (meta["feedback_mean"], meta["feedback_std"]) if standardise is None else standardise
+    mean, std = np.asarray(mean, np.float32), np.maximum(np.asarray(std, np.float32), 1e-6)
+    if mean.shape != (k,) or std.shape != (k,):
+        raise ConfigError(f"standardise needs a mean and a std per field ({k}: {list(spaces[0].fields)}), "
+                          f"got shapes {mean.shape} and {std.shape}")
     parts: dict[str, list[np.ndarray]] = {key: [] for key in ARRAYS}
     first_id = 0
-    for data, other, fine, seen in zip(datasets, metas, own, spaces):
+    keys = [Scenario.from_dict(m["scenario"]).to_json() for m in metas]
+    scenario_of = [list(dict.fromkeys(keys)).index(key) for key in keys]  # 0 for the first dataset's scenario
+    for data, other, fine, seen, scenario in zip(datasets, metas, own, spaces, scenario_of):
         if space == "fine" and seen != spaces[0]:
             raise ConfigError(f"dataset {data.spec.dataset_id!r} has another domain space than {datasets[0].spec.dataset_id!r}; "
                               f"datasets trained on together must share domains, fields, p0 and p* (space='source' "
@@ -160,6 +177,7 @@ def load_offline(dataset, window: int, features: str = "absolute", target_left: 
             parts["timeouts"].append(np.asarray(episode.truncations, bool))
             parts["episode"].append(np.full(steps, first_id + episode.id))
             parts["quality"].append(np.full(steps, other["episode_quality"][episode.id]))
+            parts["scenario_index"].append(np.full(steps, scenario))
         first_id += data.total_episodes
     ident = JOIN.join(data.spec.dataset_id for data in datasets)
     return OfflineData(ident, meta["scenario"], spaces[0], mean, std, features, target_left,

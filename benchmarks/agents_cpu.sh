@@ -29,6 +29,9 @@ FLAGS=()
 for dataset in $DATASETS; do FLAGS+=(--dataset "$dataset"); done
 if [[ -n ${SFT_TOP:-} ]]; then FLAGS+=(--sft-top "$SFT_TOP"); fi  # SFT on the top returns, not one Algorithm 1 level
 FLAGS+=(--space "${SPACE:-fine}")
+# Feedback standardised as the protocol's objective scores it (for v1's dataset first, the same statistics; across
+# the draws, none of which has them, the reward would otherwise weigh the fields as the first draw's spread does).
+FLAGS+=(--standardise-as "$PROTOCOL")
 FOLDERS=()
 for features in $FEATURES; do
   out=$OUT

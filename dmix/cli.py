@@ -224,7 +224,8 @@ def agents_train(
     epochs: Annotated[int, typer.Option(help="SFT epochs")] = 150,
     quality: Annotated[int, typer.Option(help="SFT imitates the episodes of this Algorithm 1 quality N")] = 10000,
     sft_top: Annotated[Optional[float], typer.Option(help="SFT imitates instead the episodes with this top share of "
-                                                          "balanced returns, whatever behaviour logged them (e.g. 0.1)")] = None,
+                                                          "balanced returns within their scenario, whatever behaviour "
+                                                          "logged them (e.g. 0.1)")] = None,
     steps: Annotated[int, typer.Option(help="gradient steps of the RL algorithm")] = 1500,
     space: Annotated[str, typer.Option(help="fine (the datasets' domains) or source (each field's share: datasets of "
                                             "other domains, e.g. a scenario space's draws, train one agent)")] = "fine",
@@ -234,13 +235,16 @@ def agents_train(
     features: Annotated[str, typer.Option(help="how the state carries the feedback: relative (its change since the episode "
                                                "began), response (that change in units of the episode's first move) or "
                                                "absolute (its level, as the paper)")] = "absolute",
+    standardise_as: Annotated[Optional[str], typer.Option(help="standardise the feedback (features and reward) as "
+                                                               "this protocol's objective does, not by the first "
+                                                               "dataset's statistics (e.g. across draws)")] = None,
     progress: Annotated[bool, typer.Option(help="progress bars")] = True,
 ) -> None:
     """Train the Data Mixing Agent on a dmix Minari dataset; print where the saved policy is."""
     from .pipeline import train_agent
 
     train_agent(dataset, algo, out, window, d_model, layers, epochs, quality, steps, seed, progress, reward, features, sft_top,
-                space)
+                space, None if standardise_as is None else _protocol(standardise_as).version)
 
 
 @agents_app.command("guard")

@@ -181,9 +181,10 @@ def collect_trajectories(settings: CollectSettings, data_dir: PathLike = None, c
 def train_agent(dataset: str | list[str], algo: str, out: Path, window: int = 16, d_model: int = 256, layers: int = 2,
                 epochs: int = 150, quality: int = 10000, steps: int = 1500, seed: int = 0, progress: bool = True,
                 reward: str = "balanced", features: str = "absolute", sft_top: float | None = None,
-                space: str = "fine") -> Path:
+                space: str = "fine", standardise_as: str | None = None) -> Path:
     """Train the Data Mixing Agent on a dmix Minari dataset, or several over one domain space (SFT, then an offline RL
-    algorithm from it); return the saved policy's path."""
+    algorithm from it); return the saved policy's path. `standardise_as` (a protocol): standardise the feedback by the
+    objective that protocol scores with, instead of by the first dataset's statistics."""
     from agents.agent import TransformerAgent
     from agents.networks import AgentConfig, count_parameters
     from agents.offline_data import load_offline
@@ -192,7 +193,14 @@ def train_agent(dataset: str | list[str], algo: str, out: Path, window: int = 16
 
     if algo not in ("sft", "dt", *ALGOS):
         raise ConfigError(f"unknown algorithm {algo!r}; choose one of sft, dt, {', '.join(ALGOS)}")
-    data = load_offline(dataset, window, features, space=space)
+    standardise = None
+    if standardise_as is not None:
+        from leaderboard.official import ranking_objective
+        from leaderboard.protocol import get_protocol
+
+        objective = ranking_objective(get_protocol(standardise_as))
+        standardise = (objective.mean, objective.std)
+    data = load_offline(dataset, window, features, space=space, standardise=standardise)
     agent_config = AgentConfig(window=window, d_model=d_model, layers=layers, ffn=4 * d_model, features=features)
     console.print(f"{data.dataset_id}: {len(data)} transitions, {len(set(data.episode.tolist()))} episodes, "
                   f"{len(data.domains)} domains, {len(data.fields)} fields")

@@ -117,6 +117,17 @@ def test_sft_can_imitate_the_top_returns_whatever_behaviour_logged_them(tiny_off
     _, metrics = train_sft(tiny_offline, tmp_path, SMALL, SFTConfig(quality=None, top=0.5, epochs=1), progress=False)
     imitated = int(np.isin(tiny_offline.episode, ids[np.argsort(-returns)[:4]]).sum())  # the top half's transitions
     assert metrics["train_transitions"] + metrics["val_transitions"] == imitated
+    # Another scenario (another draw) whose feedback moves 10x as far: its episodes compete among themselves only.
+    faster = np.isin(tiny_offline.episode, ids[::2])
+    fast = dataclasses.replace(tiny_offline, scenario_index=faster.astype(int),
+                               feedback_change=np.where(faster[:, None], 10, 1) * tiny_offline.feedback_change)
+    per_scenario = fast.top_episodes(0.25)
+    kept = np.unique(per_scenario.episode)
+    assert len(kept) == 2 and set(np.unique(per_scenario.scenario_index)) == {0, 1}
+    for scenario in (0, 1):
+        mine = np.isin(ids, np.unique(fast.episode[fast.scenario_index == scenario]))
+        best = ids[mine][np.argmax(returns[mine])]  # 10x leaves the order within the scenario as it was
+        assert best in kept
 
 
 @pytest.mark.filterwarnings("ignore:Number of distinct clusters", "ignore:invalid value encountered in divide")
@@ -148,6 +159,14 @@ def test_datasets_of_other_domain_spaces_train_together_on_their_fields_shares(t
     both = load_offline(ids, SMALL.window, SMALL.features, space="source")
     assert both.domains == ("general/all", "math/all") and len(both) == len(fine[0]) + len(fine[1])
     assert both.domain_space == source_space(fine[0].domain_space)  # the first dataset's field shares
+    # Standardised as a benchmark's objective instead of the first draw: the reward weighs the fields as the score does.
+    scored = load_offline(ids, SMALL.window, SMALL.features, space="source", standardise=([-5.0, -6.0], [0.2, 1.4]))
+    halved = load_offline(ids, SMALL.window, SMALL.features, space="source", standardise=([-5.0, -6.0], [0.4, 2.8]))
+    assert scored.feedback_std.tolist() == pytest.approx([0.2, 1.4]) and scored.feedback_mean.tolist() == [-5.0, -6.0]
+    np.testing.assert_allclose(halved.rewards_for("balanced"), scored.rewards_for("balanced") / 2, rtol=1e-5)
+    assert not np.allclose(scored.rewards_for("balanced"), both.rewards_for("balanced"))
+    with pytest.raises(ConfigError, match="a mean and a std per field"):
+        load_offline(ids, SMALL.window, SMALL.features, space="source", standardise=([-5.0], [0.2]))
     renamed = {**dmix_metadata(ids[1]), "fields": ["general", "code"], "target_fields": ["code"]}
     ids[1].storage.update_metadata({"dmix": renamed})
     with pytest.raises(ConfigError, match="need the same fields"):
