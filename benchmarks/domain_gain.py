@@ -14,7 +14,7 @@ logs (committed as the references run, so this reads a finished or a partial run
 
 Reference episodes logged before traces carried probes have none; `--probes TASK` re-runs that task's confirmed line
 and domain winners on their confirmation seeds into `probes/<protocol>/<task>.jsonl` (2 x 5 episodes) and checks
-every score equals the logged one.
+every score equals the logged one (within 1e-9: a log from another machine can differ in the last bits).
 
     python benchmarks/domain_gain.py [--protocol dmix-bench-v3] [--logs benchmarks/results/leaderboard/live/references]
     python benchmarks/domain_gain.py --probes in-distribution [--workers 2]
@@ -32,6 +32,7 @@ LOGS = Path("benchmarks/results/leaderboard/live/references")
 OUT = Path("benchmarks/results/domain_gain")
 SEARCH_SEEDS = range(5_000_000, 5_001_000)
 CONFIRM_SEEDS = range(5_001_000, 5_002_000)
+REPRODUCED = 1e-9  # a re-run within this of the logged score is the same episode (float summation order aside)
 
 
 def read_log(path: Path) -> list[dict]:
@@ -215,9 +216,10 @@ def rerun_probes(protocol: str, task_name: str, logs: Path, out: Path, workers: 
         seeds = sorted(confirmed(records, label))
         scores = evaluate({label: spec_policy(label)}, seeds, task, task.objective, log, workers)[label]
         logged = np.array([confirmed(records, label)[s] for s in seeds])
-        if not np.array_equal(scores, logged):
-            raise SystemExit(f"{task_name} {label}: re-run scores differ from the reference log by up to "
-                             f"{np.abs(scores - logged).max():.2e}")
+        gap = float(np.abs(scores - logged).max())
+        if gap > REPRODUCED:
+            raise SystemExit(f"{task_name} {label}: re-run scores differ from the reference log by up to {gap:.2e}")
+        print(f"{task_name} {label}: {len(seeds)} episodes, " + ("bit for bit" if gap == 0 else f"within {gap:.1e}"))
     return path
 
 
