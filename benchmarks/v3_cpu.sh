@@ -12,8 +12,11 @@
 #    on to the draws (SHORTLIST); the chosen ones ship as official:dmix-bench-v3/<algo>;
 # 5. v3's rows (unchanged baselines take v2's episodes; benchmarks/leaderboard_cpu.sh);
 # 6. the unseen-scale task: its references and rows, the best agent among them (benchmarks/unseen_scale.py).
-# At 2 cores: 1 is ~6 h from where session 27 left it, 2 ~14 h, 3-4 several hours of training and ~3 h of
-# selection episodes, 5 ~5 h, 6 ~10 h. Stop a stage by ending its process group (kill -- -PGID).
+# At 2 cores: 1 is ~6 h from where session 27 left it, 2 ~14 h, 3-4 several hours of training and ~630 cpu
+# episodes of selection (~6 h), 5 ~5 h, 6 ~10 h. Stop a stage by ending its process group (kill -- -PGID).
+# Stages 4's training, 5's baseline rows and 6 depend on neither the draws nor the agents; session 28 ran them as
+# separate jobs beside 1-2 (each resumes here). With autogroup scheduling on, every setsid job shares the CPU
+# equally whatever its nice; weigh one with `echo N > /proc/<pid>/autogroup`.
 set -euo pipefail
 WORKERS=${1:-2}
 PROTOCOL=dmix-bench-v3
