@@ -151,7 +151,8 @@ def load_offline(dataset, window: int, features: str = "absolute", target_left: 
     parts: dict[str, list[np.ndarray]] = {key: [] for key in ARRAYS}
     first_id = 0
     keys = [Scenario.from_dict(m["scenario"]).to_json() for m in metas]
-    scenario_of = [list(dict.fromkeys(keys)).index(key) for key in keys]  # 0 for the first dataset's scenario
+    distinct = list(dict.fromkeys(keys))
+    scenario_of = [distinct.index(key) for key in keys]  # 0 for the first dataset's scenario
     for data, other, fine, seen, scenario in zip(datasets, metas, own, spaces, scenario_of):
         if space == "fine" and seen != spaces[0]:
             raise ConfigError(f"dataset {data.spec.dataset_id!r} has another domain space than {datasets[0].spec.dataset_id!r}; "

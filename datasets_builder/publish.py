@@ -100,10 +100,10 @@ def publish(folder: str | Path, name: str | None = None, author: str = "dmix", d
     name = name or plan.name
     ident = dataset_id(scenario.name, name)
     if ident in minari.list_local_datasets():
-        existing = minari.load_dataset(ident)
-        if not overwrite and is_published(existing, plan, episodes, folder):
-            return existing  # a finished collection re-run (a resumed script) republishes nothing
         if not overwrite:
+            existing = minari.load_dataset(ident)
+            if is_published(existing, plan, episodes, folder):
+                return existing  # a finished collection re-run (a resumed script) republishes nothing
             raise FileExistsError(f"Minari dataset {ident} exists and differs from {folder}; pass overwrite=True "
                                   "(--overwrite) to replace it")
         minari.delete_dataset(ident)

@@ -67,15 +67,22 @@ def compare_rows(store: Store, protocol: Protocol, name: str, other: str) -> lis
         a, b = mine.get(task.name, {}), theirs.get(task.name, {})
         if ref is None or not ref["ref_max"] > ref["ref_min"] or len(a) < 2 or len(b) < 2:
             continue
-        scale = 100.0 / (ref["ref_max"] - ref["ref_min"])
         common = sorted(set(a) & set(b))
         paired = len(common) >= 2
         d = (paired_difference([a[s] for s in common], [b[s] for s in common]) if paired
              else welch_difference(list(a.values()), list(b.values())))
-        row, other_row = (normalised_score(mean_std(x.values())[0], ref["ref_min"], ref["ref_max"]) for x in (a, b))
-        differences.append(Difference(task.name, row=row, other=other_row, mean=d["mean"] * scale,
-                                      low=d["low"] * scale, high=d["high"] * scale, n=d["n"], paired=paired))
+        differences.append(normalised_difference(task.name, list(a.values()), list(b.values()), d, ref, paired))
     return differences
+
+
+def normalised_difference(task: str, a: list[float], b: list[float], d: dict[str, float], ref: dict,
+                          paired: bool) -> Difference:
+    """A balanced-score difference `d` of scores `a` minus `b` (`scores.paired_difference` or `welch_difference`)
+    in the task's normalised points."""
+    scale = 100.0 / (ref["ref_max"] - ref["ref_min"])
+    row, other = (normalised_score(mean_std(x)[0], ref["ref_min"], ref["ref_max"]) for x in (a, b))
+    return Difference(task, row=row, other=other, mean=d["mean"] * scale, low=d["low"] * scale,
+                      high=d["high"] * scale, n=d["n"], paired=paired)
 
 
 def against_ceiling(store: Store, protocol: Protocol) -> list[tuple[str, Difference]]:
@@ -93,10 +100,6 @@ def against_ceiling(store: Store, protocol: Protocol) -> list[tuple[str, Differe
             best = ref.get(ref.get("ref_max_from", ""), {}).get("scores", []) if ref else []
             if len(scores) < 2 or len(best) < 2 or not ref["ref_max"] > ref["ref_min"]:
                 continue
-            scale = 100.0 / (ref["ref_max"] - ref["ref_min"])
             d = welch_difference(scores, best)
-            row, ceiling = (normalised_score(mean_std(x)[0], ref["ref_min"], ref["ref_max"]) for x in (scores, best))
-            found.append((submission["name"], Difference(task.name, row=row, other=ceiling, mean=d["mean"] * scale,
-                                                         low=d["low"] * scale, high=d["high"] * scale, n=d["n"],
-                                                         paired=False)))
+            found.append((submission["name"], normalised_difference(task.name, scores, best, d, ref, paired=False)))
     return found
