@@ -862,6 +862,9 @@ def test_model_selection_shortlist_plays_the_rest_with_each_algorithms_best_of_t
                 for i, (spec, _, seed) in enumerate(batch))
 
     monkeypatch.setattr(selection, "run_episodes", score)
+    built = []
+    make_env = selection.Task.make_env
+    monkeypatch.setattr(selection.Task, "make_env", lambda task, *a, **k: built.append(task.name) or make_env(task, *a, **k))
     with pytest.raises(selection.ConfigError, match="at least one"):
         selection.select_models(tmp_path, tiny_protocol.version, seeds=2, data_dir=str(tiny_data), progress=False, shortlist=0)
     result = selection.select_models(tmp_path, tiny_protocol.version, seeds=2, data_dir=str(tiny_data), progress=False,
@@ -870,6 +873,7 @@ def test_model_selection_shortlist_plays_the_rest_with_each_algorithms_best_of_t
     assert sorted(played) == sorted([(f"{s}.pt", VALIDATION_SEED_BASE) for s in (500, 1000, 1500)] + [("1000.pt", second)])
     assert result["chosen"]["cql"]["label"] == "cql@1000" and result["shortlist"] == 1
     assert result["chosen"]["cql"]["balanced_mean"] == pytest.approx((3.0 + 1000.0) / 2)
+    assert sorted(built) == sorted(set(built))  # each task's env built once over both rungs
     played.clear()  # without the cut every candidate plays the rest, and the second seed's best wins
     result = selection.select_models(tmp_path, tiny_protocol.version, seeds=2, data_dir=str(tiny_data), progress=False)
     assert sorted(played) == [("1500.pt", second), ("500.pt", second)] and result["chosen"]["cql"]["label"] == "cql@1500"
