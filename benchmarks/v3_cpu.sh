@@ -1,43 +1,139 @@
 #!/usr/bin/env bash
-# dmix-bench-v3 (issue #45) and the generalisation issue (#46) at cpu, end to end, in the order each stage needs the
-# one before it. Every stage resumes where it stopped and commits nothing itself (commit its logs, staged episodes
-# and snapshots as they land), so re-run this after a crash or a stop, on any machine:
-#   bash benchmarks/v3_cpu.sh [workers]
-# 1. v3's references: the domain-space searches of every task (benchmarks/leaderboard_cpu.sh, REFERENCES_ONLY);
-# 2. dataset v2: the in-distribution levels, then the draws of train-v1, cheapest first (benchmarks/dataset_v2.sh);
-# 3. per-field agents across the draws (SPACE=source), trained only;
-# 4. agents on v1 + v2's in-distribution episodes, then one selection over both kinds, on validation seeds, v3's
-#    validation task and validation draws nobody trained on, every candidate acting with Static-transfer's
-#    within-field splits where its domains are not the task's, each algorithm's best 3 on the protocol's tasks going
-#    on to the draws (SHORTLIST); the chosen ones ship as official:dmix-bench-v3/<algo>;
-# 5. v3's rows (unchanged baselines take v2's episodes; benchmarks/leaderboard_cpu.sh);
-# 6. the unseen-scale task: its references and rows, the best agent among them (benchmarks/unseen_scale.py).
-# At 2 cores: 1 is ~6 h from where session 27 left it, 2 ~14 h, 3-4 several hours of training and ~630 cpu
-# episodes of selection (~6 h), 5 ~5 h, 6 ~10 h. Stop a stage by ending its process group (kill -- -PGID).
-# Stages 4's training, 5's baseline rows and 6 depend on neither the draws nor the agents; session 28 ran them as
-# separate jobs beside 1-2 (each resumes here). With autogroup scheduling on, every setsid job shares the CPU
-# equally whatever its nice; weigh one with `echo N > /proc/<pid>/autogroup`.
+# dmix-bench-v3 (issue #45) and the generalisation issue (#46) at cpu, end to end: three lanes that share the machine,
+# each its own process group, each stage resuming where it stopped (re-run this after a crash, a stop or on another
+# machine; what is finished is skipped). Nothing here commits: commit the logs, staged episodes and snapshots as they
+# land (benchmarks/results/, datasets_builder/collections/).
+#   bash benchmarks/v3_cpu.sh [start] [workers]   start the lanes in the background and return (logs in runs/v3-lanes/)
+#   bash benchmarks/v3_cpu.sh status              each lane's stage, since when, and its log's last line
+#   bash benchmarks/v3_cpu.sh pause|resume        SIGSTOP / SIGCONT every lane (e.g. around a CI run: nothing is lost)
+#   bash benchmarks/v3_cpu.sh stop                end every lane's process group (its pool workers with it)
+# The lanes, and the order each needs:
+#   references: v3's domain-space searches (benchmarks/leaderboard_cpu.sh, REFERENCES_ONLY), then the rows that wait on
+#               no agent (agent rows say "skipped" until shipped);
+#   training:   the agents on v1 + scarce + dataset v2's in-distribution episodes (TRAIN_ONLY), then, as a filler at
+#               a low weight, the unseen-scale task's references and baseline rows (benchmarks/unseen_scale.py);
+#   data:       dataset v2 (the in-distribution levels, then the draws of train-v1, cheapest first:
+#               benchmarks/dataset_v2.sh), per-field agents across the draws, then, once the training lane's agents
+#               are trained, one selection over all four agents folders (validation seeds, v3's validation task and
+#               validation draws nobody trained on; every candidate acting with Static-transfer's within-field splits
+#               where its domains are not the task's; each algorithm's best 3 of the first rung go on: SHORTLIST);
+#               the chosen ones ship as official:dmix-bench-v3/<algo>; once the references lane ends, the agent rows;
+#               once the training lane ends, the best agent on unseen-scale.
+# A lane that waits on another waits while that lane runs (or, for the agents, until they are trained), then does the
+# other's stage itself if it did not finish.
+# At 2 cores, from where session 29 found it: references ~3 h then rows ~5 h; dataset ~12 h, draws' agents ~3 h,
+# selection ~7 h, agent rows ~3 h; unseen-scale ~10 h. Autogroup scheduling gives every process group an equal CPU
+# share whatever its nice; the lanes set their group's weight (WEIGHTS below) where /proc/<pid>/autogroup exists.
 set -euo pipefail
-WORKERS=${1:-2}
+ACTION=${1:-start}
+if [[ $ACTION == lane ]]; then LANE=$2 WORKERS=${3:-2}; else WORKERS=${2:-2}; fi
 PROTOCOL=dmix-bench-v3
-DB=benchmarks/results/leaderboard/live/$PROTOCOL.sqlite
-REFERENCES_ONLY=1 bash benchmarks/leaderboard_cpu.sh "$WORKERS" "$PROTOCOL"
-bash benchmarks/dataset_v2.sh "$WORKERS" 50
-DRAWS=$(ls datasets_builder/collections | sed -n 's|^\(train-v1-[0-9]*-cpu\)-domain-space-v1$|dmix/\1/domain-space-v1|p')
-DATASETS="$DRAWS" SPACE=source TRAIN_ONLY=1 FEATURES="relative response" SFT_TOP=0.1 \
-  bash benchmarks/agents_cpu.sh runs/agents-cpu-v3-draws "$WORKERS" "$PROTOCOL"
-SPLITS=$(dmix leaderboard static-transfer --protocol "$PROTOCOL" --db "$DB")
-if [[ $SPLITS != domains:* ]]; then SPLITS=""; fi  # a line mixture: the agents keep p0 / p* within each field
-DATASETS="dmix/general-math-cpu/trajectories-v1 dmix/general-math-cpu/scarce-target-v1 dmix/general-math-cpu/domain-space-v1" \
-  FEATURES="relative response" SFT_TOP=0.1 SPLITS="$SPLITS" VALIDATION_DRAWS=train-v1:1000-1004 SHORTLIST=3 \
-  EXTRA_AGENTS="runs/agents-cpu-v3-draws-relative runs/agents-cpu-v3-draws-response" \
-  bash benchmarks/agents_cpu.sh runs/agents-cpu-v3 "$WORKERS" "$PROTOCOL"
-bash benchmarks/leaderboard_cpu.sh "$WORKERS" "$PROTOCOL"
-BEST=$(python3 -c "
+DIR=runs/v3-lanes
+LANES=(references training data)
+declare -A WEIGHTS=([references]=0 [training]=3 [data]=0)  # autogroup nice: the agents' training yields to episodes
+IN_DIST="dmix/general-math-cpu/trajectories-v1 dmix/general-math-cpu/scarce-target-v1 dmix/general-math-cpu/domain-space-v1"
+
+lane_pid() { [[ -f $DIR/$1.pid ]] && cat "$DIR/$1.pid"; }
+running() {  # whether lane $1's process is alive (and is this script's lane, not a reused pid)
+  local pid
+  pid=$(lane_pid "$1") || return 1
+  [[ -r /proc/$pid/cmdline ]] && tr '\0' ' ' < "/proc/$pid/cmdline" | grep -q "v3_cpu.sh lane $1"
+}
+stage() { echo "$* (since $(date -u +%FT%TZ))" > "$DIR/$LANE.stage"; echo "== $*"; }
+wait_for() { stage "waiting for the $1 lane"; while running "$1"; do sleep 60; done; }
+wait_done() { stage "waiting for $1 (the $2 lane)"; while [[ ! -f $DIR/$1.done ]] && running "$2"; do sleep 60; done; }
+weigh() { echo "$1" > "/proc/$$/autogroup" 2> /dev/null || true; }
+bin() { bash "$DIR/bin/$1" "${@:2}"; }  # the copies taken at start: editing benchmarks/ never changes a running lane
+
+training_agents() {
+  stage "agents on the in-distribution datasets (training only)"
+  OMP_NUM_THREADS=1 DATASETS="$IN_DIST" FEATURES="relative response" SFT_TOP=0.1 TRAIN_ONLY=1 \
+    bin agents_cpu.sh runs/agents-cpu-v3 1 "$PROTOCOL"
+  touch "$DIR/agents.done"
+}
+scale_task() {  # unseen-scale: its references, then its rows ($@: more --policy rows)
+  stage "unseen-scale: references and rows $*"
+  python benchmarks/unseen_scale.py --protocol "$PROTOCOL" --workers "$1" "${@:2}"
+}
+rows() { stage "v3's references and rows"; bin leaderboard_cpu.sh "$WORKERS" "$PROTOCOL"; }
+
+lane_references() {
+  stage "v3's references"
+  REFERENCES_ONLY=1 bin leaderboard_cpu.sh "$WORKERS" "$PROTOCOL"
+  rows
+}
+lane_training() {
+  training_agents
+  weigh 19  # a filler: the other lanes' stages are what v3's rows wait on
+  scale_task 1
+}
+lane_data() {
+  stage "dataset v2"
+  bin dataset_v2.sh 1 50
+  stage "per-field agents across the draws (training only)"
+  local draws
+  draws=$(ls datasets_builder/collections | sed -n 's|^\(train-v1-[0-9]*-cpu\)-domain-space-v1$|dmix/\1/domain-space-v1|p')
+  OMP_NUM_THREADS=1 DATASETS="$draws" SPACE=source TRAIN_ONLY=1 FEATURES="relative response" SFT_TOP=0.1 \
+    bin agents_cpu.sh runs/agents-cpu-v3-draws 1 "$PROTOCOL"
+  wait_done agents training
+  training_agents  # finished algorithms are skipped: seconds when the training lane trained them
+  stage "model selection over the four agents folders"
+  local splits
+  splits=$(dmix leaderboard static-transfer --protocol "$PROTOCOL" --db "benchmarks/results/leaderboard/live/$PROTOCOL.sqlite")
+  if [[ $splits != domains:* ]]; then splits=""; fi  # a line mixture: the agents keep p0 / p* within each field
+  DATASETS="$IN_DIST" FEATURES="relative response" SFT_TOP=0.1 SPLITS="$splits" VALIDATION_DRAWS=train-v1:1000-1004 \
+    SHORTLIST=3 EXTRA_AGENTS="runs/agents-cpu-v3-draws-relative runs/agents-cpu-v3-draws-response" \
+    bin agents_cpu.sh runs/agents-cpu-v3 "$WORKERS" "$PROTOCOL"
+  wait_for references
+  rows
+  wait_for training
+  local best
+  best=$(python3 -c "
 import json
 from leaderboard.selection import ranked_algorithms
 chosen = json.load(open('benchmarks/results/model_selection/$PROTOCOL.json'))['chosen']
 best = ranked_algorithms(chosen)[0]
 print(f'official:$PROTOCOL/{best}' + ('@' + chosen[best]['splits'] if chosen[best].get('splits') else ''))")
-python benchmarks/unseen_scale.py --protocol "$PROTOCOL" --workers "$WORKERS" --policy "$BEST" \
-  --policy benchmarks/policies/iql-v2-guarded.json
+  scale_task "$WORKERS" --policy "$best" --policy benchmarks/policies/iql-v2-guarded.json
+  stage "done"
+}
+
+signal_lanes() {  # $1: the signal, to every running lane's process group
+  local lane
+  for lane in "${LANES[@]}"; do
+    if running "$lane"; then kill "-$1" -- "-$(lane_pid "$lane")" && echo "$lane: SIG$1"; fi
+  done
+}
+
+case $ACTION in
+  start)
+    mkdir -p "$DIR/bin"
+    for lane in "${LANES[@]}"; do
+      if running "$lane"; then echo "the $lane lane is already running (pid $(lane_pid "$lane")): stop it first" >&2; exit 1; fi
+    done
+    rm -f "$DIR"/*.done
+    cp benchmarks/v3_cpu.sh benchmarks/leaderboard_cpu.sh benchmarks/dataset_v2.sh benchmarks/agents_cpu.sh "$DIR/bin/"
+    for lane in "${LANES[@]}"; do
+      setsid nohup bash "$DIR/bin/v3_cpu.sh" lane "$lane" "$WORKERS" >> "$DIR/$lane.log" 2>&1 < /dev/null &
+      echo $! > "$DIR/$lane.pid"
+      echo "$lane lane: pid $!, log $DIR/$lane.log"
+    done
+    ;;
+  lane)  # internal: one lane, in its own process group (started by `start`)
+    declare -F "lane_$LANE" > /dev/null || { echo "no lane called $LANE (lanes: ${LANES[*]})" >&2; exit 2; }
+    weigh "${WEIGHTS[$LANE]}"  # here, not at start: the lane's own group exists once setsid has run
+    "lane_$LANE"
+    ;;
+  status)
+    for lane in "${LANES[@]}"; do
+      state=stopped
+      if running "$lane"; then state="running, pid $(lane_pid "$lane")"; fi
+      echo "$lane ($state): $(cat "$DIR/$lane.stage" 2> /dev/null || echo "never started")"
+      if [[ -f $DIR/$lane.log ]]; then echo "  $(tail -c 2000 "$DIR/$lane.log" | tr '\r' '\n' | grep -v '^\s*$' | tail -n 1 | cut -c 1-150)"; fi
+    done
+    ;;
+  pause) signal_lanes STOP ;;
+  resume) signal_lanes CONT ;;
+  stop) signal_lanes TERM ;;
+  *) echo "usage: bash benchmarks/v3_cpu.sh [start [workers] | status | pause | resume | stop], got $ACTION" >&2; exit 2 ;;
+esac
