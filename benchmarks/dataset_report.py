@@ -7,6 +7,12 @@ balanced score, the best against the training task's `ref_max` (for a collection
 GSM8K probe the score does not reward.
 
     python benchmarks/dataset_report.py [--collection general-math-cpu-domain-space-v1] [--protocol dmix-bench-v3]
+    python benchmarks/dataset_report.py --space train-v1      # one row per staged draw of a scenario space
+
+`--space` summarises the draws instead (`<space>.md`): what each draw varies (proxy, learning rate and schedule, target
+data and what happens when it runs out, horizon, source and target composition), its episodes, and how far apart its
+best and worst episodes score. Scores of different draws do not compare (other dynamics), but a draw whose episodes
+all score alike teaches an agent little about mixtures.
 """
 
 from __future__ import annotations
@@ -39,16 +45,66 @@ def level(quality: int) -> str:
     return f"Algorithm 1, N = {quality}"
 
 
+def draw_row(folder: Path, protocol, base_flops: float) -> str:
+    """A staged draw's row: its settings, its episodes and the spread of their scores."""
+    from dmix_gym.scenario import Scenario
+    from dmix_gym.scenario_space import episode_flops
+
+    plan = json.loads((folder / "plan.json").read_text())
+    scenario = plan["scenario"]
+    model, train = scenario["model"], scenario["train"]
+    fields = {f["role"]: f for f in scenario["data"]["fields"]}
+    source, target = fields["source"]["train"], fields["target"]["train"]
+    cost = episode_flops(Scenario.from_dict(scenario)) / base_flops
+    names = lambda files: "+".join(Path(f).name.split(".")[0] for f in files)  # noqa: E731
+    scores, levels = [], []
+    for path in sorted(folder.glob("episode-*.npz")):
+        with np.load(path) as episode:
+            scores.append(protocol.objective.score(episode["info/feedback"][-1]))
+            levels.append(level(int(episode["quality"])))
+    spread = f"{min(scores):.2f} | {max(scores):.2f} | {max(scores) - min(scores):.2f} | {levels[int(np.argmax(scores))]}" \
+        if scores else "– | – | – | –"
+    return (f"| {scenario['data']['name'].rsplit('-', 1)[-1]} | {model['hidden_size']}x{model['num_layers']} | {cost:.2f} | "
+            f"{train['lr']:.4f} {train['lr_schedule']} | {train['target_fraction']:g}, {train['on_exhausted']} | "
+            f"{train['max_steps']} x {train['tokens_per_step'] // 1024}k | {names(source['files'])} "
+            f"({len(source.get('labels') or [])} labels) | {names(target['files'])} | "
+            f"{names(fields['target']['eval']['files'])} | {len(scores)}/{len(plan['episodes'])} | {spread} |")
+
+
+def space_report(space_name: str, protocol) -> str:
+    """Every staged draw of a scenario space, a row each (`draw_row`), with the totals."""
+    from dmix_gym.scenario import make_scenario
+    from dmix_gym.scenario_space import episode_flops, load_space
+
+    space = load_space(space_name)
+    base_flops = episode_flops(make_scenario(space.base, space.preset))
+    folders = sorted(f for f in COLLECTIONS.glob(f"{space.name}-*") if (f / "plan.json").is_file())
+    rows = [draw_row(folder, protocol, base_flops) for folder in folders]
+    episodes = sum(len(list(f.glob("episode-*.npz"))) for f in folders)
+    header = ["| draw | proxy (hidden x layers) | cost (x cpu episode) | peak lr, schedule | target fraction, when out | "
+              "steps x tokens | source (labels kept) | target | target feedback | episodes | worst | best | "
+              "best − worst | best level |", "| --- | --- | ---: | --- | --- | --- | --- | --- | --- | ---: | ---: | ---: | ---: | --- |"]
+    return "\n".join(header + rows) + (f"\n\n{len(folders)} draws of {space.name} staged, {episodes} episodes, scored by "
+                                        f"{protocol.version}'s objective (scores compare within a draw only).\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--collection", default="general-math-cpu-domain-space-v1")
     parser.add_argument("--protocol", default="dmix-bench-v3")
+    parser.add_argument("--space", help="summarise the staged draws of this scenario space instead, a row each")
     args = parser.parse_args()
 
     from leaderboard.protocol import get_protocol
     from leaderboard.store import Store
 
     protocol = get_protocol(args.protocol)
+    if args.space:
+        text = space_report(args.space, protocol)
+        OUT.mkdir(parents=True, exist_ok=True)
+        (OUT / f"{args.space}.md").write_text(text)
+        print(text)
+        return
     folder = COLLECTIONS / args.collection
     scenario = json.loads((folder / "plan.json").read_text())["scenario"]
     probe_names = [f"{f['name']}/{p['name']}" for f in scenario["data"]["fields"] for p in (f.get("probes") or [])]
