@@ -47,4 +47,5 @@ while IFS=$'\t' read -r -u 3 scenario cost; do
   if awk -v cost="$cost" 'BEGIN { exit !(cost <= 2) }'; then plan=(--trajectories 4 --behaviours runs/dataset-v2/draw.json)
   else plan=(--trajectories 2 --behaviours runs/dataset-v2/draw-costly.json); fi
   dmix collect --scenario "$scenario" --name domain-space "${plan[@]}" --qualities 1,1000 --workers "$WORKERS" --publish
+  python benchmarks/dataset_report.py --space train-v1 > /dev/null  # the draws so far, a row each
 done 3< runs/dataset-v2/draws.tsv
