@@ -84,6 +84,8 @@ if [[ $PROTOCOL == dmix-bench-v3 ]]; then
   submit benchmarks/policies/iql-v2-guarded.json "IQL agent (v2), guarded"
 fi
 dmix leaderboard show --protocol "$PROTOCOL" --db "$DB"
-dmix leaderboard ceilings --protocol "$PROTOCOL" --db "$DB" | tail -n 1  # a row above ref_max: the reference moves
+# A row above ref_max beyond noise runs on the ceiling's confirmation seeds; ahead there too (paired), the reference moves.
+dmix leaderboard ceilings --protocol "$PROTOCOL" --db "$DB" --confirm --workers "$WORKERS" | tail -n 12
+snapshot
 dmix leaderboard report --protocol "$PROTOCOL" --db "$DB" --out "runs/leaderboard-$PROTOCOL"
 dmix leaderboard export --protocol "$PROTOCOL" --db "$DB"

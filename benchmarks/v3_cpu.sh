@@ -129,7 +129,7 @@ case $ACTION in
       state=stopped
       if running "$lane"; then state="running, pid $(lane_pid "$lane")"; fi
       echo "$lane ($state): $(cat "$DIR/$lane.stage" 2> /dev/null || echo "never started")"
-      if [[ -f $DIR/$lane.log ]]; then echo "  $(tail -c 2000 "$DIR/$lane.log" | tr '\r' '\n' | grep -v '^\s*$' | tail -n 1 | cut -c 1-150)"; fi
+      if [[ -f $DIR/$lane.log ]]; then echo "  $(tail -c 2000 "$DIR/$lane.log" | tr '\r' '\n' | grep -av '^\s*$' | tail -n 1 | cut -c 1-150)"; fi
     done
     ;;
   pause) signal_lanes STOP ;;

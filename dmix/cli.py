@@ -439,18 +439,27 @@ def leaderboard_compare(
 @leaderboard_app.command("ceilings")
 def leaderboard_ceilings(
     protocol: Protocol = "dmix-bench-v2",
+    confirm: Annotated[bool, typer.Option(help="run each row above its ceiling on the ceiling's confirmation seeds "
+                                               "and move the reference where it is ahead there too (paired)")] = False,
+    workers: Annotated[int, typer.Option(help="episodes run in parallel processes (with --confirm)")] = 1,
     db: Db = None,
+    data_dir: DataDir = None,
     cache_dir: CacheDir = None,
 ) -> None:
     """Is any row above its task's ref_max beyond seed noise? Then the search missed a better mixture: the reference
-    moves (every finished row, every task, Welch's 95% interval against the best oracle's confirmation episodes)."""
+    moves (every finished row, every task, Welch's 95% interval against the best oracle's confirmation episodes;
+    `--confirm` checks each such row paired on the oracle's seeds and moves the reference)."""
+    from leaderboard.ceiling import move_ceilings
     from leaderboard.compare import against_ceiling
     from leaderboard.official import open_store
 
-    from .views import print_ceilings
+    from .views import print_ceiling_checks, print_ceilings
 
     resolved = _protocol(protocol)
-    print_ceilings(resolved.version, against_ceiling(open_store(_db(db, cache_dir), resolved.version), resolved))
+    store = open_store(_db(db, cache_dir), resolved.version)
+    print_ceilings(resolved.version, against_ceiling(store, resolved))
+    if confirm:
+        print_ceiling_checks(resolved.version, move_ceilings(store, resolved, workers, data_dir, cache_dir))
 
 
 @leaderboard_app.command("references")

@@ -151,6 +151,21 @@ def print_ceilings(protocol: str, differences: list) -> None:
                   + (f": {', '.join(above)}" if above else ""))
 
 
+def print_ceiling_checks(protocol: str, checks: list[dict]) -> None:
+    """Each row above its ceiling, re-run on the ceiling's confirmation seeds (`leaderboard.ceiling.move_ceilings`)."""
+    if not checks:
+        console.print("no new ceiling check to make")
+        return
+    table = Table(title=f"{protocol}: rows above their ceiling, paired on the ceiling's confirmation seeds (balanced)")
+    for column in ("row", "task", "ceiling", "row's mean", "− ceiling [95% CI]", "reference"):
+        table.add_column(column, justify="right")
+    for c in checks:
+        d = c["minus_ceiling"]
+        table.add_row(c["row"], c["task"], f"{c['ceiling']} {c['ceiling_mean']:.3f}", f"{c['mean']:.3f}",
+                      f"{d['mean']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}]", "[red]moved[/]" if c["moved"] else "kept")
+    console.print(table)
+
+
 def print_cpt_records(records: list[dict], title: str) -> None:
     """Per step of a `dmix cpt` run: the top of the mixture, reward, train loss, tokens/s and feedback."""
     table = Table(title=title)

@@ -902,3 +902,46 @@ def test_against_ceiling_flags_a_row_above_ref_max_beyond_noise_only(tmp_path):
     assert found["above"].verdict == "ahead" and found["level"].verdict == "within noise"
     assert found["above"].other == pytest.approx(100.0) and found["above"].task == first.name
     assert found["above"].mean == pytest.approx(100 * (np.mean(rows["above"]) - 1.2))
+
+
+def test_a_row_above_the_ceiling_moves_it_only_when_ahead_paired_on_the_ceilings_seeds(tiny_protocol, tiny_data, tmp_path):
+    """A flagged row runs on the ceiling oracle's confirmation seeds; ahead there (paired), it becomes ref_max. A second
+    row with the same policy plays the same episodes: level with the new ceiling, the reference stays."""
+    from leaderboard.ceiling import move_ceilings
+    from leaderboard.registry import resolve_policy
+    from leaderboard.search_log import CONFIRM, reference_seeds
+    from leaderboard.submit import FrozenProtocol
+
+    objective = Objective((-5.0, -5.0), (0.2, 1.0))
+    task = dataclasses.replace(tiny_protocol.tasks[0], objective=objective)
+    protocol = dataclasses.replace(tiny_protocol, version="test-tiny-ceiling", tasks=(task,), objective=objective)
+    PROTOCOLS[protocol.version] = protocol
+    try:
+        store = Store(tmp_path / "lb.sqlite")
+        seeds = reference_seeds(CONFIRM, 2)
+        oracle = {"label": "static:target-share=0.5", "seeds": seeds, "scores": [-90.0, -91.0], "mean": -90.5, "std": 0.7}
+        store.set_reference(protocol.version, task.name, -100.0, -90.5, {"static": oracle, "ref_max_from": "static"})
+        spec = "baseline:uniform"
+        fingerprint = resolve_policy(spec)[1]
+        for name in ("uniform", "uniform-again"):
+            store.begin(name, protocol.version, spec, fingerprint)
+            for seed in task.seeds:  # scored far above the ceiling on the evaluation seeds
+                store.add_episode(name, protocol.version, task.name, seed, [0.0, 0.0], 1_000.0 + seed % 2, 0.0, 0, 0.0, {})
+            store.finish(name, protocol.version)
+        frozen = dataclasses.replace(protocol, frozen="test")
+        with pytest.raises(FrozenProtocol):
+            move_ceilings(store, frozen, data_dir=str(tiny_data), progress=False)
+
+        checks = {c["row"]: c for c in move_ceilings(store, protocol, data_dir=str(tiny_data), progress=False)}
+        ref = store.reference(protocol.version, task.name)
+        first = checks["uniform"]
+        assert first["seeds"] == seeds and first["moved"] and first["minus_ceiling"]["low"] > 0
+        assert ref["ref_max_from"] == "row:uniform" and ref["ref_max"] == pytest.approx(first["mean"])
+        assert ref["row:uniform"]["scores"] == first["scores"] and ref["static"] == oracle  # the oracle is kept
+        # the second row was checked against the moved ceiling (its own policy's episodes): level, nothing moves
+        again = checks["uniform-again"]
+        assert again["ceiling"] == "row:uniform" and again["scores"] == first["scores"] and not again["moved"]
+        assert [c["row"] for c in ref["ceiling_checks"]] == ["uniform", "uniform-again"]
+        assert move_ceilings(store, protocol, data_dir=str(tiny_data), progress=False) == []  # each check made once
+    finally:
+        del PROTOCOLS[protocol.version]
