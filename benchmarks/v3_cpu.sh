@@ -64,8 +64,8 @@ lane_references() {
 }
 lane_training() {
   training_agents
-  weigh 19  # a filler: the other lanes' stages are what v3's rows wait on
-  scale_task 1
+  weigh 19  # a filler: the other lanes' stages are what v3's rows wait on (alone, its workers take the machine)
+  scale_task "$WORKERS"
 }
 lane_data() {
   stage "dataset v2"
