@@ -7,6 +7,8 @@
 #   bash benchmarks/v3_cpu.sh status              each lane's stage, since when, and its log's last line
 #   bash benchmarks/v3_cpu.sh pause|resume        SIGSTOP / SIGCONT every lane (e.g. around a CI run: nothing is lost)
 #   bash benchmarks/v3_cpu.sh stop                end every lane's process group (its pool workers with it)
+#   bash benchmarks/v3_cpu.sh commit              commit what the lanes have added to results (never code), e.g. every
+#                                                 25 min: while sleep 1500; do bash benchmarks/v3_cpu.sh commit; done
 # The lanes, and the order each needs:
 #   references: v3's domain-space searches (benchmarks/leaderboard_cpu.sh, REFERENCES_ONLY), then the rows that wait on
 #               no agent (agent rows say "skipped" until shipped);
@@ -132,8 +134,23 @@ case $ACTION in
       if [[ -f $DIR/$lane.log ]]; then echo "  $(tail -c 2000 "$DIR/$lane.log" | tr '\r' '\n' | grep -av '^\s*$' | tail -n 1 | cut -c 1-150)"; fi
     done
     ;;
+  commit)  # results only: the live database's consistent copy, reference logs, staged episodes, studies' outputs
+    dmix leaderboard backup --db "benchmarks/results/leaderboard/live/$PROTOCOL.sqlite" \
+      --out "benchmarks/results/leaderboard/$PROTOCOL.sqlite" > /dev/null
+    paths=()
+    for path in benchmarks/results/leaderboard/live/references "benchmarks/results/leaderboard/$PROTOCOL.sqlite" \
+                "benchmarks/results/leaderboard/staging-$PROTOCOL" datasets_builder/collections benchmarks/results/domain_gain \
+                benchmarks/results/dataset_report benchmarks/results/model_selection benchmarks/results/unseen_scale \
+                leaderboard/official; do
+      if [[ -e $path ]]; then paths+=("$path"); fi
+    done
+    git add "${paths[@]}"
+    if git diff --cached --quiet; then echo "nothing new to commit"
+    else git commit -qm "v3 references, dataset v2, agents and rows: progress" -- "${paths[@]}" && git log --oneline -1; fi
+    ;;
   pause) signal_lanes STOP ;;
   resume) signal_lanes CONT ;;
   stop) signal_lanes TERM ;;
-  *) echo "usage: bash benchmarks/v3_cpu.sh [start [workers] | status | pause | resume | stop], got $ACTION" >&2; exit 2 ;;
+  *) echo "usage: bash benchmarks/v3_cpu.sh [start [workers] | status | pause | resume | stop | commit], got $ACTION" >&2
+     exit 2 ;;
 esac
