@@ -99,6 +99,7 @@ def publish(folder: str | Path, name: str | None = None, author: str = "dmix", d
                               "`dmix collect` (same arguments) or publish what is there with --partial")
     name = name or plan.name
     ident = dataset_id(scenario.name, name)
+    discard_unfinished(ident)
     if ident in minari.list_local_datasets():
         if not overwrite:
             existing = minari.load_dataset(ident)
@@ -160,6 +161,28 @@ def publish(folder: str | Path, name: str | None = None, author: str = "dmix", d
         "plan_index": [int(e["index"]) for e in episodes],
     }})
     return minari.load_dataset(ident)
+
+
+def discard_unfinished(ident: str) -> bool:
+    """Remove a dataset whose publication was cut short (a killed process): its folder exists, but Minari does not list
+    it (no metadata yet) or it lacks the dmix metadata `publish` writes last. Everything in it is in the staged
+    collection, so publishing again loses nothing; without this, a resumed collection would stop at it for good."""
+    import shutil
+    import warnings
+
+    import minari
+    from minari.storage import get_dataset_path
+
+    path = Path(get_dataset_path(ident))
+    if not path.exists():
+        return False
+    listed = ident in minari.list_local_datasets()
+    if listed and METADATA_KEY in minari.load_dataset(ident).storage.metadata:
+        return False
+    warnings.warn(f"Minari dataset {ident} at {path} was never finished (a publish cut short); publishing it again",
+                  stacklevel=2)
+    shutil.rmtree(path)
+    return True
 
 
 def is_published(dataset, plan: Plan, episodes: list[dict], folder: Path) -> bool:

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -95,6 +96,29 @@ def test_minari_round_trip(staged, minari_root, tiny_data):
     assert sum(episode.size() for episode in buffer.episodes) == scored.total_steps
     assert recovered_env.unwrapped.scenario == scenario
     (folder / REFERENCES_FILE).unlink()  # the other tests publish this collection as it was
+
+
+def test_a_publish_cut_short_is_published_again_not_refused(staged, minari_root):
+    """A killed publish leaves a folder without metadata, or a dataset without dmix's metadata (written last): a
+    resumed collection publishes it again from the staged episodes instead of stopping at it."""
+    import minari
+    from minari.storage import get_dataset_path
+
+    _, folder = staged
+    ident = publish(folder, overwrite=True).spec.dataset_id
+    data = Path(get_dataset_path(ident)) / "data"
+    metadata = json.loads((data / "metadata.json").read_text())
+    del metadata["dmix"]  # killed before the last metadata update
+    (data / "metadata.json").write_text(json.dumps(metadata))
+    with pytest.warns(UserWarning, match="never finished"):
+        assert publish(folder).total_episodes == 4
+    assert "dmix" in minari.load_dataset(ident).storage.metadata
+    (data / "metadata.json").unlink()  # killed before Minari wrote its metadata
+    with pytest.warns(UserWarning, match="never finished"):
+        assert publish(folder).total_episodes == 4
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        assert publish(folder).total_episodes == 4  # a finished one is kept, with no warning
 
 
 def test_minari_load_in_fresh_process(staged, minari_root):
