@@ -8,6 +8,8 @@ logs (committed as the references run, so this reads a finished or a partial run
   rewarded set by giving a probe away shows it;
 - `convergence.png`: each task's best search-seed mean against episodes spent, the line search first, then each
   stage of the domain search (the reference is a ceiling where the curve has flattened);
+- a table of how each task's ranking of static mixtures holds on every other task (Spearman's rho over the mixtures
+  both searched, and what the first's best of them costs on the second): why a transferred constant is hard to beat;
 - `tradeoff.png` and a table: every searched static mixture whose episodes logged probes, its score against its
   GSM8K probe on the same search seeds, and the Pareto front of the two (what a mixture near the optimum's score
   keeps of the benchmark the score does not reward).
@@ -23,6 +25,7 @@ every score equals the logged one (within 1e-9: a log from another machine can d
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 from pathlib import Path
 
@@ -174,6 +177,36 @@ def plot_tradeoff(logs: dict[str, list[dict]], path: Path) -> Path | None:
     return path
 
 
+def search_means(records: list[dict]) -> dict[str, float]:
+    """Every static mixture's mean score on the search seeds."""
+    scores: dict[str, list[float]] = {}
+    for r in records:
+        if static_kind(r["label"]) and r["seed"] in SEARCH_SEEDS:
+            scores.setdefault(r["label"], []).append(r["score"])
+    return {label: float(np.mean(v)) for label, v in scores.items()}
+
+
+def transfer_table(logs: dict[str, list[dict]], min_common: int = 5) -> str:
+    """Does a task's ranking of static mixtures hold on another task? Per pair of tasks, over the static mixtures both
+    searched: Spearman's rank correlation of their search-seed means, and what the first task's best of them costs on
+    the second (the second's best − its score there): what holding one task's optimum elsewhere (Static-transfer)
+    gives away, among the mixtures the searches share."""
+    from scipy.stats import spearmanr
+
+    means = {task: search_means(records) for task, records in logs.items()}
+    lines = ["| from task | to task | shared static mixtures | Spearman's rho | to's best − to's score at from's best |",
+             "| --- | --- | ---: | ---: | ---: |"]
+    for first, second in itertools.permutations(sorted(means), 2):
+        common = sorted(set(means[first]) & set(means[second]))
+        if len(common) < min_common:
+            continue
+        rho = spearmanr([means[first][c] for c in common], [means[second][c] for c in common])[0]
+        pick = max(common, key=lambda c: means[first][c])
+        regret = max(means[second][c] for c in common) - means[second][pick]
+        lines.append(f"| {first} | {second} | {len(common)} | {rho:+.2f} | {regret:.3f} |")
+    return "\n".join(lines) if len(lines) > 2 else ""
+
+
 def paired_cells(records: list[dict], before: str, after: str | None) -> list[str]:
     """Two table cells: both labels' means on the confirmation seeds they share, and after − before with its 95% interval."""
     from leaderboard.scores import paired_difference
@@ -270,7 +303,7 @@ def main(argv: list[str] | None = None) -> None:
     folder = args.logs / args.protocol
     logs = {path.stem: read_log(path) for path in sorted(folder.glob("*.jsonl"))}
     extra = {path.stem: read_log(path) for path in sorted((args.out / "probes" / args.protocol).glob("*.jsonl"))}
-    parts = (table(logs), schedule_table(logs), probes_table(logs, extra), tradeoff_table(logs))
+    parts = (table(logs), schedule_table(logs), probes_table(logs, extra), transfer_table(logs), tradeoff_table(logs))
     text = "\n\n".join(part for part in parts if part)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{args.protocol}.md").write_text(text + "\n")
