@@ -4,7 +4,8 @@
 # machine; what is finished is skipped). Nothing here commits: commit the logs, staged episodes and snapshots as they
 # land (benchmarks/results/, datasets_builder/collections/).
 #   bash benchmarks/v3_cpu.sh [start] [workers]   start the lanes in the background and return (logs in runs/v3-lanes/)
-#   bash benchmarks/v3_cpu.sh status              each lane's stage, since when, and its log's last line
+#   bash benchmarks/v3_cpu.sh status              each lane's stage, since when, its log's last line, and what is done
+#                                                 (benchmarks/v3_progress.py)
 #   bash benchmarks/v3_cpu.sh pause|resume        SIGSTOP / SIGCONT every lane (e.g. around a CI run: nothing is lost)
 #   bash benchmarks/v3_cpu.sh stop                end every lane's process group (its pool workers with it)
 #   bash benchmarks/v3_cpu.sh commit              commit what the lanes have added to results (never code), e.g. every
@@ -133,6 +134,7 @@ case $ACTION in
       echo "$lane ($state): $(cat "$DIR/$lane.stage" 2> /dev/null || echo "never started")"
       if [[ -f $DIR/$lane.log ]]; then echo "  $(tail -c 2000 "$DIR/$lane.log" | tr '\r' '\n' | grep -av '^\s*$' | tail -n 1 | cut -c 1-150)"; fi
     done
+    python benchmarks/v3_progress.py
     ;;
   commit)  # results only: the live database's consistent copy, reference logs, staged episodes, studies' outputs
     dmix leaderboard backup --db "benchmarks/results/leaderboard/live/$PROTOCOL.sqlite" \

@@ -1,0 +1,78 @@
+"""Where dmix-bench-v3 (#45) and the generalisation issue (#46) stand, from what is on disk: each task's reference, the
+dataset's draws, the agents trained, the selection's episodes, the rows and the unseen-scale task. Reads only; what
+`bash benchmarks/v3_cpu.sh status` prints under its lanes.
+
+    python benchmarks/v3_progress.py
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+PROTOCOL = "dmix-bench-v3"
+RESULTS = ROOT / "benchmarks" / "results"
+LIVE = RESULTS / "leaderboard" / "live"
+COLLECTIONS = ROOT / "datasets_builder" / "collections"
+AGENT_FOLDERS = ("agents-cpu-v3-relative", "agents-cpu-v3-response", "agents-cpu-v3-draws-relative",
+                 "agents-cpu-v3-draws-response")
+ALGOS = {"sft": "sft.pt", "cql": "cql.pt", "iql": "iql.pt", "td3bc": "td3bc.pt", "bc": "bc.pt", "dt": "dt.json"}
+
+
+def references() -> str:
+    from leaderboard.protocol import get_protocol
+    from leaderboard.store import Store
+
+    protocol = get_protocol(PROTOCOL)
+    db = LIVE / f"{PROTOCOL}.sqlite"
+    store = Store(db if db.is_file() else RESULTS / "leaderboard" / f"{PROTOCOL}.sqlite")
+    cells = []
+    for task in protocol.tasks:
+        log = LIVE / "references" / PROTOCOL / f"{task.name}.jsonl"
+        episodes = sum(1 for _ in log.open()) if log.is_file() else 0
+        ref = store.reference(protocol.version, task.name)
+        cells.append(f"{task.name} {'done' if ref else 'searching'} ({episodes} episodes)")
+    rows = store.submissions(protocol.version)
+    done = sum(row["status"] == "done" for row in rows)
+    return f"references: {'; '.join(cells)}\nrows: {done} done, {len(rows) - done} running or failed"
+
+
+def dataset() -> str:
+    draws = sorted(COLLECTIONS.glob("train-v1-*-domain-space-v1"))
+    complete = 0
+    episodes = 0
+    for folder in draws:
+        staged = len(list(folder.glob("episode-*.npz")))
+        episodes += staged
+        plan = folder / "plan.json"
+        complete += plan.is_file() and staged == len(json.loads(plan.read_text())["episodes"])
+    in_dist = len(list((COLLECTIONS / "general-math-cpu-domain-space-v1").glob("episode-*.npz")))
+    return f"dataset v2: in-distribution {in_dist} episodes; draws {complete} complete of 50 ({episodes} episodes staged)"
+
+
+def agents() -> str:
+    cells = []
+    for name in AGENT_FOLDERS:
+        folder = ROOT / "runs" / name
+        trained = [algo for algo, file in ALGOS.items() if (folder / file).is_file()]
+        cells.append(f"{name.removeprefix('agents-cpu-v3-')} {len(trained)}/{len(ALGOS)}")
+    selection = RESULTS / "model_selection" / f"{PROTOCOL}.json"
+    scored = 0
+    if selection.is_file():
+        scored = sum(len(s["balanced"]) for s in json.loads(selection.read_text())["scores"].values())
+    return f"agents trained: {', '.join(cells)}; selection: {scored} episodes scored"
+
+
+def unseen_scale() -> str:
+    folder = RESULTS / "unseen_scale" / PROTOCOL
+    references = sum(1 for path in (folder / "references").glob("*.jsonl") for _ in path.open()) if folder.is_dir() else 0
+    rows = sum(1 for _ in (folder / "rows.jsonl").open()) if (folder / "rows.jsonl").is_file() else 0
+    return f"unseen-scale: {references} reference episodes, {rows} row episodes"
+
+
+if __name__ == "__main__":
+    print("\n".join((references(), dataset(), agents(), unseen_scale())))
