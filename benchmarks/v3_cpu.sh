@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # dmix-bench-v3 (issue #45) and the generalisation issue (#46) at cpu, end to end: three lanes that share the machine,
 # each its own process group, each stage resuming where it stopped (re-run this after a crash, a stop or on another
-# machine; what is finished is skipped). Nothing here commits: commit the logs, staged episodes and snapshots as they
-# land (benchmarks/results/, datasets_builder/collections/).
+# machine; what is finished is skipped). The lanes commit nothing: `commit` does, the results alone (logs, staged
+# episodes, snapshots, shipped agents), as they land.
 #   bash benchmarks/v3_cpu.sh [start] [workers]   start the lanes in the background and return (logs in runs/v3-lanes/)
 #   bash benchmarks/v3_cpu.sh status              each lane's stage, since when, its log's last line, and what is done
 #                                                 (benchmarks/v3_progress.py)
@@ -147,7 +147,7 @@ case $ACTION in
       if [[ -e $path ]]; then paths+=("$path"); fi
     done
     git add "${paths[@]}"
-    if git diff --cached --quiet; then echo "nothing new to commit"
+    if git diff --cached --quiet -- "${paths[@]}"; then echo "nothing new to commit"
     else git commit -qm "v3 references, dataset v2, agents and rows: progress" -- "${paths[@]}" && git log --oneline -1; fi
     ;;
   pause) signal_lanes STOP ;;
