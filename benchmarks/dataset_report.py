@@ -45,6 +45,11 @@ def level(quality: int) -> str:
     return f"Algorithm 1, N = {quality}"
 
 
+def file_names(files: list[str]) -> str:
+    """Data files by their stem, joined: `dbpedia14+wikitext103_articles`."""
+    return "+".join(Path(f).name.split(".")[0] for f in files)
+
+
 def draw_row(folder: Path, protocol, base_flops: float) -> str:
     """A staged draw's row: its settings, its episodes and the spread of their scores."""
     from dmix_gym.scenario import Scenario
@@ -56,19 +61,20 @@ def draw_row(folder: Path, protocol, base_flops: float) -> str:
     fields = {f["role"]: f for f in scenario["data"]["fields"]}
     source, target = fields["source"]["train"], fields["target"]["train"]
     cost = episode_flops(Scenario.from_dict(scenario)) / base_flops
-    names = lambda files: "+".join(Path(f).name.split(".")[0] for f in files)  # noqa: E731
     scores, levels = [], []
     for path in sorted(folder.glob("episode-*.npz")):
         with np.load(path) as episode:
             scores.append(protocol.objective.score(episode["info/feedback"][-1]))
             levels.append(level(int(episode["quality"])))
-    spread = f"{min(scores):.2f} | {max(scores):.2f} | {max(scores) - min(scores):.2f} | {levels[int(np.argmax(scores))]}" \
-        if scores else "– | – | – | –"
+    spread = "– | – | – | –"
+    if scores:
+        best = int(np.argmax(scores))
+        spread = f"{min(scores):.2f} | {scores[best]:.2f} | {scores[best] - min(scores):.2f} | {levels[best]}"
     return (f"| {scenario['data']['name'].rsplit('-', 1)[-1]} | {model['hidden_size']}x{model['num_layers']} | {cost:.2f} | "
             f"{train['lr']:.4f} {train['lr_schedule']} | {train['target_fraction']:g}, {train['on_exhausted']} | "
-            f"{train['max_steps']} x {train['tokens_per_step'] // 1024}k | {names(source['files'])} "
-            f"({len(source.get('labels') or [])} labels) | {names(target['files'])} | "
-            f"{names(fields['target']['eval']['files'])} | {len(scores)}/{len(plan['episodes'])} | {spread} |")
+            f"{train['max_steps']} x {train['tokens_per_step'] // 1024}k | {file_names(source['files'])} "
+            f"({len(source.get('labels') or [])} labels) | {file_names(target['files'])} | "
+            f"{file_names(fields['target']['eval']['files'])} | {len(scores)}/{len(plan['episodes'])} | {spread} |")
 
 
 def space_report(space_name: str, protocol) -> str:
