@@ -54,8 +54,8 @@ training_agents() {
     bin agents_cpu.sh runs/agents-cpu-v3 1 "$PROTOCOL"
   touch "$DIR/agents.done"
 }
-scale_task() {  # unseen-scale: its references, then its rows ($@: more --policy rows)
-  stage "unseen-scale: references and rows $*"
+scale_task() {  # unseen-scale: its references, then its rows ($1: workers; the rest: more --policy rows)
+  stage "unseen-scale: references and rows ${*:2}"
   python benchmarks/unseen_scale.py --protocol "$PROTOCOL" --workers "$1" "${@:2}"
 }
 rows() { stage "v3's references and rows"; bin leaderboard_cpu.sh "$WORKERS" "$PROTOCOL"; }
