@@ -45,6 +45,16 @@ def level(quality: int) -> str:
     return f"Algorithm 1, N = {quality}"
 
 
+def scored_episodes(folder: Path, protocol) -> list[tuple[str, float, np.ndarray]]:
+    """(behaviour level, score by the protocol's objective, final probes) of every staged episode of a collection."""
+    found = []
+    for path in sorted(folder.glob("episode-*.npz")):
+        with np.load(path) as episode:
+            score = protocol.objective.score(episode["info/feedback"][-1])
+            found.append((level(int(episode["quality"])), score, np.asarray(episode["info/probes"][-1])))
+    return found
+
+
 def file_names(files: list[str]) -> str:
     """Data files by their stem, joined: `dbpedia14+wikitext103_articles`."""
     return "+".join(Path(f).name.split(".")[0] for f in files)
@@ -61,15 +71,12 @@ def draw_row(folder: Path, protocol, base_flops: float) -> str:
     fields = {f["role"]: f for f in scenario["data"]["fields"]}
     source, target = fields["source"]["train"], fields["target"]["train"]
     cost = episode_flops(Scenario.from_dict(scenario)) / base_flops
-    scores, levels = [], []
-    for path in sorted(folder.glob("episode-*.npz")):
-        with np.load(path) as episode:
-            scores.append(protocol.objective.score(episode["info/feedback"][-1]))
-            levels.append(level(int(episode["quality"])))
+    found = scored_episodes(folder, protocol)
+    scores = [score for _, score, _ in found]
     spread = "– | – | – | –"
-    if scores:
+    if found:
         best = int(np.argmax(scores))
-        spread = f"{min(scores):.2f} | {scores[best]:.2f} | {scores[best] - min(scores):.2f} | {levels[best]}"
+        spread = f"{min(scores):.2f} | {scores[best]:.2f} | {scores[best] - min(scores):.2f} | {found[best][0]}"
     return (f"| {scenario['data']['name'].rsplit('-', 1)[-1]} | {model['hidden_size']}x{model['num_layers']} | {cost:.2f} | "
             f"{train['lr']:.4f} {train['lr_schedule']} | {train['target_fraction']:g}, {train['on_exhausted']} | "
             f"{train['max_steps']} x {train['tokens_per_step'] // 1024}k | {file_names(source['files'])} "
@@ -118,11 +125,9 @@ def main() -> None:
     training = protocol.task(protocol.training_task).scenario == scenario["data"]["name"]  # ref_max is that task's
     ref_max = reference["ref_max"] if reference and training else None
     levels: dict[str, list[tuple[float, float]]] = {}
-    for path in sorted(folder.glob("episode-*.npz")):
-        with np.load(path) as episode:
-            score = protocol.objective.score(episode["info/feedback"][-1])
-            gsm8k = float(episode["info/probes"][-1][probe_names.index("math/gsm8k")]) if "math/gsm8k" in probe_names else np.nan
-            levels.setdefault(level(int(episode["quality"])), []).append((score, gsm8k))
+    for name, score, probes in scored_episodes(folder, protocol):
+        gsm8k = float(probes[probe_names.index("math/gsm8k")]) if "math/gsm8k" in probe_names else np.nan
+        levels.setdefault(name, []).append((score, gsm8k))
     rows = [f"| level | episodes | mean | best | best − ref_max ({ref_max:.3f}) | GSM8K probe (mean) |" if ref_max else
             "| level | episodes | mean | best | best − ref_max | GSM8K probe (mean) |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
     for name, found in sorted(levels.items()):

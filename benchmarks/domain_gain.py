@@ -78,16 +78,22 @@ def trail(records: list[dict]) -> list[tuple[int, float, str]]:
     return out
 
 
-def best_of(records: list[dict], kind: str, kind_of=static_kind) -> tuple[str, float] | None:
-    """The label of a kind with the best mean on the search seeds, and that mean."""
+def search_means(records: list[dict], keep=static_kind) -> dict[str, float]:
+    """The mean score on the search seeds of every label `keep` accepts (by default, every static mixture)."""
     scores: dict[str, list[float]] = {}
     for r in records:
-        if kind_of(r["label"]) == kind and r["seed"] in SEARCH_SEEDS:
+        if keep(r["label"]) and r["seed"] in SEARCH_SEEDS:
             scores.setdefault(r["label"], []).append(r["score"])
-    if not scores:
+    return {label: float(np.mean(v)) for label, v in scores.items()}
+
+
+def best_of(records: list[dict], kind: str, kind_of=static_kind) -> tuple[str, float] | None:
+    """The label of a kind with the best mean on the search seeds, and that mean."""
+    means = search_means(records, lambda label: kind_of(label) == kind)
+    if not means:
         return None
-    label = max(scores, key=lambda k: np.mean(scores[k]))
-    return label, float(np.mean(scores[label]))
+    label = max(means, key=means.get)
+    return label, means[label]
 
 
 def confirmed(records: list[dict], label: str) -> dict[int, float]:
@@ -175,15 +181,6 @@ def plot_tradeoff(logs: dict[str, list[dict]], path: Path) -> Path | None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     return path
-
-
-def search_means(records: list[dict]) -> dict[str, float]:
-    """Every static mixture's mean score on the search seeds."""
-    scores: dict[str, list[float]] = {}
-    for r in records:
-        if static_kind(r["label"]) and r["seed"] in SEARCH_SEEDS:
-            scores.setdefault(r["label"], []).append(r["score"])
-    return {label: float(np.mean(v)) for label, v in scores.items()}
 
 
 def transfer_table(logs: dict[str, list[dict]], min_common: int = 5) -> str:

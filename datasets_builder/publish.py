@@ -99,10 +99,9 @@ def publish(folder: str | Path, name: str | None = None, author: str = "dmix", d
                               "`dmix collect` (same arguments) or publish what is there with --partial")
     name = name or plan.name
     ident = dataset_id(scenario.name, name)
-    discard_unfinished(ident)
-    if ident in minari.list_local_datasets():
+    existing = finished_dataset(ident)
+    if existing is not None:
         if not overwrite:
-            existing = minari.load_dataset(ident)
             if is_published(existing, plan, episodes, folder):
                 return existing  # a finished collection re-run (a resumed script) republishes nothing
             raise FileExistsError(f"Minari dataset {ident} exists and differs from {folder}; pass overwrite=True "
@@ -163,10 +162,11 @@ def publish(folder: str | Path, name: str | None = None, author: str = "dmix", d
     return minari.load_dataset(ident)
 
 
-def discard_unfinished(ident: str) -> bool:
-    """Remove a dataset whose publication was cut short (a killed process): its folder exists, but Minari does not list
-    it (no metadata yet) or it lacks the dmix metadata `publish` writes last. Everything in it is in the staged
-    collection, so publishing again loses nothing; without this, a resumed collection would stop at it for good."""
+def finished_dataset(ident: str):
+    """The local Minari dataset `ident`, or None. One whose publication was cut short (a killed process: its folder
+    exists, but Minari does not list it, having no metadata yet, or it lacks the dmix metadata `publish` writes last)
+    is removed and None returned: everything in it is in the staged collection, so publishing again loses nothing,
+    where a resumed collection would otherwise stop at it for good."""
     import shutil
     import warnings
 
@@ -175,14 +175,15 @@ def discard_unfinished(ident: str) -> bool:
 
     path = Path(get_dataset_path(ident))
     if not path.exists():
-        return False
-    listed = ident in minari.list_local_datasets()
-    if listed and METADATA_KEY in minari.load_dataset(ident).storage.metadata:
-        return False
+        return None
+    if ident in minari.list_local_datasets():
+        dataset = minari.load_dataset(ident)
+        if METADATA_KEY in dataset.storage.metadata:
+            return dataset
     warnings.warn(f"Minari dataset {ident} at {path} was never finished (a publish cut short); publishing it again",
                   stacklevel=2)
     shutil.rmtree(path)
-    return True
+    return None
 
 
 def is_published(dataset, plan: Plan, episodes: list[dict], folder: Path) -> bool:

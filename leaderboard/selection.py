@@ -165,8 +165,9 @@ def select_models(agents: str | Path | list[str | Path], protocol_version: str, 
         if not batch:
             return
         bar = tqdm(total=len(batch), desc=f"model selection, {what}", unit="episode", disable=not progress)
+        needed = {task.name for _, task, _ in batch}
         for task in tasks:  # the batch's tasks' data and base proxies, each built once and before any worker
-            if task.name not in built and any(played.name == task.name for _, played, _ in batch):
+            if task.name in needed - built:
                 task.make_env(data_dir, cache_dir)
                 built.add(task.name)
         jobs = [(str(files[label]) + suffix, task, seed) for label, task, seed in batch]
