@@ -83,6 +83,17 @@ if [[ $PROTOCOL == dmix-bench-v3 ]]; then
   submit official:dmix-bench-v2/iql "IQL agent (v2)"
   submit benchmarks/policies/iql-v2-guarded.json "IQL agent (v2), guarded"
 fi
+# v3 on: the model selection's best agent guarded the same way, by the datasets and space it records it trained on,
+# in its own feedback units (a hedge against collapse off its data; the DT reads no state tokens, so it has none).
+# Fitted once (benchmarks/policies/<algo>-<protocol>-guarded.json, committed): a refit is another file, another row.
+if [[ $PROTOCOL == dmix-bench-v3 && $BEST != dt && -f leaderboard/official/agents/$PROTOCOL/$BEST.pt ]]; then
+  GUARDED=benchmarks/policies/$BEST-$PROTOCOL-guarded.json
+  if ! python3 -c "from leaderboard.registry import load_policy; load_policy('$GUARDED')" 2> /dev/null; then
+    dmix agents guard --agent "leaderboard/official/agents/$PROTOCOL/$BEST.pt" --out "$GUARDED"
+  fi
+  SPLITS=leaderboard/official/agents/$PROTOCOL/$BEST.splits
+  submit "$GUARDED$([[ -f $SPLITS ]] && echo "@$(cat "$SPLITS")")" "${AGENT_NAMES[$BEST]}, guarded"
+fi
 dmix leaderboard show --protocol "$PROTOCOL" --db "$DB"
 # A row above ref_max beyond noise runs on the ceiling's confirmation seeds; ahead there too (paired), the reference moves.
 dmix leaderboard ceilings --protocol "$PROTOCOL" --db "$DB" --confirm --workers "$WORKERS" | tail -n 12

@@ -90,14 +90,18 @@ lane_data() {
   wait_for references
   rows
   wait_for training
-  local best
+  local best guarded=()
   best=$(python3 -c "
 import json
 from leaderboard.selection import ranked_algorithms
 chosen = json.load(open('benchmarks/results/model_selection/$PROTOCOL.json'))['chosen']
-best = ranked_algorithms(chosen)[0]
-print(f'official:$PROTOCOL/{best}' + ('@' + chosen[best]['splits'] if chosen[best].get('splits') else ''))")
-  scale_task "$WORKERS" --policy "$best" --policy benchmarks/policies/iql-v2-guarded.json
+print(ranked_algorithms(chosen)[0])")
+  local splits_file=leaderboard/official/agents/$PROTOCOL/$best.splits at=""
+  if [[ -f $splits_file ]]; then at="@$(cat "$splits_file")"; fi
+  if [[ -f benchmarks/policies/$best-$PROTOCOL-guarded.json ]]; then  # written by the rows (leaderboard_cpu.sh)
+    guarded=(--policy "benchmarks/policies/$best-$PROTOCOL-guarded.json$at")
+  fi
+  scale_task "$WORKERS" --policy "official:$PROTOCOL/$best$at" "${guarded[@]}" --policy benchmarks/policies/iql-v2-guarded.json
   stage "done"
 }
 

@@ -250,9 +250,11 @@ def agents_train(
 @agents_app.command("guard")
 def agents_guard(
     agent: Annotated[Path, typer.Option(help="a trained agent (.pt)")],
-    dataset: Annotated[list[str], typer.Option(help="the Minari datasets it trained on (repeatable), in the same order")],
     out: Annotated[Path, typer.Option(help="the guarded policy file to write (.json; its support beside it, .support.npz)")],
-    space: Annotated[str, typer.Option(help="the space it trained in: fine or source")] = "fine",
+    dataset: Annotated[Optional[list[str]], typer.Option(help="the Minari datasets it trained on (repeatable, in order); "
+                                                             "default: those the agent records")] = None,
+    space: Annotated[Optional[str], typer.Option(help="the space it trained in: fine or source; default: the one its "
+                                                      "domains show")] = None,
 ) -> None:
     """Guard an agent with its training data's support: outside it, the data's best episodes' mean mixture
     (`agents.support`); the file is a policy spec like any other."""

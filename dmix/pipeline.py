@@ -230,14 +230,26 @@ def train_agent(dataset: str | list[str], algo: str, out: Path, window: int = 16
     return Path(out) / f"{algo}.pt"
 
 
-def guard_agent(agent_path: Path, dataset: str | list[str], out: Path, space: str = "fine") -> Path:
-    """Fit an agent's training-data support and save the guarded agent as a policy file; return its path."""
+def guard_agent(agent_path: Path, dataset: str | list[str] | None, out: Path, space: str | None = None) -> Path:
+    """Fit an agent's training-data support and save the guarded agent as a policy file; return its path.
+
+    `dataset` defaults to the datasets the agent records it trained on, `space` to the one its domains show (one
+    `<field>/all` domain per field: "source"). The data is read in the agent's own feedback units (its
+    standardisation), since the guard compares the agent's state tokens with the support's."""
     from agents.agent import TransformerAgent
-    from agents.offline_data import load_offline
+    from agents.offline_data import JOIN, load_offline
     from agents.support import SupportGuard, fit_support
+    from dmix_gym.data.domains import source_space
 
     agent = TransformerAgent.load(agent_path)
-    data = load_offline(dataset, agent.config.window, agent.config.features, agent.config.target_left, space)
+    if not dataset:
+        if not agent.meta.get("dataset"):
+            raise ConfigError(f"{agent_path} does not record the datasets it trained on: pass them with --dataset")
+        dataset = agent.meta["dataset"].split(JOIN)
+    if space is None:
+        space = "source" if agent.domain_space == source_space(agent.domain_space) else "fine"
+    standardise = (agent.feedback_mean, agent.feedback_std)  # the units of the agent's state tokens
+    data = load_offline(dataset, agent.config.window, agent.config.features, agent.config.target_left, space, standardise)
     if data.domain_space != agent.domain_space:
         raise ConfigError(f"{agent_path} acts in another domain space than {data.dataset_id!r} in the {space!r} space: "
                           "pass the datasets and --space it trained on")

@@ -130,10 +130,10 @@ def test_sft_can_imitate_the_top_returns_whatever_behaviour_logged_them(tiny_off
         assert best in kept
 
 
-@pytest.mark.filterwarnings("ignore:Number of distinct clusters", "ignore:invalid value encountered in divide")
-def test_datasets_of_other_domain_spaces_train_together_on_their_fields_shares(tiny_data, tmp_path, monkeypatch):
-    from datasets_builder.publish import dmix_metadata
-    from dmix_gym.data.domains import collapse, source_space
+@pytest.fixture
+def two_space_ids(tiny_data, tmp_path, monkeypatch) -> list:
+    """Two real (tiny) datasets of one scenario's fields in two domain spaces (labelled, clustered), as a scenario
+    space's draws are."""
     from dmix_gym.scenario import Scenario
     from tests.helpers import tiny_spec
 
@@ -142,8 +142,16 @@ def test_datasets_of_other_domain_spaces_train_together_on_their_fields_shares(t
     labelled = tiny_scenario(tiny_data)
     clustered = Scenario(data=tiny_spec(tiny_data, name="tiny-clustered", domains="cluster"), model=labelled.model,
                          train=labelled.train)
-    ids = [publish(collect(s, name="spaces", total=2, qualities=(1, 50), workers=1, data_dir=str(tiny_data),
-                           progress=False), overwrite=True) for s in (labelled, clustered)]
+    return [publish(collect(s, name="spaces", total=2, qualities=(1, 50), workers=1, data_dir=str(tiny_data),
+                            progress=False), overwrite=True) for s in (labelled, clustered)]
+
+
+@pytest.mark.filterwarnings("ignore:Number of distinct clusters", "ignore:invalid value encountered in divide")
+def test_datasets_of_other_domain_spaces_train_together_on_their_fields_shares(two_space_ids, tmp_path):
+    from datasets_builder.publish import dmix_metadata
+    from dmix_gym.data.domains import collapse, source_space
+
+    ids = two_space_ids
     fine = [load_offline(i, SMALL.window, SMALL.features) for i in ids]
     assert fine[0].domains != fine[1].domains  # each build's own domains
     with pytest.raises(ConfigError, match="another domain space"):
@@ -624,3 +632,23 @@ def test_the_guard_also_stops_where_the_first_step_moved_the_feedback_unlike_any
         history = History([start, step], [{}, {}])
         guard.act(history)
         assert (guard.fired_at == 1) == fires
+
+
+@pytest.mark.filterwarnings("ignore:Number of distinct clusters", "ignore:invalid value encountered in divide")
+def test_guarding_a_per_field_agent_reads_its_own_data_in_its_own_feedback_units(two_space_ids, tmp_path):
+    """An agent trained across draws, standardised as a benchmark's objective, is guarded on the datasets and space
+    it records, in its units: its state tokens are what the guard compares with the support."""
+    from agents.support import Support, fit_support
+    from dmix.pipeline import guard_agent
+
+    units = ([-5.0, -6.0], [0.2, 1.4])  # a benchmark's, not the first draw's
+    data = load_offline(two_space_ids, SMALL.window, SMALL.features, space="source", standardise=units)
+    agent, _ = train_sft(data, tmp_path / "agent", SMALL, SFTConfig(quality=None, epochs=1), progress=False)
+    path = guard_agent(tmp_path / "agent" / "sft.pt", None, tmp_path / "guarded.json")  # datasets and space: the agent's
+    saved = Support.load(tmp_path / "guarded.support.npz")
+    assert path == tmp_path / "guarded.json"
+    np.testing.assert_array_equal(saved.tokens, fit_support(data).tokens)
+    own_units = load_offline(two_space_ids, SMALL.window, SMALL.features, space="source")
+    assert not np.allclose(saved.scale, fit_support(own_units).scale)  # the first draw's units would be another support
+    with pytest.raises(ConfigError, match="another domain space"):
+        guard_agent(tmp_path / "agent" / "sft.pt", two_space_ids, tmp_path / "fine.json", space="fine")
