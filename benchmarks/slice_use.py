@@ -54,7 +54,7 @@ def report(task, specs: list[str]) -> str:
     base = env.unwrapped
     names = [name for name, field in zip(base.domain_space.names, base.domain_space.field_of) if field > 0]
     totals = base.sampler.totals[np.asarray(base.domain_space.field_of) > 0]
-    lines = [f"# {task.name}: the target corpus, {int(totals.sum())} sequences a episode may draw, "
+    lines = [f"# {task.name}: the target corpus, {int(totals.sum())} sequences an episode may draw, "
              f"{base.sampler.sequences_per_step} sequences a step, {base.max_steps} steps", ""]
     header = "| step | " + " | ".join(f"{n.split('/', 1)[-1]} ({t})" for n, t in zip(names, totals)) + " | target |"
     for spec in specs:
