@@ -27,23 +27,23 @@ OUT = ROOT / "benchmarks" / "results" / "slice_use"
 def slice_use(env, policy) -> tuple[list[np.ndarray], int | None]:
     """(target sequences drawn per target domain at each step, the step the target field ran out or None)."""
     from dmix_gym.policy import History, ScenarioInfo
-    from dmix_gym.sampler import MixtureSampler
+    from dmix_gym.sampler import planned_draws
 
     start, _ = env.reset(seed=0)
     base = env.unwrapped
-    sampler = base.sampler
-    trial = MixtureSampler(sampler.totals, sampler.field_of, sampler.sequences_per_step, sampler.repeat)
-    targets = np.flatnonzero(trial.field_of > 0)
     policy.reset(ScenarioInfo.from_env(env))
-    history, drawn = History([start], [{}]), []
-    for step in range(1, base.max_steps + 1):
-        counts = trial.plan(np.asarray(policy.act(history), np.float64))
-        trial.used += counts
-        drawn.append(counts[targets])
-        if not trial.repeat and np.any(trial.field_fraction_left()[1:] == 0):
-            return drawn, step
-        history.append(start, {})
-    return drawn, None
+
+    def mixtures():
+        history = History([start], [{}])
+        for _ in range(base.max_steps):
+            yield policy.act(history)
+            history.append(start, {})
+
+    field_of, totals = base.sampler.field_of, base.sampler.totals
+    drawn = [counts[field_of > 0] for counts in planned_draws(base.sampler, mixtures())]
+    read = np.bincount(field_of[field_of > 0], weights=np.sum(drawn, axis=0))
+    used_up = not base.sampler.repeat and np.any((read == np.bincount(field_of, weights=totals))[1:])
+    return drawn, len(drawn) if used_up else None
 
 
 def report(task, specs: list[str]) -> str:

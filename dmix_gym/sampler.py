@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterable, Iterator
+
 import numpy as np
 
 
@@ -125,15 +128,22 @@ class MixtureSampler:
         return self._passes[key][index]
 
 
+def planned_draws(sampler: MixtureSampler, mixtures: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+    """Sequences per domain that each of `mixtures` (one a step) draws from a fresh episode, by the env's own rule,
+    up to and including the step that uses a target field up (when not repeating); `sampler` is left as it was."""
+    trial = MixtureSampler(sampler.totals, sampler.field_of, sampler.sequences_per_step, sampler.repeat)
+    targets = np.arange(1, int(sampler.field_of.max()) + 1)  # field 0 is the source
+    for p in mixtures:
+        counts = trial.plan(np.asarray(p, np.float64))
+        trial.used += counts
+        yield counts
+        if not trial.repeat and np.any(trial.field_fraction_left()[targets] == 0):
+            return
+
+
 def steps_lasted(sampler: MixtureSampler, p: np.ndarray, max_steps: int) -> int:
     """Steps a fixed mixture `p` lasts from a fresh episode before a target field is used up (`max_steps` if none
     is, or when repeating), by the env's own rule; `sampler` itself is left as it was."""
     if sampler.repeat:
         return max_steps
-    trial = MixtureSampler(sampler.totals, sampler.field_of, sampler.sequences_per_step)
-    targets = np.arange(1, int(sampler.field_of.max()) + 1)  # field 0 is the source
-    for step in range(1, max_steps + 1):
-        trial.used += trial.plan(p)
-        if np.any(trial.field_fraction_left()[targets] == 0):
-            return step
-    return max_steps
+    return sum(1 for _ in planned_draws(sampler, itertools.repeat(p, max_steps)))
