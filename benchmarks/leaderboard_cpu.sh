@@ -23,10 +23,13 @@ submit() { /usr/bin/time -f "$2: wall %e s" dmix leaderboard submit --protocol "
   --policy "$1" --name "$2" | tail -n 3; snapshot; }
 # An agent row waits until its checkpoint ships (benchmarks/agents_cpu.sh); re-run this script after that.
 # An agent chosen with within-field splits (dmix agents select --splits) acts with them: <algo>.splits beside it.
+splits_of() {  # "@domains:..." where the shipped agent $1 acts with splits, else nothing
+  local file=leaderboard/official/agents/$PROTOCOL/$1.splits
+  if [[ -f $file ]]; then echo "@$(cat "$file")"; fi
+}
 agent() {
-  local shipped=leaderboard/official/agents/$PROTOCOL/$1 splits=""
-  if [[ -f $shipped.splits ]]; then splits="@$(cat "$shipped.splits")"; fi
-  if compgen -G "$shipped.*" > /dev/null; then submit "official:$PROTOCOL/$1$splits" "$2"
+  local shipped=leaderboard/official/agents/$PROTOCOL/$1
+  if compgen -G "$shipped.*" > /dev/null; then submit "official:$PROTOCOL/$1$(splits_of "$1")" "$2"
   else echo "$2: skipped, official:$PROTOCOL/$1 is not shipped yet (bash benchmarks/agents_cpu.sh)"; fi
 }
 # The references first (from v2 on a search: several hours at cpu, resumable episode by episode).
@@ -91,8 +94,7 @@ if [[ $PROTOCOL == dmix-bench-v3 && $BEST != dt && -f leaderboard/official/agent
   if ! python3 -c "from leaderboard.registry import load_policy; load_policy('$GUARDED')" 2> /dev/null; then
     dmix agents guard --agent "leaderboard/official/agents/$PROTOCOL/$BEST.pt" --out "$GUARDED"
   fi
-  SPLITS=leaderboard/official/agents/$PROTOCOL/$BEST.splits
-  submit "$GUARDED$([[ -f $SPLITS ]] && echo "@$(cat "$SPLITS")")" "${AGENT_NAMES[$BEST]}, guarded"
+  submit "$GUARDED$(splits_of "$BEST")" "${AGENT_NAMES[$BEST]}, guarded"
 fi
 dmix leaderboard show --protocol "$PROTOCOL" --db "$DB"
 # A row above ref_max beyond noise runs on the ceiling's confirmation seeds; ahead there too (paired), the reference moves.

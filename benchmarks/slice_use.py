@@ -27,7 +27,7 @@ OUT = ROOT / "benchmarks" / "results" / "slice_use"
 def slice_use(env, policy) -> tuple[list[np.ndarray], int | None]:
     """(target sequences drawn per target domain at each step, the step the target field ran out or None)."""
     from dmix_gym.policy import History, ScenarioInfo
-    from dmix_gym.sampler import planned_draws
+    from dmix_gym.sampler import MixtureSampler, planned_draws
 
     start, _ = env.reset(seed=0)
     base = env.unwrapped
@@ -39,11 +39,12 @@ def slice_use(env, policy) -> tuple[list[np.ndarray], int | None]:
             yield policy.act(history)
             history.append(start, {})
 
-    field_of, totals = base.sampler.field_of, base.sampler.totals
-    drawn = [counts[field_of > 0] for counts in planned_draws(base.sampler, mixtures())]
-    read = np.bincount(field_of[field_of > 0], weights=np.sum(drawn, axis=0))
-    used_up = not base.sampler.repeat and np.any((read == np.bincount(field_of, weights=totals))[1:])
-    return drawn, len(drawn) if used_up else None
+    sampler = base.sampler
+    drawn = list(planned_draws(sampler, mixtures()))
+    read = MixtureSampler(sampler.totals, sampler.field_of, sampler.sequences_per_step)
+    read.used += np.sum(drawn, axis=0)
+    used_up = not sampler.repeat and bool(np.any(read.field_fraction_left()[1:] == 0))  # field 0 is the source
+    return [counts[sampler.field_of > 0] for counts in drawn], len(drawn) if used_up else None
 
 
 def report(task, specs: list[str]) -> str:
