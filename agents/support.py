@@ -28,13 +28,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
 from dmix_gym.errors import ConfigError, MissingFileError
-from dmix_gym.policy import History, Policy, ScenarioInfo
+from dmix_gym.policy import History, Policy, PolicyWrapper, ScenarioInfo
 from dmix_gym.utils.atomic import atomic_path, sha256_file, write_json
 
 from .offline_data import OfflineData
@@ -142,12 +141,13 @@ def fit_first_move(data: OfflineData, coverage: float) -> tuple[np.ndarray, np.n
     return weights, scale, float(np.quantile(np.max(np.abs(residual) / scale, axis=1), coverage))
 
 
-class SupportGuard(Policy):
+class SupportGuard(PolicyWrapper):
     """A policy (an agent) while its data vouches for it (`vouched`: its state in the support, its first move like the
     data's); the data's best mixture from the first step it does not, for the rest of the episode."""
 
     def __init__(self, inner: Policy, support: Support, inner_spec: str = ""):
-        self.inner, self.support, self.inner_spec = inner, support, inner_spec
+        super().__init__(inner)
+        self.support, self.inner_spec = support, inner_spec
         self.name = f"{getattr(inner, 'name', 'policy')}+guard"
         self.fired_at: int | None = None
 
@@ -158,7 +158,6 @@ class SupportGuard(Policy):
 
     def reset(self, info: ScenarioInfo) -> None:
         super().reset(info)
-        self.inner.reset(info)
         self.fired_at = None
         if len(self.support.fallback) != info.num_domains:
             raise ConfigError(f"the support's fallback has {len(self.support.fallback)} domains, the env "
@@ -181,9 +180,6 @@ class SupportGuard(Policy):
         d, k = self.support.first_move.shape[0] - 1, self.support.first_move.shape[1]
         move = observations[1, d:d + k] - observations[0, d:d + k]
         return self.support.first_move_residual(observations[1, :d], move) <= self.support.first_move_radius
-
-    def compute(self) -> dict[str, Any]:
-        return self.inner.compute()
 
     def save(self, path: str | Path) -> Path:
         """`path` (JSON) naming the agent and the support file, saved beside it as `<stem>.support.npz`, with both

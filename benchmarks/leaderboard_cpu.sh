@@ -78,6 +78,10 @@ if [[ $PROTOCOL != dmix-bench-v2* ]]; then
   submit benchmarks/policies/logged-regression-v3.json "Logged regression"
   submit benchmarks/policies/logged-regression-conditioned-v3.json "Logged regression (conditioned)"
 fi
+# v3 on: Static-transfer made to last (baselines.lasting: from the second step no target field takes more than its
+# data left spread over the steps left): what a rule that only reads the data left adds where a corpus runs out,
+# the bar for an agent that reads it too. Where no corpus runs out its episodes are Static-transfer's own.
+if [[ $PROTOCOL != dmix-bench-v2* && -n "$TRANSFER" ]]; then submit "$TRANSFER@lasting" "Static-transfer, lasting"; fi
 # v3 on: v2's shipped best agent, as it shipped (its episodes are v2's: the tasks are unchanged, so none re-runs).
 # And guarded by its training data's support (agents.support, benchmarks/policies/iql-v2-guarded.json): the agent
 # while its states and first move are ones the data has, the data's best episodes' mean mixture from the first step

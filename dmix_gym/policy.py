@@ -11,12 +11,16 @@ import json
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
 from .data.domains import DomainSpace
+
+if TYPE_CHECKING:
+    from .scenario import Scenario
 
 
 @dataclass(frozen=True)
@@ -35,13 +39,27 @@ class ScenarioInfo:
     def num_fields(self) -> int:
         return len(self.domain_space.fields)
 
+    @cached_property
+    def parsed(self) -> "Scenario":
+        """The scenario as a `Scenario` (its JSON form, parsed once)."""
+        from .scenario import Scenario
+
+        return Scenario.from_dict(self.scenario)
+
     @property
     def optimizer_steps_per_step(self) -> int:
         """Optimizer steps the proxy takes in one env step (a method whose clock is the training batch reads it)."""
-        from .scenario import Scenario
+        return self.parsed.train.optimizer_steps_per_step(self.parsed.data.preset.seq_len)
 
-        scenario = Scenario.from_dict(self.scenario)
-        return scenario.train.optimizer_steps_per_step(scenario.data.preset.seq_len)
+    @property
+    def sequences_per_step(self) -> int:
+        """Training sequences the env draws in one step."""
+        return self.parsed.train.sequences_per_step(self.parsed.data.preset.seq_len)
+
+    @property
+    def target_runs_out(self) -> bool:
+        """Whether a used-up target field ends the episode (else it is read again)."""
+        return self.parsed.train.on_exhausted == "terminate"
 
     @property
     def scenario_name(self) -> str:
@@ -151,6 +169,24 @@ class Episode:
             "final_feedback": dict(zip(self.fields, self.final_feedback.tolist())),
             "tokens": int(self.tokens.sum()), "terminated": self.terminated, "seconds": round(self.seconds, 2),
         }
+
+
+class PolicyWrapper(Policy):
+    """A policy that changes what another one plays, as `gymnasium.Wrapper` changes an env: it prepares and resets
+    `inner` with itself and charges `inner`'s compute; `act` is the wrapper's own."""
+
+    def __init__(self, inner: Policy):
+        self.inner = inner
+
+    def prepare(self, env, progress: bool = True) -> None:
+        self.inner.prepare(env, progress)
+
+    def reset(self, info: ScenarioInfo) -> None:
+        super().reset(info)
+        self.inner.reset(info)
+
+    def compute(self) -> dict[str, Any]:
+        return self.inner.compute()
 
 
 class Replay(Policy):

@@ -1,6 +1,8 @@
 """Policies by name: `baseline:<name>`, `official:<protocol>/<algo>` (a shipped agent), a mixture written out in full
 (`static:target-share=S`, `schedule:target-share=S1,S2,...`, `domains:source=...,target/<domain>=...`, the latter
-optionally ending in `;target-share=S1,S2,...`), the path of a saved agent or baseline, or `package.module:factory`."""
+optionally ending in `;target-share=S1,S2,...`), the path of a saved agent or baseline, or `package.module:factory`;
+any of them followed by `@domains:...` (within-field splits) and then by `@lasting` (a scarce target corpus made to
+last the episode, `baselines.lasting`)."""
 
 from __future__ import annotations
 
@@ -18,8 +20,12 @@ from .official import official_agent
 
 def load_policy(spec: str | Path) -> Policy:
     """`baseline:<name>`, `official:<protocol>/<algo>`, a saved agent (.pt), or a saved baseline or DT (.json); any of
-    them followed by `@domains:...`, within-field splits (`baselines.domains.WithinFieldSplits`)."""
+    them followed by `@domains:...`, within-field splits (`baselines.domains.WithinFieldSplits`), then `@lasting`."""
     text = str(spec)
+    if text.endswith(LASTING):
+        from baselines.lasting import Lasting
+
+        return Lasting(load_policy(text.removesuffix(LASTING)))
     inner, splits = split_off_domains(text)
     if splits:
         from baselines.domains import WithinFieldSplits
@@ -52,6 +58,9 @@ def load_policy(spec: str | Path) -> Policy:
     from agents.agent import TransformerAgent
 
     return TransformerAgent.load(path)
+
+
+LASTING = "@lasting"  # the suffix of a policy whose target shares are capped to last the episode
 
 
 def split_off_domains(spec: str) -> tuple[str, str | None]:
@@ -102,7 +111,13 @@ def target_schedule(spec: str) -> Policy:
 
 def resolve_policy(spec: str) -> tuple[Policy, str]:
     """(policy, fingerprint) of `package.module:factory`, `baseline:<name>`, or a saved policy file; `<spec>@domains:...`
-    is that policy with within-field splits (`baselines.domains.WithinFieldSplits`)."""
+    is that policy with within-field splits (`baselines.domains.WithinFieldSplits`), `<spec>@lasting` that policy made to
+    last the episode (`baselines.lasting.Lasting`): its fingerprint names the wrapper's source too."""
+    if spec.endswith(LASTING):
+        from baselines.lasting import Lasting
+
+        policy, fingerprint = resolve_policy(spec.removesuffix(LASTING))
+        return Lasting(policy), f"{fingerprint}{LASTING}:{source_digest(Lasting)}"
     inner, splits = split_off_domains(spec)
     if splits:
         from baselines.domains import WithinFieldSplits
@@ -142,3 +157,10 @@ def builtin_fingerprint(spec: str, policy: Policy) -> str:
     settings = asdict(config) if is_dataclass(config) else {k: v for k, v in vars(policy).items() if isinstance(v, (int, float, str))}
     digest.update(json.dumps(settings, sort_keys=True, default=str).encode())
     return f"builtin:{spec}:{digest.hexdigest()[:16]}"
+
+
+def source_digest(cls: type) -> str:
+    """The first 16 hex digits of the SHA-256 of the file that defines `cls` (a changed wrapper, another fingerprint)."""
+    import inspect
+
+    return sha256_file(inspect.getsourcefile(cls))[:16]
