@@ -6,7 +6,8 @@ much of each target field a step at a given share uses (the observation carries 
 data left), and from the second step on gives no target field more than its data left spread evenly over the steps
 left; the share it takes away goes to the source field, in the policy's own source proportions. Where no target
 field runs out the policy plays unchanged. It spends no proxy run: a rule, not a search, so it transfers to any
-scenario. Spec `<policy spec>@lasting` (`leaderboard.registry`).
+scenario. The first step has nothing to read the corpus's size from, so a corpus that the first step's mixture uses
+up is not saved. Spec `<policy spec>@lasting` (`leaderboard.registry`).
 """
 
 from __future__ import annotations
