@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from dmix_gym.data.domains import collapse
 from dmix_gym.policy import History, Policy, PolicyWrapper
 
 
@@ -69,11 +70,9 @@ class Lasting(PolicyWrapper):
         if steps == 0 or not info.target_runs_out:
             return p
         space = info.domain_space
-        field_of = np.asarray(space.field_of)
         observations = history.stacked()
-        targets = len(space.target_fields)
-        mixtures, left = observations[1:, :space.size], observations[:, -targets:]
-        shares = np.stack([mixtures[:, field_of == f + 1].sum(axis=1) for f in range(targets)], axis=1)
+        shares = collapse(observations[1:, :space.size], space)[:, 1:]  # each target field's share (field 0: source)
+        left = observations[:, -len(space.target_fields):]
         _, left_sequences = sequences_read(shares, left, info.sequences_per_step)
         caps = lasting_caps(left_sequences, info.max_steps - steps, info.sequences_per_step)
-        return cap_target_shares(p, field_of, caps, np.asarray(space.p0))
+        return cap_target_shares(p, np.asarray(space.field_of), caps, np.asarray(space.p0))
