@@ -11,6 +11,7 @@ from typing import Annotated, Optional
 import typer
 
 from dmix_gym.errors import user_error
+from leaderboard.protocol import DEFAULT_PROTOCOL, DEFAULT_SMOKE_PROTOCOL, PROTOCOLS
 
 from .views import console, print_leaderboard, print_manifest
 
@@ -33,8 +34,8 @@ Preset = Annotated[str, typer.Option(help="scale preset: smoke | cpu | paper")]
 DataDir = Annotated[Optional[Path], typer.Option(help="raw data root (default: $DMIX_DATA_DIR, else the data shipped in the package)")]
 CacheDir = Annotated[Optional[Path], typer.Option(help="generated-files root (default: $DMIX_CACHE_DIR, ~/.cache/dmix)")]
 Device = Annotated[str, typer.Option(help="auto | cpu | cuda")]
-Protocol = Annotated[str, typer.Option(
-    help="protocol version: dmix-bench-v2 (cpu) | dmix-bench-smoke-v2 | dmix-bench-v1, dmix-bench-v0 (frozen, readable)")]
+Protocol = Annotated[str, typer.Option(help=f"protocol version, e.g. {DEFAULT_PROTOCOL} (cpu) or {DEFAULT_SMOKE_PROTOCOL}; "
+                                              f"one of: {', '.join(PROTOCOLS)} (v0, v1 frozen, readable)")]
 DEBUG_ENV = "DMIX_DEBUG"  # set (or --debug) to see the traceback of a user error
 Db = Annotated[Optional[Path], typer.Option(help="results database (default: <cache>/leaderboard.sqlite)")]
 
@@ -200,7 +201,7 @@ def run(
     workers: Annotated[int, typer.Option(help="parallel env workers")] = 2,
     cql_steps: Annotated[int, typer.Option(help="CQL gradient steps")] = 300,
     out: Annotated[Path, typer.Option(help="where the trained agents go")] = Path("runs/main"),
-    protocol: Protocol = "dmix-bench-smoke-v2",
+    protocol: Protocol = DEFAULT_SMOKE_PROTOCOL,
     data_dir: DataDir = None,
     cache_dir: CacheDir = None,
 ) -> None:
@@ -267,7 +268,7 @@ def agents_guard(
 def agents_select(
     agents: Annotated[list[Path], typer.Option(help="agents folder of `dmix agents train` (sft.pt, <algo>-steps/*.pt, dt.json); "
                                                     "repeat it to choose each algorithm over several (e.g. feedback features)")],
-    protocol: Protocol = "dmix-bench-v2",
+    protocol: Protocol = DEFAULT_PROTOCOL,
     seeds: Annotated[int, typer.Option(help="validation seeds per candidate (from 4,000,000: never collected, never evaluated)")] = 2,
     every: Annotated[int, typer.Option(help="score the offline RL snapshots every this many gradient steps (and the last)")] = 500,
     out: Annotated[Optional[Path], typer.Option(help="selection JSON (default: <first agents>/selection.json; a re-run resumes)")] = None,
@@ -343,7 +344,7 @@ def agents_compare(
 def leaderboard_submit(
     policy: Annotated[str, typer.Option(help="package.module:factory, a saved policy file, or baseline:<name>")],
     name: Annotated[str, typer.Option(help="the submission's name in the table (re-using it replaces that entry)")],
-    protocol: Protocol = "dmix-bench-v2",
+    protocol: Protocol = DEFAULT_PROTOCOL,
     workers: Annotated[int, typer.Option(help="episodes run in parallel processes")] = 1,
     vector: Annotated[Optional[int], typer.Option(
         help="a task's episodes each worker trains at once on a vector env (0: one at a time; default: 16 on a GPU, 0 on a CPU)")] = None,
@@ -366,7 +367,7 @@ def leaderboard_submit(
 @leaderboard_app.command("reproduce")
 def leaderboard_reproduce(
     row: Annotated[str, typer.Option(help="the shipped row to re-run, by its name in the table (e.g. Static-transfer)")],
-    protocol: Protocol = "dmix-bench-v2",
+    protocol: Protocol = DEFAULT_PROTOCOL,
     episodes: Annotated[Optional[int], typer.Option(min=1, help="how many of its episodes, the tasks in turn (default: all)")] = None,
     workers: Annotated[int, typer.Option(min=1, help="episodes run in parallel processes (one thread each)")] = 1,
     tolerance: Annotated[float, typer.Option(help="the largest |difference| that counts as reproduced")] = 1e-9,
@@ -387,7 +388,7 @@ def leaderboard_reproduce(
 
 @leaderboard_app.command("check-build")
 def leaderboard_check_build(
-    protocol: Protocol = "dmix-bench-v2",
+    protocol: Protocol = DEFAULT_PROTOCOL,
     db: Db = None,
     data_dir: DataDir = None,
     cache_dir: CacheDir = None,
@@ -406,7 +407,7 @@ def leaderboard_check_build(
 
 @leaderboard_app.command("show")
 def leaderboard_show(
-    protocol: Protocol = "dmix-bench-v2",
+    protocol: Protocol = DEFAULT_PROTOCOL,
     db: Db = None,
     cache_dir: CacheDir = None,
     as_markdown: Annotated[bool, typer.Option("--markdown", help="print a Markdown table (for a README) instead")] = False,
@@ -420,7 +421,7 @@ def leaderboard_compare(
     row: Annotated[str, typer.Argument(help="a row of the table, e.g. 'IQL agent'")],
     against: Annotated[list[str], typer.Option(help="a row to compare with (repeatable), e.g. Static-transfer or "
                                                     "'Static oracle (reference)'")],
-    protocol: Protocol = "dmix-bench-v2",
+    protocol: Protocol = DEFAULT_PROTOCOL,
     db: Db = None,
     cache_dir: CacheDir = None,
 ) -> None:
@@ -440,7 +441,7 @@ def leaderboard_compare(
 
 @leaderboard_app.command("ceilings")
 def leaderboard_ceilings(
-    protocol: Protocol = "dmix-bench-v2",
+    protocol: Protocol = DEFAULT_PROTOCOL,
     confirm: Annotated[bool, typer.Option(help="run each row above its ceiling on the ceiling's confirmation seeds "
                                                "and move the reference where it is ahead there too (paired)")] = False,
     workers: Annotated[int, typer.Option(help="episodes run in parallel processes (with --confirm)")] = 1,
@@ -466,7 +467,7 @@ def leaderboard_ceilings(
 
 @leaderboard_app.command("references")
 def leaderboard_references(
-    protocol: Protocol = "dmix-bench-v2",
+    protocol: Protocol = DEFAULT_PROTOCOL,
     workers: Annotated[int, typer.Option(help="episodes run in parallel processes")] = 1,
     db: Db = None,
     data_dir: DataDir = None,
@@ -485,7 +486,7 @@ def leaderboard_references(
 
 
 @leaderboard_app.command("static-transfer")
-def leaderboard_static_transfer(protocol: Protocol = "dmix-bench-v2", db: Db = None, cache_dir: CacheDir = None) -> None:
+def leaderboard_static_transfer(protocol: Protocol = DEFAULT_PROTOCOL, db: Db = None, cache_dir: CacheDir = None) -> None:
     """Print Static-transfer's policy spec: the protocol's training task's confirmed best static mixture."""
     from dmix_gym.errors import MissingFileError
     from leaderboard.official import open_store
@@ -514,7 +515,7 @@ def leaderboard_backup(
 
 @leaderboard_app.command("export")
 def leaderboard_export(
-    protocol: Protocol = "dmix-bench-v2",
+    protocol: Protocol = DEFAULT_PROTOCOL,
     names: Annotated[Optional[str], typer.Option(help="comma-separated submissions to ship (default: every finished one)")] = None,
     out: Annotated[Optional[Path], typer.Option(help="where to write (default: the package's leaderboard/official/)")] = None,
     db: Db = None,
@@ -535,7 +536,7 @@ def leaderboard_export(
 @leaderboard_app.command("report")
 def leaderboard_report(
     out: Annotated[Path, typer.Option(help="folder for index.html and its PNG plots")] = Path("runs/leaderboard"),
-    protocol: Protocol = "dmix-bench-v2",
+    protocol: Protocol = DEFAULT_PROTOCOL,
     db: Db = None,
     cache_dir: CacheDir = None,
 ) -> None:
@@ -558,7 +559,7 @@ def search_cmd(
     budget: Annotated[Optional[int], typer.Option(min=1, help="episodes at most, all stages and confirmation together "
                                                               "(default: as many as the search takes)")] = None,
     objective: Annotated[Optional[str], typer.Option(
-        help="a protocol (dmix-bench-v2) whose objective is maximised (default: the scenario's own reward)")] = None,
+        help=f"a protocol (e.g. {DEFAULT_PROTOCOL}) whose objective is maximised (default: the scenario's own reward)")] = None,
     schedules: Annotated[bool, typer.Option(help="also search target-share schedules (CMA-ES)")] = True,
     domains: Annotated[bool, typer.Option(help="also search within-field domain splits")] = True,
     search_seeds: Annotated[int, typer.Option(min=1, help="episodes per candidate while searching")] = 2,
@@ -599,7 +600,7 @@ def cpt(
     activation_checkpointing: Annotated[bool, typer.Option(help="recompute each layer in backward")] = True,
     device: Annotated[str, typer.Option(help="auto | cuda | cpu (gloo)")] = "auto",
     objective: Annotated[Optional[str], typer.Option(
-        help="a protocol (dmix-bench-v2) whose objective sets the reward weights (default: the scenario's own)")] = None,
+        help=f"a protocol (e.g. {DEFAULT_PROTOCOL}) whose objective sets the reward weights (default: the scenario's own)")] = None,
     data_dir: DataDir = None,
     cache_dir: CacheDir = None,
 ) -> None:

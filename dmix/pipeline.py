@@ -339,10 +339,10 @@ def run_pipeline(scenario: str = "general-math", preset: str = "smoke", trajecto
     """The whole pipeline on the default data: data, an episode, trajectories -> Minari, SFT + CQL agents, leaderboard."""
     from datasets_builder.publish import dataset_id
     from dmix_gym.scenario import make_scenario
-    from leaderboard.protocol import get_protocol
+    from leaderboard.protocol import DEFAULT_SMOKE_PROTOCOL, get_protocol
     from leaderboard.submit import default_db
 
-    protocol = protocol or get_protocol("dmix-bench-smoke-v2")  # resolved before an hour of work, not after
+    protocol = protocol or get_protocol(DEFAULT_SMOKE_PROTOCOL)  # resolved before an hour of work, not after
     console.rule("[bold]1/5 data")
     build(scenario, preset, data_dir, cache_dir)
     console.rule("[bold]2/5 environment")

@@ -254,7 +254,8 @@ PROTOCOLS: dict[str, Protocol] = {
         _tasks("smoke", 2, SMOKE_OTHER_MODEL), reference_grid=(0.0, 0.5, 1.0), random_episodes=2, frozen=V0_FROZEN,
     ),
 }
-DEFAULT_PROTOCOL = "dmix-bench-v2"
+DEFAULT_PROTOCOL = "dmix-bench-v2"  # what every `dmix leaderboard` command ranks on unless told
+DEFAULT_SMOKE_PROTOCOL = "dmix-bench-smoke-v2"  # its smoke twin: `dmix run`'s leaderboard
 
 
 def get_protocol(version: str) -> Protocol:

@@ -88,6 +88,19 @@ def test_protocol_seeds_are_disjoint_from_collection_seeds(version):
     assert {t.name for t in protocol.tasks} == (tasks | {"scarce-target"} if "-v2" in version or "-v3" in version else tasks)
 
 
+def test_every_command_defaults_to_the_default_protocol():
+    """Making a protocol the default is one line (DEFAULT_PROTOCOL): no command keeps its own copy of the name."""
+    import inspect
+
+    from dmix import cli
+
+    commands = [c.callback for c in cli.leaderboard_app.registered_commands + cli.app.registered_commands]
+    defaults = {c.__name__: inspect.signature(c).parameters["protocol"].default
+                for c in commands if "protocol" in inspect.signature(c).parameters}
+    assert defaults.pop("run") == protocol_module.DEFAULT_SMOKE_PROTOCOL  # `dmix run` ranks at the smoke preset
+    assert len(defaults) >= 10 and set(defaults.values()) == {protocol_module.DEFAULT_PROTOCOL}
+
+
 @pytest.mark.parametrize("frozen", ["dmix-bench-v0", "dmix-bench-v1", "dmix-bench-smoke-v1"])
 def test_v2_is_the_default_and_older_versions_stay_readable_but_take_no_submissions(tmp_path, frozen):
     from leaderboard.submit import submit
