@@ -9,8 +9,9 @@ protocol plus its validation scenarios (no evaluation task's), so a checkpoint t
 training scenario is not chosen. A candidate's score is the protocol's objective averaged over its episodes
 (every task is scored in the same standardised units); ties go to the earlier checkpoint.
 
-Every finished episode is written to the selection JSON at once, keyed by the candidate file's hash,
-so an interrupted selection resumes and a retrained checkpoint is scored again. With a shortlist, every candidate
+Every finished episode is written to the selection JSON at once, keyed by the candidate's weights and settings
+(`agents.digest`), so an interrupted selection resumes, a checkpoint retrained to the same weights (another machine)
+keeps its episodes, and one retrained to other weights is scored again. With a shortlist, every candidate
 plays a first rung (each protocol task's first validation seed) and only each algorithm's best few play the rest:
 successive halving with one cut, for candidate sets whose full validation would cost more than their training.
 """
@@ -25,8 +26,9 @@ from typing import Any
 
 import numpy as np
 
+from agents.digest import saved_agent_digest
 from dmix_gym.errors import ConfigError, MissingFileError
-from dmix_gym.utils.atomic import sha256_file, write_json
+from dmix_gym.utils.atomic import write_json
 
 from .episodes import run_episodes
 from .official import ranking_objective
@@ -133,7 +135,7 @@ def select_models(agents: str | Path | list[str | Path], protocol_version: str, 
     candidates = find_all_candidates(folders, every)
     files = {label: path for group in candidates.values() for label, path in group.items()}
     suffix = "" if splits is None else "@" + splits
-    digests = {label: sha256_file(path)[:16] + suffix for label, path in files.items()}  # other splits: scored anew
+    digests = {label: saved_agent_digest(path)[:16] + suffix for label, path in files.items()}  # other splits: anew
 
     header = ({"protocol": protocol.version, "scenario": tasks[0].scenario, "preset": tasks[0].preset,
                "seeds": list(tasks[0].seeds)} if protocol.search is None else

@@ -407,6 +407,13 @@ def test_model_selection_scores_candidates_on_validation_seeds_and_resumes(tiny_
     assert first["chosen"]["cql"]["label"] == max(("cql@500", "cql@750"), key=firsts.get)
     assert first["chosen"]["sft"]["balanced_mean"] == pytest.approx(firsts["sft"])
     assert selection.select_models(tmp_path, tiny_protocol.version, seeds=2, data_dir=str(tiny_data), progress=False) == result
+    # Trained again to the same weights (another wall time, another temporary file): a new file, the same candidate.
+    same = TransformerAgent.create(data.domain_space, data.feedback_mean, data.feedback_std, config, 2, name="cql")
+    same.meta["train_seconds"] = 123.4
+    before = snapshot_path(tmp_path, "cql", 500).read_bytes()
+    same.save(snapshot_path(tmp_path, "cql", 500))
+    assert snapshot_path(tmp_path, "cql", 500).read_bytes() != before
+    assert selection.select_models(tmp_path, tiny_protocol.version, seeds=2, data_dir=str(tiny_data), progress=False) == result
 
     rerun = []
 
