@@ -147,7 +147,7 @@ case $ACTION in
     for path in benchmarks/results/leaderboard/live/references "benchmarks/results/leaderboard/$PROTOCOL.sqlite" \
                 "benchmarks/results/leaderboard/staging-$PROTOCOL" datasets_builder/collections benchmarks/results/domain_gain \
                 benchmarks/results/dataset_report benchmarks/results/model_selection benchmarks/results/unseen_scale \
-                leaderboard/official; do
+                benchmarks/policies leaderboard/official; do  # policies: the guard files rows are fingerprinted by
       if [[ -e $path ]]; then paths+=("$path"); fi
     done
     git add "${paths[@]}"
