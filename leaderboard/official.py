@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from agents.digest import saved_agent_digest
 from dmix_gym.errors import ConfigError, MissingFileError
 from dmix_gym.utils.atomic import atomic_path, write_json
 
@@ -43,13 +44,26 @@ def official_agent(name: str) -> Path:
     return found[0]
 
 
+def _same_agent(shipped: Path, source: Path) -> bool:
+    """Whether `shipped` (if there) holds the agent saved at `source`."""
+    try:
+        return shipped.is_file() and saved_agent_digest(shipped) == saved_agent_digest(source)
+    except MissingFileError:  # a DT's model missing beside its shipped JSON: ship it again
+        return False
+
+
 def ship_agents(chosen: dict[str, dict[str, Any]], version: str) -> dict[str, str]:
-    """Copy each algorithm's chosen checkpoint (a model selection's `chosen`) into the package; return their specs."""
+    """Copy each algorithm's chosen checkpoint (a model selection's `chosen`) into the package; return their specs.
+    A shipped file that already holds the same agent (`agents.digest`: the same weights and settings, e.g. retrained on
+    a fresh machine) is kept byte for byte, so the rows fingerprinted by it stay valid."""
     folder = OFFICIAL / "agents" / version
     specs = {}
     for algo, choice in chosen.items():
         source = Path(choice["path"])
+        shipped = folder / f"{algo}{source.suffix}"
         files = [source, source.with_suffix(".d3")] if source.suffix == ".json" else [source]  # a DT's model sits beside it
+        if _same_agent(shipped, source):
+            files = []
         for file in files:
             with atomic_path(folder / f"{algo}{file.suffix}", suffix=file.suffix) as tmp:
                 shutil.copyfile(file, tmp)

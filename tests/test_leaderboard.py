@@ -448,6 +448,15 @@ def test_model_selection_scores_candidates_on_validation_seeds_and_resumes(tiny_
     assert specs == {"sft": "official:test-tiny-v0/sft", "cql": "official:test-tiny-v0/cql"}
     assert load_policy(specs["cql"]).meta == TransformerAgent.load(snapshot_path(tmp_path, "cql", 750)).meta
     assert resolve_policy(specs["sft"])[1] == resolve_policy(str(tmp_path / "sft.pt"))[1]
+    # Shipped again after a retrain to the same weights (a fresh machine): the shipped file, and its rows, stay.
+    fingerprint = resolve_policy(specs["sft"])[1]
+    same = TransformerAgent.create(data.domain_space, data.feedback_mean, data.feedback_std, config, 0, name="sft")
+    same.meta["train_seconds"] = 99.0
+    same.save(tmp_path / "sft.pt")
+    assert official.ship_agents(again["chosen"], "test-tiny-v0") == specs and resolve_policy(specs["sft"])[1] == fingerprint
+    save(tmp_path / "sft.pt", 5, "sft")  # other weights: shipped anew
+    official.ship_agents(again["chosen"], "test-tiny-v0")
+    assert resolve_policy(specs["sft"])[1] == resolve_policy(str(tmp_path / "sft.pt"))[1] != fingerprint
     with pytest.raises(ValueError, match="shipped: test-tiny-v0/cql, test-tiny-v0/sft"):
         load_policy("official:test-tiny-v0/iql")
 
