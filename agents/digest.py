@@ -41,7 +41,10 @@ def saved_agent_digest(path: str | Path) -> str:
         raise MissingFileError(f"no saved agent at {path}")
     digest = hashlib.sha256()
     if path.suffix == ".pt":
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as error:  # a truncated or foreign file: one line naming it, not torch's traceback
+            raise ConfigError(f"{path} is not a readable saved agent ({type(error).__name__})") from error
         if not isinstance(payload, dict) or "state_dict" not in payload:
             raise ConfigError(f"{path} is not a saved dmix agent (no state_dict)")
         state = payload.pop("state_dict")

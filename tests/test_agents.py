@@ -321,6 +321,21 @@ def test_save_load_round_trip_gives_identical_actions(tiny_offline, tmp_path):
         TransformerAgent.load(tmp_path / "other.pt")
 
 
+def test_a_saved_agents_digest_is_its_weights_and_settings_not_its_files_bytes(tiny_offline, tmp_path):
+    from agents.digest import saved_agent_digest
+
+    first, again = small_agent(tiny_offline, seed=3), small_agent(tiny_offline, seed=3)
+    first.meta["train_seconds"], again.meta["train_seconds"] = 1.0, 2.0  # the same training, timed twice
+    a, b = first.save(tmp_path / "a.pt"), again.save(tmp_path / "b.pt")
+    assert a.read_bytes() != b.read_bytes() and saved_agent_digest(a) == saved_agent_digest(b)
+    assert saved_agent_digest(small_agent(tiny_offline, seed=4).save(tmp_path / "c.pt")) != saved_agent_digest(a)
+    again.meta["dataset"] = "another"  # settings count
+    assert saved_agent_digest(again.save(tmp_path / "d.pt")) != saved_agent_digest(a)
+    (tmp_path / "bad.pt").write_bytes(a.read_bytes()[:100])
+    with pytest.raises(ValueError, match="bad.pt is not a readable saved agent"):
+        saved_agent_digest(tmp_path / "bad.pt")
+
+
 def planted_actions(data):
     """Two mixtures far apart: `good` (all weight near domain 0) and `bad` (near the last domain)."""
     d = len(data.domains)
