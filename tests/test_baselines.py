@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -277,6 +278,35 @@ def test_mixing_laws_over_domains_find_the_target_domain_a_planted_law_favours_f
     found, true = best_mixture(params, np.ones(2), candidates), best_mixture(planted, np.ones(2), candidates)
     assert np.argmax(found[3:]) == 1 and found[4] > 0.8 * found[3:].sum()  # y carries the target share
     assert abs(found[3:].sum() - true[3:].sum()) < 0.1
+
+
+def test_mixing_laws_choose_the_per_field_law_on_the_proxy_runs_where_domain_laws_failed():
+    """v3's first Mixing laws row, on general-code: 8 proxy runs over 16 domains, a penalty grid that stopped at 1. Its
+    laws fitted the runs to 0.01 nats, mispredicted each run left out by 0.9, and put their maximum on a pure-source
+    corner (the row scored below Start-state). Leave-one-out over a grid reaching the per-field law (an infinite
+    penalty) must choose that end, whose maximum gives the target field a share."""
+    from baselines.mixing_laws import choose_penalty
+    from datasets_builder.collection import load_episode
+    from dmix_gym.data.domains import collapse, expand
+
+    root = Path(__file__).resolve().parents[1]
+    runs = root / "benchmarks/results/leaderboard/staging-dmix-bench-v3/general-code-cpu-mixing-laws-ef4186e064-v1"
+    episodes = [load_episode(runs / f"episode-{i:06d}.npz") for i in range(8)]
+    x = np.stack([e["actions"][0] / e["actions"][0].sum() for e in episodes]).astype(np.float64)
+    loss = -np.stack([e["info/feedback"][-1] for e in episodes]).astype(np.float64)
+    names = tuple(f"general/{i}" for i in range(8)) + tuple(f"code/{i}" for i in range(8))
+    space = DomainSpace(names, (0,) * 8 + (1,) * 8, ("general", "code"), ("code",), (1 / 8,) * 8 + (0,) * 8,
+                        (0,) * 8 + (1 / 8,) * 8)
+    config = MixingLawsConfig(starts=1)
+    assert np.isinf(max(config.penalties)) and 1.0 in config.penalties
+    groups, weights = np.asarray(space.field_of), np.array([2.8428086187655826, 0.3675830014385879])  # v2's objective
+    penalty, errors = choose_penalty(x, loss, groups, (1.0, max(config.penalties)), config)
+    assert np.isinf(penalty) and errors[penalty] < errors[1.0]
+    rng = np.random.default_rng(0)
+    fields = np.concatenate([np.eye(2), rng.dirichlet([1, 1], 2000)])
+    candidates = np.concatenate([expand(fields, space), np.eye(16), domain_mixtures(fields, space, rng, 0.3, 3.0)])
+    best = best_mixture([fit_law(x, loss[:, i], 1, i, groups, penalty) for i in range(2)], weights, candidates)
+    assert 0.05 < collapse(best, space)[1] < 0.95
 
 
 def test_aioli_recovers_a_planted_linear_law_and_leans_toward_the_helpful_field():
