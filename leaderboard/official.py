@@ -48,7 +48,7 @@ def _same_agent(shipped: Path, source: Path) -> bool:
     """Whether `shipped` (if there) holds the agent saved at `source`."""
     try:
         return shipped.is_file() and saved_agent_digest(shipped) == saved_agent_digest(source)
-    except MissingFileError:  # a DT's model missing beside its shipped JSON: ship it again
+    except (MissingFileError, ConfigError):  # a shipped file unreadable, or a DT's model missing beside it: ship again
         return False
 
 
