@@ -28,7 +28,7 @@ def main() -> None:
     import gymnasium as gym
 
     import dmix_gym  # noqa: F401  (registers DataMix-v0)
-    from baselines.mixing_laws import MixingLawsConfig, best_mixture, domain_mixtures, fit_law, law, loo_error
+    from baselines.mixing_laws import MixingLawsConfig, best_mixture, choose_penalty, domain_mixtures, fit_law, law
     from datasets_builder.collection import episode_path, load_episode
     from dmix_gym.data.domains import collapse, expand
     from dmix_gym.feedback import objective
@@ -51,8 +51,8 @@ def main() -> None:
         candidates = np.concatenate([expand(fields, space), np.eye(space.size),
                                      domain_mixtures(fields, space, rng, config.min_concentration, config.max_concentration)])
         best_run = objective(-loss[fit], weights).max()
-        for penalty in config.penalties:
-            loo = np.mean([loo_error(x[fit], loss[fit, i], config.starts, config.seed + i, groups, penalty) for i in range(k)])
+        _, errors = choose_penalty(x[fit], loss[fit], groups, config.penalties, config)
+        for penalty, loo in errors.items():
             params = [fit_law(x[fit], loss[fit, i], config.starts, config.seed + i, groups, penalty) for i in range(k)]
             held_error = np.mean([np.abs(law(p, x[held]) - loss[held, i]).mean() for i, p in enumerate(params)])
             best = best_mixture(params, weights, candidates)

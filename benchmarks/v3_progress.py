@@ -49,8 +49,10 @@ def dataset() -> str:
     complete = episodes = 0
     left = 0.0  # training compute of the episodes still to collect, in cpu-preset episodes
     for draw, cost in by_cost(draw_scenarios(space, DRAWS), space):
-        planned = 10 if cost <= COSTLY else 5  # benchmarks/dataset_v2.sh's plan: half of each level for a costly draw
-        staged = len(list((COLLECTIONS / f"{draw['name']}-cpu-domain-space-v1").glob("episode-*.npz")))
+        folder = COLLECTIONS / f"{draw['name']}-cpu-domain-space-v1"
+        plan = folder / "plan.json"  # a started draw's own plan; benchmarks/dataset_v2.sh's rule for one not yet started
+        planned = len(json.loads(plan.read_text())["episodes"]) if plan.is_file() else 10 if cost <= COSTLY else 5
+        staged = len(list(folder.glob("episode-*.npz")))
         episodes += staged
         complete += staged >= planned
         left += max(planned - staged, 0) * cost

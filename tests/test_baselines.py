@@ -282,8 +282,8 @@ def test_mixing_laws_over_domains_find_the_target_domain_a_planted_law_favours_f
 
 def test_mixing_laws_choose_the_per_field_law_on_the_proxy_runs_where_domain_laws_failed():
     """v3's first Mixing laws row, on general-code: 8 proxy runs over 16 domains, a penalty grid that stopped at 1. Its
-    laws fitted the runs to 0.01 nats, mispredicted each run left out by 0.9, and put their maximum on a pure-source
-    corner (the row scored below Start-state). Leave-one-out over a grid reaching the per-field law (an infinite
+    laws fitted the runs to 0.01 nats, mispredicted each run left out by 0.93, and put their maximum on an all-source
+    split (the row scored below Start-state). Leave-one-out over a grid reaching the per-field law (an infinite
     penalty) must choose that end, whose maximum gives the target field a share."""
     from baselines.mixing_laws import choose_penalty
     from datasets_builder.collection import load_episode
