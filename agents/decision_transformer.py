@@ -32,6 +32,7 @@ from dmix_gym.utils.atomic import atomic_path, write_json
 
 from .agent import COMPUTE_KEYS, device_label
 from .features import check_features, check_reward, from_unit, reward_weights, to_unit, tokens
+from .finished import finished_metrics
 from .offline_data import OfflineData
 from .offline_rl import d3rlpy, d3rlpy_device  # d3rlpy imported quietly there
 
@@ -157,17 +158,21 @@ class DTAgent(Policy):
 
 def train_dt(data: OfflineData, out: str | Path, settings: DTSettings = DTSettings(),
              progress: bool = True) -> tuple[DTAgent, dict]:
-    """Train (or finish training) a Decision Transformer on every episode of `data`; save `<out>/dt.json` + `dt.d3`."""
+    """Train (or finish training) a Decision Transformer on every episode of `data`; save `<out>/dt.json` + `dt.d3`. A run
+    that finished in `out` with the same settings is read back."""
     from d3rlpy.logging import NoopAdapterFactory
 
     data.expect_features(settings.features, settings.target_left, "the Decision Transformer")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    max_timestep = int(max(np.bincount(data.episode.astype(np.int64)))) + 2
+    settings_json = {"dt": asdict(settings), "dataset": data.dataset_id, "format": FORMAT, "max_timestep": max_timestep}
+    finished = finished_metrics(out / "dt-metrics.json", settings_json, [out / "dt.json", out / "dt.d3"])
+    if finished is not None:
+        return DTAgent.load(out / "dt.json"), finished
     d3rlpy.seed(settings.seed)
     torch.manual_seed(settings.seed)
     dataset = dt_dataset(data, settings)
-    max_timestep = int(max(np.bincount(data.episode.astype(np.int64)))) + 2
-    settings_json = {"dt": asdict(settings), "dataset": data.dataset_id, "format": FORMAT, "max_timestep": max_timestep}
     checkpoint, state_file = out / "dt-checkpoint.d3", out / "dt-state.json"
     done, seconds = 0, 0.0
     if checkpoint.exists() and state_file.exists():

@@ -41,6 +41,7 @@ from dmix_gym.utils.atomic import atomic_path, write_json
 from . import features
 from .agent import FORMAT, TransformerAgent, device_label
 from .features import to_unit
+from .finished import finished_metrics
 from .networks import MixingNet, StateActionEncoder, WindowEncoder
 from .offline_data import OfflineData
 
@@ -281,26 +282,34 @@ def snapshot_path(out: str | Path, algo: str, steps: int) -> Path:
 
 
 def train_rl(data: OfflineData, out: str | Path, init: TransformerAgent, settings: RLSettings = RLSettings(),
-             progress: bool = True) -> tuple[TransformerAgent, dict, object]:
+             progress: bool = True) -> tuple[TransformerAgent, dict, object | None]:
     """Train (or finish training) `settings.algo` from `init` on every transition of `data`; save the actor as
     `<out>/<algo>.pt`, and after each epoch as `<out>/<algo>-steps/<steps>.pt` (the candidates model selection scores).
 
-    Returns the trained agent, its metrics, and the d3rlpy algorithm object (for its critic).
+    Returns the trained agent, its metrics, and the d3rlpy algorithm object (for its critic). A run that finished in
+    `out` with the same settings is read back, with None for the algorithm (its checkpoint may be gone).
     """
     from d3rlpy.logging import FileAdapterFactory
 
     if init.domains != data.domains:
         raise ConfigError(f"initial agent has domains {init.domains[:3]}..., the dataset {data.domains[:3]}...")
     data.expect_features(init.config.features, init.config.target_left, f"the initial agent {init.name!r}")
-    out = Path(out)
+    out, name = Path(out), settings.algo
     out.mkdir(parents=True, exist_ok=True)
+    settings_json = {name: asdict(settings), "agent": init.config.to_dict(), "dataset": data.dataset_id, "format": FORMAT}
+    last = snapshot_path(out, name, settings.steps)
+    finished = finished_metrics(out / f"{name}-metrics.json", settings_json, [last])
+    if finished is not None:  # restored without its checkpoint, so without its critic
+        final = out / f"{name}.pt"
+        if not final.is_file():  # the store keeps the candidates; the final agent is the last of them
+            TransformerAgent.load(last).save(final)
+        return TransformerAgent.load(final), finished, None
     d3rlpy.seed(settings.seed)
     torch.manual_seed(settings.seed)
     dataset = d3rlpy_dataset(data, settings)
-    algo, name = make_algo(init, settings), settings.algo
+    algo = make_algo(init, settings)
     algo.build_with_dataset(dataset)
 
-    settings_json = {name: asdict(settings), "agent": init.config.to_dict(), "dataset": data.dataset_id, "format": FORMAT}
     checkpoint, state_file = out / f"{name}-checkpoint.d3", out / f"{name}-state.json"
     done, history, seconds = 0, [], 0.0
     if checkpoint.exists() and state_file.exists():

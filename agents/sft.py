@@ -20,6 +20,7 @@ from dmix_gym.errors import ConfigError
 from dmix_gym.utils.atomic import atomic_path, write_json
 
 from .agent import FORMAT, TransformerAgent, device_label
+from .finished import finished_metrics
 from .networks import AgentConfig
 from .offline_data import OfflineData
 
@@ -51,7 +52,8 @@ def mse(net, windows: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 
 def train_sft(data: OfflineData, out: str | Path, agent_config: AgentConfig = AgentConfig(), config: SFTConfig = SFTConfig(),
               progress: bool = True) -> tuple[TransformerAgent, dict]:
-    """Train (or finish training) an SFT agent on `data`; save it to `<out>/sft.pt`; return it and its metrics."""
+    """Train (or finish training) an SFT agent on `data`; save it to `<out>/sft.pt`; return it and its metrics. A run
+    that finished in `out` with the same settings is read back."""
     from tqdm.auto import trange
 
     if agent_config.window != data.window:
@@ -71,6 +73,9 @@ def train_sft(data: OfflineData, out: str | Path, agent_config: AgentConfig = Ag
     net = agent.net.train()
     optimizer = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     settings = {"sft": asdict(config), "agent": agent_config.to_dict(), "dataset": data.dataset_id, "format": FORMAT}
+    finished = finished_metrics(out / "sft-metrics.json", settings, [out / "sft.pt"])
+    if finished is not None:
+        return TransformerAgent.load(out / "sft.pt"), finished
     checkpoint = out / "sft-checkpoint.pt"
     history: list[dict] = []
     start_epoch, seconds = 0, 0.0

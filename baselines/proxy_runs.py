@@ -68,7 +68,14 @@ def run_proxies(env, mixtures: np.ndarray, proxy_steps: int, seed: int, tag: str
     plan = load_or_write_plan(folder, scenario, len(episodes), lambda: Plan(scenario, name, episodes))
     started = time.perf_counter()
     run_plan(folder, plan, len(episodes), workers, "process", base.data_dir, base.cache_dir, progress)
-    wall = time.perf_counter() - started
+    return read_proxy_runs(folder, wall_seconds=time.perf_counter() - started)
+
+
+def read_proxy_runs(folder: Path, wall_seconds: float = 0.0) -> ProxyRuns:
+    """The staged runs of `folder` (written by `run_proxies`) as the baselines read them: each run's planned mixture
+    and final feedback, and the compute they spent. Every planned run must be staged."""
+    folder = Path(folder)
+    plan = Plan.from_json(json.loads((folder / "plan.json").read_text()))
     feedback, tokens, seconds = [], 0, 0.0
     for planned in plan.episodes:
         arrays = load_episode(episode_path(folder, planned.index))
@@ -76,4 +83,4 @@ def run_proxies(env, mixtures: np.ndarray, proxy_steps: int, seed: int, tag: str
         tokens += int(arrays["info/tokens"].sum())
         seconds += float(arrays.get("info/train_seconds", np.zeros(1)).sum() + arrays.get("info/eval_seconds", np.zeros(1)).sum())
     return ProxyRuns(np.stack([p.actions[0] for p in plan.episodes]).astype(np.float64), np.asarray(feedback, np.float64),
-                     tokens, seconds, wall, folder)
+                     tokens, seconds, wall_seconds, folder)

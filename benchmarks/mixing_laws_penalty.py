@@ -29,7 +29,7 @@ def main() -> None:
 
     import dmix_gym  # noqa: F401  (registers DataMix-v0)
     from baselines.mixing_laws import MixingLawsConfig, best_mixture, choose_penalty, domain_mixtures, fit_law, law
-    from datasets_builder.collection import episode_path, load_episode
+    from baselines.proxy_runs import read_proxy_runs
     from dmix_gym.data.domains import collapse, expand
     from dmix_gym.feedback import objective
 
@@ -41,9 +41,8 @@ def main() -> None:
         env = gym.make("DataMix-v0", scenario=plan["scenario"])
         space, weights = env.unwrapped.domain_space, np.asarray(env.unwrapped.scenario.weights())
         env.close()
-        episodes = [load_episode(episode_path(folder, i)) for i in range(len(plan["episodes"]))]
-        x = np.stack([e["actions"][0] / e["actions"][0].sum() for e in episodes]).astype(np.float64)
-        loss = -np.stack([e["info/feedback"][-1] for e in episodes]).astype(np.float64)
+        runs = read_proxy_runs(folder)
+        x, loss = runs.mixtures, -runs.final_feedback
         groups, k = np.asarray(space.field_of), len(space.fields)
         fit, held = slice(0, config.runs), slice(config.runs, None)
         rng = np.random.default_rng(config.seed)

@@ -10,6 +10,8 @@
 #   bash benchmarks/v3_cpu.sh stop                end every lane's process group (its pool workers with it)
 #   bash benchmarks/v3_cpu.sh commit              commit what the lanes have added to results (never code), e.g. every
 #                                                 25 min: while sleep 1500; do bash benchmarks/v3_cpu.sh commit; done
+# Trained agents go into the commit too (their selection candidates: benchmarks/agents_store.py), and `start` restores
+# them, so a fresh machine does not train them again.
 # The lanes, and the order each needs:
 #   references: v3's domain-space searches (benchmarks/leaderboard_cpu.sh, REFERENCES_ONLY), then the rows that wait on
 #               no agent (agent rows say "skipped" until shipped);
@@ -119,6 +121,7 @@ case $ACTION in
       if running "$lane"; then echo "the $lane lane is already running (pid $(lane_pid "$lane")): stop it first" >&2; exit 1; fi
     done
     rm -f "$DIR"/*.done
+    python3 benchmarks/agents_store.py restore  # trained agents a fresh machine would otherwise train again (hours)
     cp benchmarks/v3_cpu.sh benchmarks/leaderboard_cpu.sh benchmarks/dataset_v2.sh benchmarks/agents_cpu.sh "$DIR/bin/"
     for lane in "${LANES[@]}"; do
       setsid nohup bash "$DIR/bin/v3_cpu.sh" lane "$lane" "$WORKERS" >> "$DIR/$lane.log" 2>&1 < /dev/null &
@@ -140,14 +143,16 @@ case $ACTION in
     done
     python benchmarks/v3_progress.py
     ;;
-  commit)  # results only: the live database's consistent copy, reference logs, staged episodes, studies' outputs
+  commit)  # results only: the live database's consistent copy, reference logs, staged episodes, studies' outputs,
+           # the finished agents' candidates (benchmarks/agents_store.py)
+    python3 benchmarks/agents_store.py save runs/agents-cpu-v3-* > /dev/null
     dmix leaderboard backup --db "benchmarks/results/leaderboard/live/$PROTOCOL.sqlite" \
       --out "benchmarks/results/leaderboard/$PROTOCOL.sqlite" > /dev/null
     paths=()
     for path in benchmarks/results/leaderboard/live/references "benchmarks/results/leaderboard/$PROTOCOL.sqlite" \
                 "benchmarks/results/leaderboard/staging-$PROTOCOL" datasets_builder/collections benchmarks/results/domain_gain \
                 benchmarks/results/dataset_report benchmarks/results/model_selection benchmarks/results/unseen_scale \
-                benchmarks/policies leaderboard/official; do  # policies: the guard files rows are fingerprinted by
+                benchmarks/policies leaderboard/official benchmarks/results/agents; do  # policies: the rows' guard files
       if [[ -e $path ]]; then paths+=("$path"); fi
     done
     git add "${paths[@]}"

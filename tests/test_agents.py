@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -437,6 +439,39 @@ def test_bc_imitates_the_logged_mixture(tiny_offline, tmp_path):
         mixtures = agent.net.mixture(torch.from_numpy(planted.windows)).numpy()
     assert closer_to(mixtures, good, bad) == 1.0 and np.abs(mixtures - good).sum(1).mean() < 0.3
     assert TransformerAgent.load(tmp_path / "bc.pt").meta["algo"] == "bc"
+
+
+def test_a_finished_run_restored_from_the_agents_store_is_read_back_not_trained_again(tiny_offline, tmp_path):
+    """A fresh machine restores the committed store (metrics and candidates, no checkpoint): the trainers must read
+    those runs back, or every new machine spends hours training the same agents again."""
+    import subprocess
+    import sys
+
+    from agents.digest import saved_agent_digest
+    from agents.offline_rl import RLSettings, train_rl
+
+    runs, store = tmp_path / "runs", tmp_path / "store"
+    config = SFTConfig(quality=None, epochs=2, batch_size=8, checkpoint_every=1, val_episodes=0.25)
+    sft, _ = train_sft(tiny_offline, runs / "agents", SMALL, config, progress=False)
+    settings = RLSettings("bc", steps=300, steps_per_epoch=150, batch_size=32, actor_warmup=20, device="cpu:0")
+    train_rl(tiny_offline, runs / "agents", sft, settings, progress=False)
+    trained = {name: saved_agent_digest(runs / "agents" / name) for name in ("sft.pt", "bc.pt")}
+    script = [sys.executable, str(Path(__file__).parents[1] / "benchmarks" / "agents_store.py")]
+    subprocess.run([*script, "save", str(runs / "agents"), "--store", str(store)], check=True, capture_output=True)
+    assert sorted(p.relative_to(store).as_posix() for p in store.rglob("*") if p.is_file()) == [
+        "agents/bc-metrics.json", "agents/bc-steps/300.pt", "agents/sft-metrics.json", "agents/sft.pt"]
+    shutil.rmtree(runs)
+    subprocess.run([*script, "restore", "--store", str(store), "--runs", str(runs)], check=True, capture_output=True)
+    stamp = (runs / "agents" / "sft.pt").stat().st_mtime_ns
+    again, _ = train_sft(tiny_offline, runs / "agents", SMALL, config, progress=False)
+    agent, metrics, algo = train_rl(tiny_offline, runs / "agents", again, settings, progress=False)
+    assert algo is None and metrics["final"]["steps"] == 300
+    assert not (runs / "agents" / "sft-checkpoint.pt").exists() and not (runs / "agents" / "bc-checkpoint.d3").exists()
+    assert (runs / "agents" / "sft.pt").stat().st_mtime_ns == stamp
+    assert {name: saved_agent_digest(runs / "agents" / name) for name in trained} == trained
+    # Other settings are another run: trained, not read back.
+    _, other, algo = train_rl(tiny_offline, runs / "agents", again, dataclasses.replace(settings, seed=1), progress=False)
+    assert algo is not None and (runs / "agents" / "bc-checkpoint.d3").exists()
 
 
 def test_unknown_algorithm_is_named():

@@ -286,14 +286,13 @@ def test_mixing_laws_choose_the_per_field_law_on_the_proxy_runs_where_domain_law
     split (the row scored below Start-state). Leave-one-out over a grid reaching the per-field law (an infinite
     penalty) must choose that end, whose maximum gives the target field a share."""
     from baselines.mixing_laws import choose_penalty
-    from datasets_builder.collection import load_episode
+    from baselines.proxy_runs import read_proxy_runs
     from dmix_gym.data.domains import collapse, expand
 
     root = Path(__file__).resolve().parents[1]
     runs = root / "benchmarks/results/leaderboard/staging-dmix-bench-v3/general-code-cpu-mixing-laws-ef4186e064-v1"
-    episodes = [load_episode(runs / f"episode-{i:06d}.npz") for i in range(8)]
-    x = np.stack([e["actions"][0] / e["actions"][0].sum() for e in episodes]).astype(np.float64)
-    loss = -np.stack([e["info/feedback"][-1] for e in episodes]).astype(np.float64)
+    staged = read_proxy_runs(runs)
+    x, loss = staged.mixtures[:8], -staged.final_feedback[:8]  # the 8 fitted runs (2 more are held out)
     names = tuple(f"general/{i}" for i in range(8)) + tuple(f"code/{i}" for i in range(8))
     space = DomainSpace(names, (0,) * 8 + (1,) * 8, ("general", "code"), ("code",), (1 / 8,) * 8 + (0,) * 8,
                         (0,) * 8 + (1 / 8,) * 8)
