@@ -23,13 +23,10 @@ submit() { /usr/bin/time -f "$2: wall %e s" dmix leaderboard submit --protocol "
   --policy "$1" --name "$2" | tail -n 3; snapshot; }
 # An agent row waits until its checkpoint ships (benchmarks/agents_cpu.sh); re-run this script after that.
 # An agent chosen with within-field splits (dmix agents select --splits) acts with them: <algo>.splits beside it.
-splits_of() {  # "@domains:..." where the shipped agent $1 acts with splits, else nothing
-  local file=leaderboard/official/agents/$PROTOCOL/$1.splits
-  if [[ -f $file ]]; then echo "@$(cat "$file")"; fi
-}
+source "$(dirname "${BASH_SOURCE[0]}")/shipped_agents.sh"  # best_algo, splits_of
 agent() {
   local shipped=leaderboard/official/agents/$PROTOCOL/$1
-  if compgen -G "$shipped.*" > /dev/null; then submit "official:$PROTOCOL/$1$(splits_of "$1")" "$2"
+  if compgen -G "$shipped.*" > /dev/null; then submit "official:$PROTOCOL/$1$(splits_of "$PROTOCOL" "$1")" "$2"
   else echo "$2: skipped, official:$PROTOCOL/$1 is not shipped yet (bash benchmarks/agents_cpu.sh)"; fi
 }
 # The references first (from v2 on a search: several hours at cpu, resumable episode by episode).
@@ -51,12 +48,7 @@ if [[ -n "$TRANSFER" ]]; then submit "$TRANSFER" "Static-transfer"; fi
 # The core rows (five baselines, the model selection's best algorithm, SFT and CQL), then the rest.
 declare -A AGENT_NAMES=([sft]="SFT agent" [cql]="CQL agent" [iql]="IQL agent" [td3bc]="TD3+BC agent" [bc]="BC agent"
                         [dt]="DT agent")
-BEST=$(python3 -c "
-import json, pathlib
-from leaderboard.selection import ranked_algorithms
-path = pathlib.Path('benchmarks/results/model_selection/$PROTOCOL.json')
-chosen = json.loads(path.read_text())['chosen'] if path.is_file() else {}
-print(ranked_algorithms(chosen)[0] if chosen else 'td3bc')")
+BEST=$(best_algo "$PROTOCOL" td3bc)
 submit baseline:naive Naive
 submit baseline:uniform Uniform
 submit baseline:start-state Start-state
@@ -98,7 +90,7 @@ if [[ $PROTOCOL == dmix-bench-v3 && $BEST != dt && -f leaderboard/official/agent
   if ! python3 -c "from leaderboard.registry import load_policy; load_policy('$GUARDED')" 2> /dev/null; then
     dmix agents guard --agent "leaderboard/official/agents/$PROTOCOL/$BEST.pt" --out "$GUARDED"
   fi
-  submit "$GUARDED$(splits_of "$BEST")" "${AGENT_NAMES[$BEST]}, guarded"
+  submit "$GUARDED$(splits_of "$PROTOCOL" "$BEST")" "${AGENT_NAMES[$BEST]}, guarded"
 fi
 dmix leaderboard show --protocol "$PROTOCOL" --db "$DB"
 # A row above ref_max beyond noise runs on the ceiling's confirmation seeds; ahead there too (paired), the reference moves.

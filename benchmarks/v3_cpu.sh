@@ -49,6 +49,7 @@ wait_for() { stage "waiting for the $1 lane"; while running "$1"; do sleep 60; d
 wait_done() { stage "waiting for $1 (the $2 lane)"; while [[ ! -f $DIR/$1.done ]] && running "$2"; do sleep 60; done; }
 weigh() { echo "$1" > "/proc/$$/autogroup" 2> /dev/null || true; }
 bin() { bash "$DIR/bin/$1" "${@:2}"; }  # the copies taken at start: editing benchmarks/ never changes a running lane
+source "$(dirname "${BASH_SOURCE[0]}")/shipped_agents.sh"  # best_algo, splits_of (a copy in $DIR/bin for a lane)
 
 training_agents() {
   stage "agents on the in-distribution datasets (training only)"
@@ -92,14 +93,9 @@ lane_data() {
   wait_for references
   rows
   wait_for training
-  local best guarded=()
-  best=$(python3 -c "
-import json
-from leaderboard.selection import ranked_algorithms
-chosen = json.load(open('benchmarks/results/model_selection/$PROTOCOL.json'))['chosen']
-print(ranked_algorithms(chosen)[0])")
-  local splits_file=leaderboard/official/agents/$PROTOCOL/$best.splits at=""
-  if [[ -f $splits_file ]]; then at="@$(cat "$splits_file")"; fi
+  local best at guarded=()
+  best=$(best_algo "$PROTOCOL")
+  at=$(splits_of "$PROTOCOL" "$best")
   if [[ -f benchmarks/policies/$best-$PROTOCOL-guarded.json ]]; then  # written by the rows (leaderboard_cpu.sh)
     guarded=(--policy "benchmarks/policies/$best-$PROTOCOL-guarded.json$at")
   fi
@@ -122,7 +118,8 @@ case $ACTION in
     done
     rm -f "$DIR"/*.done
     python3 benchmarks/agents_store.py restore  # trained agents a fresh machine would otherwise train again (hours)
-    cp benchmarks/v3_cpu.sh benchmarks/leaderboard_cpu.sh benchmarks/dataset_v2.sh benchmarks/agents_cpu.sh "$DIR/bin/"
+    cp benchmarks/v3_cpu.sh benchmarks/leaderboard_cpu.sh benchmarks/dataset_v2.sh benchmarks/agents_cpu.sh \
+      benchmarks/shipped_agents.sh "$DIR/bin/"
     for lane in "${LANES[@]}"; do
       setsid nohup bash "$DIR/bin/v3_cpu.sh" lane "$lane" "$WORKERS" >> "$DIR/$lane.log" 2>&1 < /dev/null &
       echo $! > "$DIR/$lane.pid"
