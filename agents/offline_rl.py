@@ -301,9 +301,10 @@ def train_rl(data: OfflineData, out: str | Path, init: TransformerAgent, setting
     finished = finished_metrics(out / f"{name}-metrics.json", settings_json, [last])
     if finished is not None:  # restored without its checkpoint, so without its critic
         final = out / f"{name}.pt"
+        agent = TransformerAgent.load(final if final.is_file() else last)
         if not final.is_file():  # the store keeps the candidates; the final agent is the last of them
-            TransformerAgent.load(last).save(final)
-        return TransformerAgent.load(final), finished, None
+            agent.save(final)
+        return agent, finished, None
     d3rlpy.seed(settings.seed)
     torch.manual_seed(settings.seed)
     dataset = d3rlpy_dataset(data, settings)

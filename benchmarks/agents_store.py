@@ -50,16 +50,15 @@ def finished_files(folder: Path) -> list[Path]:
 def copy_new(source: Path, destination: Path) -> str:
     """Copy `source` to `destination` unless it is there; what happened, in a word."""
     from agents.digest import saved_agent_digest
+    from dmix_gym.utils.atomic import atomic_path
 
     if destination.exists():
         if destination.suffix in (".pt", ".json") and not destination.name.endswith("-metrics.json"):
             if saved_agent_digest(destination) != saved_agent_digest(source):
                 return "differs"
         return "kept"
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    temporary = destination.with_name(f".{destination.name}.tmp")
-    shutil.copyfile(source, temporary)
-    temporary.replace(destination)
+    with atomic_path(destination, suffix=destination.suffix) as temporary:
+        shutil.copyfile(source, temporary)
     return "copied"
 
 

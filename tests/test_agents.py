@@ -470,7 +470,7 @@ def test_a_finished_run_restored_from_the_agents_store_is_read_back_not_trained_
     assert (runs / "agents" / "sft.pt").stat().st_mtime_ns == stamp
     assert {name: saved_agent_digest(runs / "agents" / name) for name in trained} == trained
     # Other settings are another run: trained, not read back.
-    _, other, algo = train_rl(tiny_offline, runs / "agents", again, dataclasses.replace(settings, seed=1), progress=False)
+    _, _, algo = train_rl(tiny_offline, runs / "agents", again, dataclasses.replace(settings, seed=1), progress=False)
     assert algo is not None and (runs / "agents" / "bc-checkpoint.d3").exists()
 
 
