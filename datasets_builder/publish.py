@@ -14,7 +14,9 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
+from gymnasium.envs.registration import EnvSpec
 
 from dmix_gym.data.build import build_data
 from dmix_gym.env import make_spaces
@@ -61,16 +63,27 @@ def code_permalink() -> str:
         return f"dmix=={version('dmix')}"
 
 
-def env_spec(scenario: dict[str, Any]):
+def env_spec(scenario: dict[str, Any]) -> EnvSpec:
     """The EnvSpec that rebuilds DataMix-v0 with this scenario (JSON-able kwargs only).
 
     Its `max_episode_steps` is the scenario's step count (the env truncates there itself); tools that
     rebuild the env from a dataset, such as `d3rlpy.datasets.get_minari`, need it.
     """
-    from gymnasium.envs.registration import EnvSpec
-
     return EnvSpec(id="DataMix-v0", entry_point="dmix_gym.env:DataMixEnv", max_episode_steps=Scenario.from_dict(scenario).train.max_steps,
                    kwargs={"scenario": scenario, "preset": None, "progress": False})
+
+
+class SpecOnly(gym.Env):
+    """An env that is only its spec and spaces: what Minari reads from `env` when the spaces are given.
+
+    Given an EnvSpec, `minari.create_dataset_from_buffers` builds the env (`gym.make`) only to read spaces it already
+    has, and a DataMix-v0 pretrains its base proxy on a cold cache: minutes per draw that publication threw away."""
+
+    def __init__(self, spec: EnvSpec, observation_space: gym.Space, action_space: gym.Space):
+        self.spec, self.observation_space, self.action_space = spec, observation_space, action_space
+
+    def step(self, action):
+        raise TypeError(f"SpecOnly carries {self.spec.id}'s spec for Minari and cannot step; gym.make(spec) builds the env")
 
 
 def staged_episodes(folder: Path) -> list[dict[str, np.ndarray]]:
@@ -125,7 +138,7 @@ def publish(folder: str | Path, name: str | None = None, author: str = "dmix", d
     dataset = minari.create_dataset_from_buffers(
         dataset_id=ident,
         buffer=buffers,
-        env=spec,
+        env=SpecOnly(spec, observation_space, action_space),
         eval_env=spec,
         algorithm_name="dmix-algorithm1",
         author=author,

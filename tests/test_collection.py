@@ -19,6 +19,7 @@ from datasets_builder.publish import (
     check_scenario,
     dataset_scenario,
     dmix_metadata,
+    env_spec,
     episodes_of_quality,
     publish,
     write_references,
@@ -96,6 +97,22 @@ def test_minari_round_trip(staged, minari_root, tiny_data):
     assert sum(episode.size() for episode in buffer.episodes) == scored.total_steps
     assert recovered_env.unwrapped.scenario == scenario
     (folder / REFERENCES_FILE).unlink()  # the other tests publish this collection as it was
+
+
+def test_publishing_builds_no_env(staged, minari_root, monkeypatch):
+    """Minari builds the env it is given as a spec (a DataMix-v0 pretrains its base proxy: minutes per draw on a fresh
+    machine); publish hands it the spec and spaces alone, and the dataset still rebuilds the env."""
+    import gymnasium as gym
+
+    def no_env(*args, **kwargs):
+        raise AssertionError("publish built an env")
+
+    _, folder = staged
+    with monkeypatch.context() as patch:
+        patch.setattr(gym, "make", no_env)
+        dataset = publish(folder, overwrite=True)
+    assert dataset.spec.env_spec == env_spec(json.loads((folder / "plan.json").read_text())["scenario"])
+    assert dataset.recover_environment().spec.id == "DataMix-v0"
 
 
 def test_a_publish_cut_short_is_published_again_not_refused(staged, minari_root):
