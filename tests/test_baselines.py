@@ -308,6 +308,25 @@ def test_mixing_laws_choose_the_per_field_law_on_the_proxy_runs_where_domain_law
     assert 0.05 < collapse(best, space)[1] < 0.95
 
 
+def test_mixing_laws_take_the_simplest_law_within_one_standard_error_on_in_distributions_proxy_runs():
+    """v3's second Mixing laws row, on in-distribution: the lowest leave-one-out error chose a penalty of 100 over the
+    per-field law by 0.003 nats, and its maximum put 0.43 of the mixture on one source domain (the row scored below
+    the random policy). Within one standard error of each other, the simpler law is chosen."""
+    from baselines.mixing_laws import choose_penalty
+    from baselines.proxy_runs import read_proxy_runs
+
+    root = Path(__file__).resolve().parents[1]
+    runs = root / "benchmarks/results/leaderboard/staging-dmix-bench-v3/general-math-cpu-mixing-laws-63de4791b3-v1"
+    staged = read_proxy_runs(runs)
+    x, loss = staged.mixtures[:8], -staged.final_feedback[:8]
+    groups = np.repeat([0, 1], 8)
+    penalty, errors = choose_penalty(x, loss, groups, (100.0, float("inf")), MixingLawsConfig(starts=1))
+    assert errors[100.0] < errors[float("inf")]  # the lowest error alone would take the domain exponents
+    assert np.isinf(penalty)
+    with pytest.raises(ConfigError, match="penalty_rule"):
+        MixingLawsConfig(penalty_rule="lowest")
+
+
 def test_aioli_recovers_a_planted_linear_law_and_leans_toward_the_helpful_field():
     law = np.array([[0.2, 0.05], [0.0, 0.6]])  # field 1's data lowers its own loss a lot, field 0's a little
     p = np.array([0.5, 0.5])
