@@ -75,7 +75,11 @@ lane_training() {
 }
 lane_data() {
   stage "dataset v2"
+  # Ahead of the other lanes: the last draws' episodes (one worker, one thread) take an hour or more each, and an
+  # episode still running when a session's processes end is lost whole.
+  weigh -5
   bin dataset_v2.sh 1 50
+  weigh "${WEIGHTS[data]}"
   stage "per-field agents across the draws (training only)"
   local draws
   draws=$(ls datasets_builder/collections | sed -n 's|^\(train-v1-[0-9]*-cpu\)-domain-space-v1$|dmix/\1/domain-space-v1|p')
