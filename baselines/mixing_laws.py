@@ -128,11 +128,6 @@ def loo_errors(r: np.ndarray, loss: np.ndarray, starts: int, seed: int, groups: 
     return np.asarray(errors)
 
 
-def loo_error(r: np.ndarray, loss: np.ndarray, starts: int, seed: int, groups: np.ndarray, penalty: float) -> float:
-    """Mean absolute error of each run's loss predicted by the law fitted without it."""
-    return float(np.mean(loo_errors(r, loss, starts, seed, groups, penalty)))
-
-
 def one_standard_error(errors: dict[float, np.ndarray]) -> float:
     """The largest penalty (the simplest law) whose mean error is within one standard error of the lowest mean: the
     usual guard against choosing by noise (Hastie et al., ESL 7.10). `errors`: each penalty's per-run errors."""
