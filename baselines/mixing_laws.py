@@ -180,6 +180,14 @@ def domain_mixtures(fields: np.ndarray, space: DomainSpace, rng: np.random.Gener
     return mixtures
 
 
+def search_candidates(fields: np.ndarray, space: DomainSpace, rng: np.random.Generator,
+                      config: MixingLawsConfig) -> np.ndarray:
+    """Where the domain laws' maximum is searched: each field mixture at its natural within-field split, each single
+    domain, and a random within-field split around each field mixture."""
+    return np.concatenate([expand(fields, space), np.eye(space.size),
+                           domain_mixtures(fields, space, rng, config.min_concentration, config.max_concentration)])
+
+
 def best_mixture(params: list[np.ndarray], weights: np.ndarray, candidates: np.ndarray) -> np.ndarray:
     """The mixture maximising sum_i weights_i * (-law_i): the best candidate, then a local search on the simplex
     (the objective is concave there, so that is its maximum)."""
@@ -231,10 +239,7 @@ def fit_mixing_laws(env, config: MixingLawsConfig, progress: bool = True) -> dic
     weights = np.asarray(base.scenario.weights())
     candidate_fields = np.concatenate([np.eye(k), rng.dirichlet(np.ones(k), size=config.search_samples)])
     if by_domain:
-        candidates = np.concatenate([expand(candidate_fields, space), np.eye(space.size),
-                                     domain_mixtures(candidate_fields, space, rng, config.min_concentration,
-                                                     config.max_concentration)])
-        best = best_mixture(params, weights, candidates)
+        best = best_mixture(params, weights, search_candidates(candidate_fields, space, rng, config))
     else:
         best = expand(best_mixture(params, weights, candidate_fields), space)
     point = best if by_domain else collapse(best, space)  # where the laws read the mixture

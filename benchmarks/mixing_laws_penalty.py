@@ -28,9 +28,9 @@ def main() -> None:
     import gymnasium as gym
 
     import dmix_gym  # noqa: F401  (registers DataMix-v0)
-    from baselines.mixing_laws import MixingLawsConfig, best_mixture, choose_penalty, domain_mixtures, fit_law, law
+    from baselines.mixing_laws import MixingLawsConfig, best_mixture, choose_penalty, fit_law, law, search_candidates
     from baselines.proxy_runs import read_proxy_runs
-    from dmix_gym.data.domains import collapse, expand
+    from dmix_gym.data.domains import collapse
     from dmix_gym.feedback import objective
 
     config = MixingLawsConfig()
@@ -47,8 +47,7 @@ def main() -> None:
         fit, held = slice(0, config.runs), slice(config.runs, None)
         rng = np.random.default_rng(config.seed)
         fields = np.concatenate([np.eye(k), rng.dirichlet(np.ones(k), size=20_000)])
-        candidates = np.concatenate([expand(fields, space), np.eye(space.size),
-                                     domain_mixtures(fields, space, rng, config.min_concentration, config.max_concentration)])
+        candidates = search_candidates(fields, space, rng, config)
         best_run = objective(-loss[fit], weights).max()
         _, errors = choose_penalty(x[fit], loss[fit], groups, config.penalties, config)
         for penalty, loo in errors.items():
