@@ -18,23 +18,28 @@ def mean_std(values) -> tuple[float, float]:
     return (float(v.mean()), float(v.std())) if len(v) else (float("nan"), float("nan"))
 
 
-def iqm(values) -> float:
-    """Interquartile mean: the mean of the middle 50% of the values (Agarwal et al. 2021, as rliable computes it)."""
+def iqm(values, axis: int | None = None):
+    """Interquartile mean: the mean of the middle 50% of the values (Agarwal et al. 2021, as rliable computes it).
+    With `axis`, one per slice along it (an array), as numpy's reductions do."""
     from scipy.stats import trim_mean
 
-    v = np.asarray(list(values), dtype=np.float64)
+    v = np.asarray(values if axis is not None else list(values), dtype=np.float64)
+    if axis is not None:
+        return trim_mean(v, 0.25, axis=axis)
     return float(trim_mean(v, 0.25)) if len(v) else float("nan")
 
 
 def stratified_bootstrap_ci(per_task: list, statistic=iqm, reps: int = 2000, confidence: float = 0.95,
                             seed: int = 0) -> tuple[float, float]:
     """Percentile confidence interval of `statistic` over all runs, resampling runs within each task (stratified
-    bootstrap, as rliable does; rliable itself does not import with this stack's pandas and arch)."""
+    bootstrap, as rliable does; rliable itself does not import with this stack's pandas and arch). `statistic`
+    reduces along an `axis` argument, as `iqm` and `np.mean` do."""
     columns = [np.asarray(c, dtype=np.float64) for c in per_task if len(c)]
     if not columns:
         return float("nan"), float("nan")
     rng = np.random.default_rng(seed)
-    draws = [statistic(np.concatenate([c[rng.integers(0, len(c), len(c))] for c in columns])) for _ in range(reps)]
+    samples = np.concatenate([c[rng.integers(0, len(c), (reps, len(c)))] for c in columns], axis=1)  # (reps, runs)
+    draws = statistic(samples, axis=1)  # every resample in one call: a call each took most of a table's seconds
     tail = (1 - confidence) / 2 * 100
     low, high = np.percentile(draws, [tail, 100 - tail])
     return float(low), float(high)

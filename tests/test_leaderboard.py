@@ -120,6 +120,10 @@ def test_iqm_and_its_stratified_bootstrap_interval():
     low, high = stratified_bootstrap_ci(runs, reps=500, seed=0)
     assert low <= iqm(np.concatenate(runs)) <= high and high - low > 0
     assert stratified_bootstrap_ci(runs, reps=500, seed=0) == (low, high)  # seeded
+    rows = np.random.default_rng(0).normal(size=(6, 9))
+    assert iqm(rows, axis=1) == pytest.approx([iqm(r) for r in rows])  # every resample reduced in one call
+    low, high = stratified_bootstrap_ci(runs, statistic=np.mean, reps=500, seed=0)  # any reduction with an axis
+    assert low <= np.mean(np.concatenate(runs)) <= high
 
 
 @pytest.fixture(scope="module")
