@@ -23,9 +23,9 @@ def iqm(values, axis: int | None = None):
     With `axis`, one per slice along it (an array), as numpy's reductions do."""
     from scipy.stats import trim_mean
 
-    v = np.asarray(values if axis is not None else list(values), dtype=np.float64)
     if axis is not None:
-        return trim_mean(v, 0.25, axis=axis)
+        return trim_mean(np.asarray(values, dtype=np.float64), 0.25, axis=axis)
+    v = np.asarray(list(values), dtype=np.float64)
     return float(trim_mean(v, 0.25)) if len(v) else float("nan")
 
 
