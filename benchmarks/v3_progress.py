@@ -42,23 +42,39 @@ def references() -> str:
     return f"references: {'; '.join(cells)}\nrows: {done} done, {len(rows) - done} running or failed"
 
 
+def horizon_used(folder: Path, max_steps: int) -> list[float]:
+    """The share of the horizon each staged episode of a draw ran (an episode ends early when its target data runs out)."""
+    import numpy as np
+
+    return [len(np.load(path)["rewards"]) / max_steps for path in sorted(folder.glob("episode-*.npz"))]
+
+
+def share_of_horizon(regime: tuple, draws: list) -> float:
+    """The mean share of the horizon that staged episodes of draws in the same data regime ran (1 where none has)."""
+    used = [share for _, _, other, shares in draws if other == regime for share in shares]
+    return sum(used) / len(used) if used else 1.0
+
+
 def dataset() -> str:
     from dmix_gym.scenario_space import by_cost, draw_scenarios, load_space
 
     space = load_space("train-v1")
     complete = episodes = 0
-    left = 0.0  # training compute of the episodes still to collect, in cpu-preset episodes
+    draws = []  # (cost, episodes left, the draw's data regime, the share of the horizon its staged episodes ran)
     for draw, cost in by_cost(draw_scenarios(space, DRAWS), space):
         folder = COLLECTIONS / f"{draw['name']}-cpu-domain-space-v1"
         plan = folder / "plan.json"  # a started draw's own plan; benchmarks/dataset_v2.sh's rule for one not yet started
         planned = len(json.loads(plan.read_text())["episodes"]) if plan.is_file() else 10 if cost <= COSTLY else 5
-        staged = len(list(folder.glob("episode-*.npz")))
-        episodes += staged
-        complete += staged >= planned
-        left += max(planned - staged, 0) * cost
+        used = horizon_used(folder, draw["train"]["max_steps"])
+        episodes += len(used)
+        complete += len(used) >= planned
+        regime = (draw["train"]["target_fraction"], draw["train"]["on_exhausted"])
+        draws.append((cost, max(planned - len(used), 0), regime, used))
+    full = sum(cost * left for cost, left, _, _ in draws)
+    expected = sum(cost * left * share_of_horizon(regime, draws) for cost, left, regime, _ in draws if left)
     in_dist = len(list((COLLECTIONS / "general-math-cpu-domain-space-v1").glob("episode-*.npz")))
     return (f"dataset v2: in-distribution {in_dist} episodes; draws {complete} complete of {DRAWS} ({episodes} episodes "
-            f"staged; {left:.0f} cpu episodes of training compute left)")
+            f"staged; about {expected:.0f} cpu episodes of training compute left, {full:.0f} at full horizon)")
 
 
 def agents() -> str:
