@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import sys
+from collections import defaultdict
 from pathlib import Path
+from statistics import mean
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -44,15 +46,9 @@ def references() -> str:
 
 def horizon_used(folder: Path, max_steps: int) -> list[float]:
     """The share of the horizon each staged episode of a draw ran (an episode ends early when its target data runs out)."""
-    import numpy as np
+    from datasets_builder.collection import EPISODE_PATTERN, load_episode
 
-    return [len(np.load(path)["rewards"]) / max_steps for path in sorted(folder.glob("episode-*.npz"))]
-
-
-def share_of_horizon(regime: tuple, draws: list) -> float:
-    """The mean share of the horizon that staged episodes of draws in the same data regime ran (1 where none has)."""
-    used = [share for _, _, other, shares in draws if other == regime for share in shares]
-    return sum(used) / len(used) if used else 1.0
+    return [len(load_episode(path)["rewards"]) / max_steps for path in sorted(folder.glob(EPISODE_PATTERN))]
 
 
 def dataset() -> str:
@@ -60,7 +56,8 @@ def dataset() -> str:
 
     space = load_space("train-v1")
     complete = episodes = 0
-    draws = []  # (cost, episodes left, the draw's data regime, the share of the horizon its staged episodes ran)
+    todo = []  # (cost, episodes left, data regime) of every draw
+    used_by_regime = defaultdict(list)  # (target fraction, on exhausted) -> the horizon shares its staged episodes ran
     for draw, cost in by_cost(draw_scenarios(space, DRAWS), space):
         folder = COLLECTIONS / f"{draw['name']}-cpu-domain-space-v1"
         plan = folder / "plan.json"  # a started draw's own plan; benchmarks/dataset_v2.sh's rule for one not yet started
@@ -69,9 +66,11 @@ def dataset() -> str:
         episodes += len(used)
         complete += len(used) >= planned
         regime = (draw["train"]["target_fraction"], draw["train"]["on_exhausted"])
-        draws.append((cost, max(planned - len(used), 0), regime, used))
-    full = sum(cost * left for cost, left, _, _ in draws)
-    expected = sum(cost * left * share_of_horizon(regime, draws) for cost, left, regime, _ in draws if left)
+        used_by_regime[regime] += used
+        todo.append((cost, max(planned - len(used), 0), regime))
+    full = sum(cost * left for cost, left, _ in todo)
+    expected = sum(cost * left * (mean(used_by_regime[regime]) if used_by_regime[regime] else 1.0)
+                   for cost, left, regime in todo)
     in_dist = len(list((COLLECTIONS / "general-math-cpu-domain-space-v1").glob("episode-*.npz")))
     return (f"dataset v2: in-distribution {in_dist} episodes; draws {complete} complete of {DRAWS} ({episodes} episodes "
             f"staged; about {expected:.0f} cpu episodes of training compute left, {full:.0f} at full horizon)")
