@@ -80,7 +80,23 @@ def test_a_bug_keeps_its_traceback(monkeypatch):
         main(["data", "build", "--preset", "smoke"])
 
 
-def test_static_transfer_before_its_reference_says_which_task_and_what_to_run(capsys, tmp_path):
+def test_static_transfer_before_its_reference_says_which_task_and_what_to_run(capsys, tmp_path, monkeypatch):
+    from leaderboard import official
+
+    monkeypatch.setattr(official, "OFFICIAL", tmp_path / "no-official-results")  # a protocol that ships none yet
     line = one_line_error(capsys, ["leaderboard", "static-transfer", "--protocol", "dmix-bench-v3",
                                    "--db", str(tmp_path / "results.sqlite")])
     assert "in-distribution" in line and "dmix leaderboard references" in line
+
+
+def test_static_transfer_on_a_fresh_store_prints_the_shipped_reference(capsys, tmp_path):
+    from leaderboard.official import load_official
+    from leaderboard.recommend import static_transfer
+
+    shipped = load_official("dmix-bench-v3")
+    if shipped is None:
+        pytest.skip("dmix-bench-v3 ships no official results in this checkout")
+    with pytest.raises(SystemExit) as exit_:
+        main(["leaderboard", "static-transfer", "--protocol", "dmix-bench-v3", "--db", str(tmp_path / "results.sqlite")])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out.strip() == static_transfer(shipped["references"]["in-distribution"])
