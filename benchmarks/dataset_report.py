@@ -47,11 +47,13 @@ def level(quality: int) -> str:
 
 def scored_episodes(folder: Path, protocol) -> list[tuple[str, float, np.ndarray]]:
     """(behaviour level, score by the protocol's objective, final probes) of every staged episode of a collection."""
+    from datasets_builder.collection import EPISODE_PATTERN, load_episode
+
     found = []
-    for path in sorted(folder.glob("episode-*.npz")):
-        with np.load(path) as episode:
-            score = protocol.objective.score(episode["info/feedback"][-1])
-            found.append((level(int(episode["quality"])), score, np.asarray(episode["info/probes"][-1])))
+    for path in sorted(folder.glob(EPISODE_PATTERN)):
+        episode = load_episode(path)
+        score = protocol.objective.score(episode["info/feedback"][-1])
+        found.append((level(int(episode["quality"])), score, np.asarray(episode["info/probes"][-1])))
     return found
 
 
@@ -93,7 +95,9 @@ def space_report(space_name: str, protocol) -> str:
     base_flops = episode_flops(make_scenario(space.base, space.preset))
     folders = sorted(f for f in COLLECTIONS.glob(f"{space.name}-*") if (f / "plan.json").is_file())
     rows = [draw_row(folder, protocol, base_flops) for folder in folders]
-    episodes = sum(len(list(f.glob("episode-*.npz"))) for f in folders)
+    from datasets_builder.collection import finished
+
+    episodes = sum(len(finished(f)) for f in folders)
     header = ["| draw | proxy (hidden x layers) | cost (x cpu episode) | peak lr, schedule | target fraction, when out | "
               "steps x tokens | source (labels kept) | target | target feedback | episodes | worst | best | "
               "best − worst | best level |", "| --- | --- | ---: | --- | --- | --- | --- | --- | --- | ---: | ---: | ---: | ---: | --- |"]

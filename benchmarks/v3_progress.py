@@ -52,6 +52,7 @@ def horizon_used(folder: Path, max_steps: int) -> list[float]:
 
 
 def dataset() -> str:
+    from datasets_builder.collection import finished
     from dmix_gym.scenario_space import by_cost, draw_scenarios, load_space
 
     space = load_space("train-v1")
@@ -71,7 +72,7 @@ def dataset() -> str:
     full = sum(cost * left for cost, left, _ in todo)
     expected = sum(cost * left * (mean(used_by_regime[regime]) if used_by_regime[regime] else 1.0)
                    for cost, left, regime in todo)
-    in_dist = len(list((COLLECTIONS / "general-math-cpu-domain-space-v1").glob("episode-*.npz")))
+    in_dist = len(finished(COLLECTIONS / "general-math-cpu-domain-space-v1"))
     return (f"dataset v2: in-distribution {in_dist} episodes; draws {complete} complete of {DRAWS} ({episodes} episodes "
             f"staged; about {expected:.0f} cpu episodes of training compute left, {full:.0f} at full horizon)")
 
