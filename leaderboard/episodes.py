@@ -93,15 +93,17 @@ def _episodes(policies: list[Policy | str], task: Task, seeds: list[int], object
 
 
 def run_episodes(jobs: list[tuple[Policy | str, Task, int]], objective: Objective, envs: dict[str, Any], workers: int, data_dir=None,
-                 cache_dir=None, vector: int | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
+                 cache_dir=None, vector: int | None = None, progress: bool = False) -> Iterator[tuple[int, dict[str, Any]]]:
     """Run (policy, task, seed) episodes on the worker pool; yield (job index, record) as each ends.
 
     `vector` K > 0: a task's episodes run K at a time, their proxies trained together (`rollout_vector`);
     None: `auto_vector()`, batched on a GPU only. `envs` (task name -> env) are the ones this process built
-    already; pool workers build their own.
+    already; the others' data and base proxies are built here first (`progress`: their bars), then pool workers
+    load them.
     """
     vector = auto_vector() if vector is None else vector
     _WORKER["envs"].update({task: envs[task.name] for _, task, _ in jobs if task.name in envs})
+    build_once([task for _, task, _ in jobs if task not in _WORKER["envs"]], data_dir, cache_dir, progress)
     chunks: list[list[int]] = []
     for index, (_, task, _) in enumerate(jobs):  # consecutive episodes of one task, up to K of them
         if chunks and vector and len(chunks[-1]) < vector and jobs[chunks[-1][0]][1] == task:
@@ -117,6 +119,13 @@ def run_episodes(jobs: list[tuple[Policy | str, Task, int]], objective: Objectiv
     except JobFailed as failure:
         _, task, seed = jobs[chunks[failure.index][0]]
         raise EpisodeFailure(task, seed, failure.error) from failure.error
+
+
+def build_once(tasks: list[Task], data_dir=None, cache_dir=None, progress: bool = False) -> None:
+    """Build (and cache) each task's data and base proxy here, once: pool workers that each met a missing base proxy
+    would pre-train the same one at the same time, one copy per worker."""
+    for task in dict.fromkeys(tasks):  # a third of a second a task once cached
+        task.make_env(data_dir, cache_dir, progress=progress).close()
 
 
 class EpisodeFailure(RuntimeError):

@@ -102,7 +102,7 @@ def _run_logged(pending: list[tuple[str, Policy, int]], task: Task, objective: O
 
     bar = tqdm(total=len(pending), desc=f"{task.name} search", unit="episode", disable=not progress)
     for index, record in run_episodes([(p, task, seed) for _, p, seed in pending], objective, {}, workers, data_dir,
-                                      cache_dir, vector=0):
+                                      cache_dir, vector=0, progress=progress):
         log.add(pending[index][0], pending[index][2], summary(record))
         bar.update(1)
     bar.close()

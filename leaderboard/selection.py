@@ -161,17 +161,10 @@ def select_models(agents: str | Path | list[str | Path], protocol_version: str, 
         write_json(out, selection)
         return selection
 
-    built: set[str] = set()
-
     def play(batch: list[tuple[str, Task, int]], what: str) -> None:
         if not batch:
             return
         bar = tqdm(total=len(batch), desc=f"model selection, {what}", unit="episode", disable=not progress)
-        needed = {task.name for _, task, _ in batch}
-        for task in tasks:  # the batch's tasks' data and base proxies, each built once and before any worker
-            if task.name in needed - built:
-                task.make_env(data_dir, cache_dir)
-                built.add(task.name)
         jobs = [(str(files[label]) + suffix, task, seed) for label, task, seed in batch]
         for index, record in run_episodes(jobs, ranking_objective(protocol), {}, workers, data_dir, cache_dir):
             label, task, seed = batch[index]

@@ -132,7 +132,6 @@ def search_references(protocol: Protocol, store: Store, data_dir=None, cache_dir
         if store.reference(protocol.version, task.name) is not None:
             continue
         refuse_frozen(protocol)
-        task.make_env(data_dir, cache_dir, progress=progress)  # builds data and base proxy once, before any worker
         log = EpisodeLog(reference_log(store, protocol, task))
         found = oracles(task, protocol.objective, log, protocol.search, task.name in protocol.schedule_tasks, workers,
                         data_dir, cache_dir, progress)

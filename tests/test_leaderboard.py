@@ -203,6 +203,21 @@ def test_parallel_submission_matches_sequential(tiny_protocol, tiny_data, tmp_pa
     assert scores("one") == pytest.approx(scores("two"))
 
 
+def test_parallel_episodes_build_each_tasks_base_proxy_here_once_before_the_workers(tiny_protocol, tiny_data, monkeypatch):
+    """Pool workers that each met a missing base proxy pre-trained the same one at the same time (unseen-scale's search:
+    two copies of its 10x base); this process builds it first and the workers load it."""
+    from leaderboard.episodes import run_episodes
+    from leaderboard.official import ranking_objective
+
+    task = dataclasses.replace(tiny_protocol.tasks[0], overrides=(("base_tokens", 12_288),))  # a base no test built yet
+    built = []
+    make_env = Task.make_env
+    monkeypatch.setattr(Task, "make_env", lambda self, *a, **k: built.append(self.name) or make_env(self, *a, **k))
+    jobs = [("baseline:uniform", task, seed) for seed in task.seeds]
+    records = dict(run_episodes(jobs, ranking_objective(tiny_protocol), {}, 2, str(tiny_data)))
+    assert built == [task.name] and sorted(records) == list(range(len(jobs)))
+
+
 def test_vector_submission_matches_one_episode_at_a_time(tiny_protocol, tiny_data, tmp_path):
     """K episodes of a task trained together (short chunks padded, the per-field task wrapped) score as run alone."""
     db = tmp_path / "lb.sqlite"
