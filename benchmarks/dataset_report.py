@@ -88,6 +88,7 @@ def draw_row(folder: Path, protocol, base_flops: float) -> str:
 
 def space_report(space_name: str, protocol) -> str:
     """Every staged draw of a scenario space, a row each (`draw_row`), with the totals."""
+    from datasets_builder.collection import finished
     from dmix_gym.scenario import make_scenario
     from dmix_gym.scenario_space import episode_flops, load_space
 
@@ -95,8 +96,6 @@ def space_report(space_name: str, protocol) -> str:
     base_flops = episode_flops(make_scenario(space.base, space.preset))
     folders = sorted(f for f in COLLECTIONS.glob(f"{space.name}-*") if (f / "plan.json").is_file())
     rows = [draw_row(folder, protocol, base_flops) for folder in folders]
-    from datasets_builder.collection import finished
-
     episodes = sum(len(finished(f)) for f in folders)
     header = ["| draw | proxy (hidden x layers) | cost (x cpu episode) | peak lr, schedule | target fraction, when out | "
               "steps x tokens | source (labels kept) | target | target feedback | episodes | worst | best | "

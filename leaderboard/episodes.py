@@ -103,7 +103,8 @@ def run_episodes(jobs: list[tuple[Policy | str, Task, int]], objective: Objectiv
     """
     vector = auto_vector() if vector is None else vector
     _WORKER["envs"].update({task: envs[task.name] for _, task, _ in jobs if task.name in envs})
-    build_once([task for _, task, _ in jobs if task not in _WORKER["envs"]], data_dir, cache_dir, progress)
+    in_process = workers <= 1 and not vector  # then the env built here is the one the episodes run on
+    build_once([task for _, task, _ in jobs if task not in _WORKER["envs"]], data_dir, cache_dir, progress, in_process)
     chunks: list[list[int]] = []
     for index, (_, task, _) in enumerate(jobs):  # consecutive episodes of one task, up to K of them
         if chunks and vector and len(chunks[-1]) < vector and jobs[chunks[-1][0]][1] == task:
@@ -121,11 +122,16 @@ def run_episodes(jobs: list[tuple[Policy | str, Task, int]], objective: Objectiv
         raise EpisodeFailure(task, seed, failure.error) from failure.error
 
 
-def build_once(tasks: list[Task], data_dir=None, cache_dir=None, progress: bool = False) -> None:
+def build_once(tasks: list[Task], data_dir=None, cache_dir=None, progress: bool = False, keep: bool = False) -> None:
     """Build (and cache) each task's data and base proxy here, once: pool workers that each met a missing base proxy
-    would pre-train the same one at the same time, one copy per worker."""
-    for task in dict.fromkeys(tasks):  # a third of a second a task once cached
-        task.make_env(data_dir, cache_dir, progress=progress).close()
+    would pre-train the same one at the same time, one copy per worker. `keep`: the env stays this process's own, for
+    episodes run here; otherwise it is closed (a third of a second a task to build again once cached)."""
+    for task in dict.fromkeys(tasks):
+        env = task.make_env(data_dir, cache_dir, progress=progress)
+        if keep:
+            _WORKER["envs"][task] = env
+        else:
+            env.close()
 
 
 class EpisodeFailure(RuntimeError):

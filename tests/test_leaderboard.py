@@ -216,6 +216,11 @@ def test_parallel_episodes_build_each_tasks_base_proxy_here_once_before_the_work
     jobs = [("baseline:uniform", task, seed) for seed in task.seeds]
     records = dict(run_episodes(jobs, ranking_objective(tiny_protocol), {}, 2, str(tiny_data)))
     assert built == [task.name] and sorted(records) == list(range(len(jobs)))
+    here = dataclasses.replace(task, overrides=(("base_tokens", 14_336),))  # in this process: that env, not another
+    built.clear()
+    records = dict(run_episodes([("baseline:uniform", here, seed) for seed in here.seeds], ranking_objective(tiny_protocol),
+                                {}, 1, str(tiny_data)))
+    assert built == [here.name] and sorted(records) == list(range(len(here.seeds)))
 
 
 def test_vector_submission_matches_one_episode_at_a_time(tiny_protocol, tiny_data, tmp_path):
